@@ -1,0 +1,378 @@
+"""The store contract: what every local store (SQLite, PostgreSQL, memory, third-party) provides.
+
+A store holds the entities of one or more *sources* (a regional ROR, an open-data file set), keyed by
+``(kind, id)``. It never forgets silently: an entity that disappears becomes a *tombstone* (``deleted``
+with ``deleted_at``), every applied change is appended to a change log with a monotonic sequence, and
+the sync state of each source is written in the same transaction as the data it describes.
+
+Writes go through two context managers:
+
+- :meth:`Store.transaction` — small atomic changes: replace one establishment's subtree, one unit's
+  subtree, record sync state, pending establishments and run reports. All or nothing.
+- :meth:`Store.bulk_load` — a full snapshot of one source (an extraction, open-data files), written to a
+  staging generation in batches and swapped in at the end; readers keep seeing the previous copy until
+  the swap commits. Entities of that source absent from the snapshot become tombstones.
+
+The behaviour is pinned by :mod:`rorclient.testing.store_conformance`, which every store must pass.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import AbstractContextManager
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rorclient.geography import region_of
+from rorclient.models import Entity, EntityKind, Offer
+
+__all__ = [
+    "AppliedChange",
+    "BulkLoad",
+    "Change",
+    "ChangeKind",
+    "ChangeSet",
+    "EntityQuery",
+    "Page",
+    "PendingEstablishment",
+    "RunReport",
+    "StoreStats",
+    "Store",
+    "StoreTransaction",
+    "StoredEntity",
+    "SyncState",
+    "classify_change",
+    "content_hash",
+    "stored_entity",
+    "utcnow",
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class ChangeKind(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    CLOSED = "closed"
+    REOPENED = "reopened"
+    MOVED = "moved"
+    DELETED = "deleted"
+
+
+class StoredEntity(_Model):
+    """One entity as the store holds it: the model plus what the store derived and tracks.
+
+    ``parent`` is the owner's business id (the legal entity of an establishment, the parent unit or the
+    establishment of a unit, the unit of an activity or equipment). ``establishment`` is the
+    idNat_Struct of the establishment whose subtree the entity belongs to (``None`` for legal
+    entities; an establishment's own id for an establishment).
+    """
+
+    kind: EntityKind
+    id: str
+    parent: str | None
+    establishment: str | None
+    source: str
+    name: str
+    region: str | None
+    updated: dt.datetime
+    closed: bool
+    deleted: bool = False
+    deleted_at: dt.datetime | None = None
+    content_hash: str
+    entity: Entity = Field(discriminator="kind")
+
+
+class AppliedChange(_Model):
+    kind: EntityKind
+    id: str
+    change: ChangeKind
+
+
+class Change(AppliedChange):
+    """An entry of the store's change log."""
+
+    seq: int
+    at: dt.datetime
+    source: str
+    run_id: str | None = None
+
+
+class ChangeSet(_Model):
+    """What one write did, entity by entity."""
+
+    changes: tuple[AppliedChange, ...] = ()
+
+    def counts(self) -> dict[ChangeKind, int]:
+        result = dict.fromkeys(ChangeKind, 0)
+        for change in self.changes:
+            result[change.change] += 1
+        return result
+
+    def __len__(self) -> int:
+        return len(self.changes)
+
+
+class SyncState(_Model):
+    """Where a source stands: data is complete up to ``watermark`` (server-side time)."""
+
+    source: str
+    watermark: dt.datetime | None = None
+    taken_at: dt.datetime
+    last_full_pull: dt.datetime | None = None
+
+
+class PendingEstablishment(_Model):
+    """An establishment listed by Notif that could not be applied yet; retried first next cycle."""
+
+    source: str
+    establishment_id: str
+    error: str
+    attempts: int = 1
+    first_failed: dt.datetime
+    last_failed: dt.datetime
+
+
+class RunReport(_Model):
+    run_id: str
+    operation: str
+    source: str | None = None
+    started: dt.datetime
+    finished: dt.datetime | None = None
+    status: str = "success"
+    counts: dict[str, int] = Field(default_factory=dict)
+    entities: int = 0
+    pending: int = 0
+    bytes: int = 0
+    error: str | None = None
+
+
+class EntityQuery(_Model):
+    """Filters for :meth:`Store.find`. Every filter left ``None`` matches everything.
+
+    ``activity_code`` matches activities with that TRE_R211 code and units that offer one.
+    ``name_contains`` is a case-insensitive substring match on the name.
+    """
+
+    kind: EntityKind | None = None
+    source: str | None = None
+    region: str | None = None
+    establishment: str | None = None
+    parent: str | None = None
+    activity_code: str | None = None
+    closed: bool | None = None
+    name_contains: str | None = None
+    include_deleted: bool = False
+    limit: int = Field(default=100, ge=1, le=10_000)
+    offset: int = Field(default=0, ge=0)
+
+
+class Page(_Model):
+    items: tuple[StoredEntity, ...]
+    total: int
+    next_offset: int | None = None
+
+
+class StoreStats(_Model):
+    """Counts of live entities per kind and source, and of tombstones."""
+
+    by_kind: dict[str, int] = Field(default_factory=dict)
+    by_source: dict[str, int] = Field(default_factory=dict)
+    deleted: int = 0
+    last_change_seq: int = 0
+
+
+@runtime_checkable
+class StoreTransaction(Protocol):
+    """Writes inside one atomic transaction (see :meth:`Store.transaction`)."""
+
+    def replace_establishment(
+        self,
+        offer: Offer,
+        *,
+        source: str,
+        establishment_id: str,
+        keep: Collection[str] = (),
+    ) -> ChangeSet:
+        """Make the store's subtree of ``establishment_id`` equal to ``offer``.
+
+        Upserts the legal entity, the establishment and every unit, activity, equipment and professional
+        of the offer; entities the store holds under this establishment that the offer lacks become
+        tombstones, except unit ids in ``keep`` (units known to have moved to an establishment applied
+        later in the same cycle). A unit present in the offer but held under another establishment is
+        *moved*, never deleted. Re-applying the same offer changes nothing and reports nothing.
+        """
+        ...
+
+    def replace_unit(self, offer: Offer, *, source: str, unit_id: str) -> ChangeSet:
+        """Make the subtree rooted at ``unit_id`` (the unit, its descendants and their activities and
+        equipment) equal to ``offer``; entities above the unit in the offer are upserted too."""
+        ...
+
+    def delete_establishment(self, establishment_id: str, *, source: str) -> ChangeSet:
+        """Tombstone an establishment and everything under it (the ROR no longer exposes it)."""
+        ...
+
+    def set_sync_state(self, state: SyncState) -> None: ...
+
+    def set_pending(self, item: PendingEstablishment) -> None: ...
+
+    def clear_pending(self, source: str, establishment_id: str) -> None: ...
+
+    def record_run(self, report: RunReport) -> None: ...
+
+
+@runtime_checkable
+class BulkLoad(Protocol):
+    """A full snapshot of one source being written (see :meth:`Store.bulk_load`)."""
+
+    def add(self, entity: Entity) -> None: ...
+
+    def add_many(self, entities: Iterable[Entity]) -> None: ...
+
+    @property
+    def count(self) -> int:
+        """Entities added so far."""
+        ...
+
+    def preview(self) -> dict[ChangeKind, int]:
+        """What the swap would change, counted per change kind, before committing anything."""
+        ...
+
+    def set_sync_state(self, state: SyncState) -> None:
+        """Record this state in the same transaction as the swap."""
+        ...
+
+    def abort(self) -> None:
+        """Discard the staged snapshot; leaving the ``with`` block then changes nothing."""
+        ...
+
+    @property
+    def result(self) -> dict[ChangeKind, int]:
+        """After the swap: what it changed, per change kind."""
+        ...
+
+
+@runtime_checkable
+class Store(Protocol):
+    """A local copy of the ROR offer. See the module docstring for the guarantees."""
+
+    url: str
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Store: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
+    # ---- reads -----------------------------------------------------------------------------------
+    def get(self, kind: EntityKind, id: str, *, include_deleted: bool = False) -> StoredEntity | None: ...
+
+    def find(self, query: EntityQuery) -> Page: ...
+
+    def iter_entities(
+        self,
+        *,
+        kind: EntityKind | None = None,
+        source: str | None = None,
+        include_deleted: bool = True,
+    ) -> Iterator[StoredEntity]:
+        """Every entity, ordered by kind (legal entities first) then id, in constant memory."""
+        ...
+
+    def stats(self) -> StoreStats: ...
+
+    def changes(self, since: int = 0, limit: int | None = None) -> list[Change]:
+        """Change-log entries with ``seq > since``, oldest first."""
+        ...
+
+    def sync_state(self, source: str) -> SyncState | None: ...
+
+    def sync_states(self) -> list[SyncState]: ...
+
+    def pending(self, source: str | None = None) -> list[PendingEstablishment]: ...
+
+    def runs(self, limit: int = 20) -> list[RunReport]:
+        """Most recent runs first."""
+        ...
+
+    # ---- writes ----------------------------------------------------------------------------------
+    def transaction(self, *, run_id: str | None = None) -> AbstractContextManager[StoreTransaction]: ...
+
+    def bulk_load(self, *, source: str, run_id: str | None = None) -> AbstractContextManager[BulkLoad]: ...
+
+
+# --------------------------------------------------------------------------------------------------
+# Helpers shared by store implementations
+# --------------------------------------------------------------------------------------------------
+
+KIND_ORDER: dict[EntityKind, int] = {kind: index for index, kind in enumerate(EntityKind)}
+
+
+def content_hash(entity: Entity) -> str:
+    """A digest of everything the entity says; equal hashes mean nothing changed."""
+    return hashlib.sha256(entity.model_dump_json().encode()).hexdigest()[:32]
+
+
+def stored_entity(
+    entity: Entity,
+    *,
+    source: str,
+    establishment: str | None,
+    deleted_at: dt.datetime | None = None,
+) -> StoredEntity:
+    """Derive the stored form of ``entity``. ``establishment`` is the owning establishment's id (the
+    caller knows it: for an activity it is its unit's establishment)."""
+    if entity.kind is EntityKind.ESTABLISHMENT:
+        establishment = entity.id
+    elif entity.kind is EntityKind.UNIT:
+        establishment = entity.establishment_id
+    elif entity.kind is EntityKind.LEGAL_ENTITY:
+        establishment = None
+    closed = entity.closed if entity.kind in _CLOSABLE else False
+    return StoredEntity(
+        kind=entity.kind,
+        id=entity.id,
+        parent=entity.parent_id,
+        establishment=establishment,
+        source=source,
+        name=entity.name,
+        region=region_of(entity),
+        updated=entity.record.updated,
+        closed=closed,
+        deleted=deleted_at is not None,
+        deleted_at=deleted_at,
+        content_hash=content_hash(entity),
+        entity=entity,
+    )
+
+
+_CLOSABLE = frozenset({EntityKind.LEGAL_ENTITY, EntityKind.ESTABLISHMENT, EntityKind.UNIT})
+
+
+def classify_change(old: StoredEntity | None, new: StoredEntity) -> ChangeKind | None:
+    """The change that turns ``old`` (``None`` if unknown) into ``new``; ``None`` when nothing changed.
+
+    Precedence when several things changed at once: created > moved > closed/reopened > updated.
+    """
+    if old is None or old.deleted:
+        return ChangeKind.CREATED
+    if old.parent != new.parent or old.establishment != new.establishment:
+        return ChangeKind.MOVED
+    if new.closed and not old.closed:
+        return ChangeKind.CLOSED
+    if old.closed and not new.closed:
+        return ChangeKind.REOPENED
+    if old.content_hash != new.content_hash:
+        return ChangeKind.UPDATED
+    return None

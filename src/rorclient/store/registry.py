@@ -1,0 +1,60 @@
+"""Resolve a store URL to a store: built-in schemes first, then the ``rorclient.stores`` entry points."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import platformdirs
+
+from rorclient.errors import ConfigError
+from rorclient.store.base import Store
+
+__all__ = ["default_store_url", "open_store"]
+
+ENTRY_POINT_GROUP = "rorclient.stores"
+
+
+def default_store_url() -> str:
+    """``sqlite:///<user data dir>/rorclient/ror.sqlite3``."""
+    return f"sqlite:///{Path(platformdirs.user_data_dir('rorclient')) / 'ror.sqlite3'}"
+
+
+def _open_sqlite(url: str) -> Store:
+    from rorclient.store.sqlite import SqliteStore
+
+    return SqliteStore.from_url(url)
+
+
+def _open_memory(url: str) -> Store:
+    from rorclient.store.memory import MemoryStore
+
+    return MemoryStore(url=url)
+
+
+_BUILTIN: dict[str, Callable[[str], Store]] = {
+    "sqlite": _open_sqlite,
+    "memory": _open_memory,
+}
+
+
+def open_store(url: str | None = None) -> Store:
+    """Open the store ``url`` names (the default SQLite file when ``None``).
+
+    Third-party stores register a callable ``(url) -> Store`` under the ``rorclient.stores`` entry-point
+    group, named by URL scheme.
+    """
+    url = url or default_store_url()
+    scheme, sep, _ = url.partition("://")
+    if not sep:
+        raise ConfigError(f"store URL {url!r} has no scheme; expected sqlite:///path, memory:// or another")
+    opener = _BUILTIN.get(scheme)
+    if opener is None:
+        for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+            if entry_point.name == scheme:
+                opener = entry_point.load()
+                break
+    if opener is None:
+        raise ConfigError(f"no store is registered for the URL scheme {scheme!r} (store URL {url!r})")
+    return opener(url)
