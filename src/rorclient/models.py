@@ -393,6 +393,11 @@ class Activity(_Model):
     def name(self) -> str:
         return self.code.display or self.code.code
 
+    @property
+    def closed(self) -> bool:
+        """Activities and equipment carry no closure of their own: look at their unit."""
+        return False
+
 
 class Equipment(_Model):
     """A specific piece of equipment (TRE_R212) of a unit; keyed by the unit and the code."""
@@ -418,6 +423,11 @@ class Equipment(_Model):
     def name(self) -> str:
         return self.code.display or self.code.code
 
+    @property
+    def closed(self) -> bool:
+        """Activities and equipment carry no closure of their own: look at their unit."""
+        return False
+
 
 class Professional(_Model):
     """A health professional (ambulatory offer), linked to establishments and units."""
@@ -438,6 +448,10 @@ class Professional(_Model):
         if self.unit_ids:
             return self.unit_ids[0]
         return self.establishment_ids[0] if self.establishment_ids else None
+
+    @property
+    def closed(self) -> bool:
+        return False
 
     @property
     def name(self) -> str:

@@ -1,0 +1,23 @@
+"""CSD v2.4 documents (extractions, open-data files, Lecture responses): reading and writing."""
+
+from __future__ import annotations
+
+from rorclient.csd.writer import (
+    CsdWriter,
+    WriterOptions,
+    WriteStats,
+    csd_bytes,
+    entity_uuid,
+    write_csd,
+    write_lecture_response,
+)
+
+__all__ = [
+    "CsdWriter",
+    "WriteStats",
+    "WriterOptions",
+    "csd_bytes",
+    "entity_uuid",
+    "write_csd",
+    "write_lecture_response",
+]
