@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
+import unicodedata
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import AbstractContextManager
 from enum import StrEnum
@@ -47,6 +49,7 @@ __all__ = [
     "SyncState",
     "classify_change",
     "content_hash",
+    "name_key",
     "stored_entity",
     "utcnow",
 ]
@@ -161,7 +164,8 @@ class EntityQuery(_Model):
     """Filters for :meth:`Store.find`. Every filter left ``None`` matches everything.
 
     ``activity_code`` matches activities with that TRE_R211 code and units that offer one.
-    ``name_contains`` is a case-insensitive substring match on the name.
+    ``name_contains`` is a case-insensitive substring match on the name; accents are ignored too (both
+    sides are compared through :func:`name_key`).
     """
 
     kind: EntityKind | None = None
@@ -194,7 +198,13 @@ class StoreStats(_Model):
 
 @runtime_checkable
 class StoreTransaction(Protocol):
-    """Writes inside one atomic transaction (see :meth:`Store.transaction`)."""
+    """Writes inside one atomic transaction (see :meth:`Store.transaction`).
+
+    A row belongs to one source at a time: writing an entity another source holds takes it over
+    (reported as ``updated`` when nothing else changed), and a write only ever tombstones rows of its own
+    source. The same ``(kind, id)`` twice in one offer: identical copies count once, differing copies
+    are a :class:`~rorclient.errors.DataError`.
+    """
 
     def replace_establishment(
         self,
@@ -225,7 +235,11 @@ class StoreTransaction(Protocol):
 
     def set_sync_state(self, state: SyncState) -> None: ...
 
-    def set_pending(self, item: PendingEstablishment) -> None: ...
+    def set_pending(self, item: PendingEstablishment) -> None:
+        """Record a failed establishment. If it is already pending, the entry keeps its ``first_failed``,
+        takes ``error`` and ``last_failed`` from ``item`` and its ``attempts`` grows by one (``item.attempts``
+        only seeds a new entry)."""
+        ...
 
     def clear_pending(self, source: str, establishment_id: str) -> None: ...
 
@@ -236,7 +250,10 @@ class StoreTransaction(Protocol):
 class BulkLoad(Protocol):
     """A full snapshot of one source being written (see :meth:`Store.bulk_load`)."""
 
-    def add(self, entity: Entity) -> None: ...
+    def add(self, entity: Entity) -> None:
+        """Stage one entity. Given again, an identical copy counts once and a differing copy is a
+        :class:`~rorclient.errors.DataError` (raised here or when the ``with`` block exits)."""
+        ...
 
     def add_many(self, entities: Iterable[Entity]) -> None: ...
 
@@ -339,7 +356,6 @@ def stored_entity(
         establishment = entity.establishment_id
     elif entity.kind is EntityKind.LEGAL_ENTITY:
         establishment = None
-    closed = entity.closed if entity.kind in _CLOSABLE else False
     return StoredEntity(
         kind=entity.kind,
         id=entity.id,
@@ -349,15 +365,12 @@ def stored_entity(
         name=entity.name,
         region=region_of(entity),
         updated=entity.record.updated,
-        closed=closed,
+        closed=entity.closed,
         deleted=deleted_at is not None,
         deleted_at=deleted_at,
         content_hash=content_hash(entity),
         entity=entity,
     )
-
-
-_CLOSABLE = frozenset({EntityKind.LEGAL_ENTITY, EntityKind.ESTABLISHMENT, EntityKind.UNIT})
 
 
 def classify_change(old: StoredEntity | None, new: StoredEntity) -> ChangeKind | None:
@@ -376,3 +389,18 @@ def classify_change(old: StoredEntity | None, new: StoredEntity) -> ChangeKind |
     if old.content_hash != new.content_hash:
         return ChangeKind.UPDATED
     return None
+
+
+def name_key(text: str) -> str:
+    """The form names are compared in for ``name_contains``: accents stripped, case folded.
+
+    ``"Hôpital Saint-Éloi"`` → ``"hopital saint-eloi"``; stores keep it in a column next to the name.
+    """
+    if text.isascii():
+        return text.casefold()
+    stripped = _COMBINING_MARKS.sub("", unicodedata.normalize("NFKD", text))
+    return stripped.casefold().translate(_LIGATURES)
+
+
+_COMBINING_MARKS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+_LIGATURES = str.maketrans({"œ": "oe", "æ": "ae"})

@@ -1,0 +1,427 @@
+"""Bulk loads of the SQLite store: stage a snapshot next to the store, then merge it in one transaction.
+
+Staging
+    Each load writes to its own SQLite file, ``<store file>.staging-<load id>``, attached to the load's
+    connection as ``staging``. It has no journal and no fsync (it is disposable) and its writes never
+    take the store's lock, so readers and other writers carry on while a large extraction is staged.
+    Rows go in by ``executemany`` in batches of :data:`BATCH_SIZE`, serialised as they arrive, so memory
+    stays flat whatever the snapshot size. The staging table has no key while rows are added; a unique
+    index is built once, before the first :meth:`~SqliteBulkLoad.preview` or the swap, and that is where
+    an entity given twice shows up: identical copies are merged (an extraction may repeat a legal entity
+    for each of its establishments), differing copies are a :class:`DataError` (a snapshot cannot say
+    two things about one entity).
+
+Swap
+    One ``BEGIN IMMEDIATE`` transaction on the store: log and upsert the staged rows that differ from
+    the live ones (``change_for`` written in SQL), log and tombstone the live rows of the source that the
+    snapshot lacks, write the sync state, unregister the load. Readers see the previous copy until the
+    commit. Activities, equipment and professionals without an establishment take their unit's, from the
+    snapshot first, else from the live rows.
+
+Crashes
+    A load registers itself in ``bulk_loads`` (host, pid) before creating its staging file. When a store
+    opens, loads whose process is gone (same host, POSIX) or that started more than a day ago (elsewhere)
+    lose their staging file and registration, and staging files that no load claims are removed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterable
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+from rorclient.errors import DataError, StoreError
+from rorclient.models import Entity, EntityKind
+from rorclient.store._sqlite_rows import (
+    ENTITY_COLUMNS,
+    UPSERT_ON_CONFLICT,
+    UPSERT_SYNC_STATE,
+    staged_row,
+    sync_state_row,
+    translate_errors,
+)
+from rorclient.store._sqlite_schema import STAGING_DDL, STAGING_INDEX
+from rorclient.store.base import KIND_ORDER, ChangeKind, SyncState, utcnow
+
+__all__ = ["BATCH_SIZE", "SqliteBulkLoad", "clean_abandoned_loads", "start_bulk_load"]
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 5_000
+_FOREIGN_LOAD_MAX_AGE = dt.timedelta(days=1)
+
+# Loads running in this process, whatever store object started them. A registered load carrying this
+# process's pid but missing here was left by an earlier process that had the same pid (a restarted container).
+_RUNNING: set[str] = set()
+_RUNNING_LOCK = threading.Lock()
+
+_UNIT_RANK = KIND_ORDER[EntityKind.UNIT]
+_INSERT_STAGED = "INSERT INTO staging.staged VALUES (" + ",".join("?" * 14) + ")"
+
+_KIND_OF_RANK = (
+    "CASE e.kind_rank "
+    + " ".join(f"WHEN {rank} THEN '{kind.value}'" for kind, rank in KIND_ORDER.items())
+    + " END"
+)
+# The staged rows' change against the live rows: ``_subtree.change_for`` (``classify_change`` plus the
+# source takeover) written in SQL. Owners are resolved on the way (snapshot units first, then live ones).
+# Every join on the live rows goes through the narrow ``entities_scan`` index, never the JSON rows.
+_CLASSIFIED = f"""WITH resolved AS (
+    SELECT s.kind, s.id, s.kind_rank, s.parent, s.closed, s.content_hash,
+           COALESCE(s.establishment, su.establishment, lu.establishment) AS establishment
+    FROM staging.staged AS s
+    LEFT JOIN staging.staged AS su
+        ON s.unit_ref IS NOT NULL AND su.kind_rank = {_UNIT_RANK} AND su.id = s.unit_ref
+    LEFT JOIN main.entities AS lu
+        ON s.unit_ref IS NOT NULL AND lu.kind_rank = {_UNIT_RANK} AND lu.id = s.unit_ref
+), classified AS (
+    SELECT r.kind, r.id, r.kind_rank, r.establishment, CASE
+        WHEN e.id IS NULL OR e.deleted_at IS NOT NULL THEN 'created'
+        WHEN e.parent IS NOT r.parent OR e.establishment IS NOT r.establishment THEN 'moved'
+        WHEN r.closed AND NOT e.closed THEN 'closed'
+        WHEN e.closed AND NOT r.closed THEN 'reopened'
+        WHEN e.content_hash <> r.content_hash OR e.source <> :source THEN 'updated'
+    END AS change
+    FROM resolved AS r LEFT JOIN main.entities AS e ON e.kind_rank = r.kind_rank AND e.id = r.id
+)"""
+# The live rows of the source that the snapshot lacks.
+_GONE = """FROM main.entities AS e
+WHERE e.source = :source AND e.deleted_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM staging.staged AS s WHERE s.kind_rank = e.kind_rank AND s.id = e.id)"""
+
+
+def start_bulk_load(
+    db_path: Path, connection: sqlite3.Connection, *, source: str, run_id: str | None
+) -> SqliteBulkLoad:
+    """Register a new load of ``source`` and attach its staging file to ``connection`` (which it owns)."""
+    load_id = uuid.uuid4().hex
+    staging_path = _staging_path(db_path, load_id)
+    load = SqliteBulkLoad(db_path, connection, load_id, staging_path, source, run_id)
+    try:
+        with translate_errors("start a bulk load on", db_path):
+            with _RUNNING_LOCK:
+                _RUNNING.add(load_id)
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute(
+                "INSERT INTO bulk_loads (load_id, source, staging_file, host, pid, started) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (load_id, source, staging_path.name, socket.gethostname(), os.getpid(), utcnow().isoformat()),
+            )
+            connection.execute("COMMIT")
+            load._registered = True
+            connection.execute("ATTACH DATABASE ? AS staging", (str(staging_path),))
+            connection.execute("PRAGMA staging.journal_mode = MEMORY")
+            connection.execute("PRAGMA staging.synchronous = OFF")
+            connection.execute(STAGING_DDL)
+    except BaseException:
+        load.discard()
+        raise
+    return load
+
+
+class SqliteBulkLoad:
+    """The :class:`~rorclient.store.BulkLoad` of :class:`~rorclient.store.sqlite.SqliteStore`.
+
+    Use it from one thread at a time. See the module docstring for how staging and the swap work.
+    """
+
+    def __init__(
+        self,
+        db_path: Path,
+        connection: sqlite3.Connection,
+        load_id: str,
+        staging_path: Path,
+        source: str,
+        run_id: str | None,
+    ) -> None:
+        self._db_path = db_path
+        self._connection = connection
+        self._load_id = load_id
+        self._staging_path = staging_path
+        self._source = source
+        self._run_id = run_id
+        self._batch: list[tuple[Any, ...]] = []
+        self._count = 0
+        self._indexed = False
+        self._sync_state: SyncState | None = None
+        self._result = dict.fromkeys(ChangeKind, 0)
+        self.aborted = False
+        self._finished = False
+        self._registered = False  # in bulk_loads, until the swap or discard() removes it
+        self._discarded = False
+
+    # ---- BulkLoad --------------------------------------------------------------------------------
+    def add(self, entity: Entity) -> None:
+        self._check_active()
+        self._batch.append(staged_row(entity))
+        self._count += 1
+        if len(self._batch) >= BATCH_SIZE:
+            self._flush()
+
+    def add_many(self, entities: Iterable[Entity]) -> None:
+        self._check_active()
+        batch = self._batch
+        for entity in entities:
+            batch.append(staged_row(entity))
+            self._count += 1
+            if len(batch) >= BATCH_SIZE:
+                self._flush()
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def preview(self) -> dict[ChangeKind, int]:
+        """What the swap would change now, counted in SQL; nothing is written to the store."""
+        self._check_active()
+        self._prepare()
+        counts = dict.fromkeys(ChangeKind, 0)
+        connection = self._connection
+        with translate_errors("preview a bulk load on", self._db_path):
+            connection.execute("BEGIN")
+            try:
+                rows = connection.execute(
+                    f"{_CLASSIFIED} SELECT change, count(*) FROM classified "
+                    "WHERE change IS NOT NULL GROUP BY change",
+                    {"source": self._source},
+                ).fetchall()
+                gone = connection.execute(f"SELECT count(*) {_GONE}", {"source": self._source}).fetchone()[0]
+            finally:
+                connection.execute("COMMIT")
+        for change, count in rows:
+            counts[ChangeKind(change)] = count
+        counts[ChangeKind.DELETED] = gone
+        return counts
+
+    def set_sync_state(self, state: SyncState) -> None:
+        self._check_active()
+        self._sync_state = state
+
+    def abort(self) -> None:
+        """Discard the staged snapshot now; the ``with`` block then ends without touching the store."""
+        self.aborted = True
+        self.discard()
+
+    @property
+    def result(self) -> dict[ChangeKind, int]:
+        return dict(self._result)
+
+    # ---- the swap and the clean-up (called by SqliteStore.bulk_load) -----------------------------
+    def swap(self) -> None:
+        """Merge the staged snapshot into the live rows in one transaction."""
+        self._check_active()
+        self._prepare()
+        connection = self._connection
+        params = {"source": self._source, "at": utcnow().isoformat(), "run_id": self._run_id}
+        with translate_errors("swap a bulk load into", self._db_path):
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                before = connection.execute("SELECT COALESCE(MAX(seq), 0) FROM main.changes").fetchone()[0]
+                # The changed rows and their owners, kept in staging so that filling the live table
+                # reads nothing from it (no temporary copy of the JSON rows).
+                connection.execute("DROP TABLE IF EXISTS staging.changed")
+                connection.execute(
+                    f"CREATE TABLE staging.changed AS {_CLASSIFIED} "
+                    "SELECT kind, id, kind_rank, establishment, change FROM classified "
+                    "WHERE change IS NOT NULL ORDER BY kind_rank, id",
+                    params,
+                )
+                connection.execute(
+                    "INSERT INTO main.changes (at, source, kind, id, change, run_id) "
+                    "SELECT :at, :source, kind, id, change, :run_id FROM staging.changed ORDER BY rowid",
+                    params,
+                )
+                connection.execute(
+                    f"INSERT INTO main.entities ({ENTITY_COLUMNS}) "
+                    "SELECT s.kind, s.id, s.kind_rank, :source, s.parent, c.establishment, s.region, s.name, "
+                    "s.name_key, s.code, s.updated, s.closed, NULL, s.content_hash, s.data "
+                    "FROM staging.changed AS c "
+                    "JOIN staging.staged AS s ON s.kind_rank = c.kind_rank AND s.id = c.id "
+                    f"WHERE true {UPSERT_ON_CONFLICT}",
+                    params,
+                )
+                tombstones_from = connection.execute(
+                    "SELECT COALESCE(MAX(seq), 0) FROM main.changes"
+                ).fetchone()[0]
+                connection.execute(
+                    "INSERT INTO main.changes (at, source, kind, id, change, run_id) "
+                    f"SELECT :at, :source, {_KIND_OF_RANK}, e.id, 'deleted', :run_id {_GONE} "
+                    "ORDER BY e.kind_rank, e.id",
+                    params,
+                )
+                connection.execute(
+                    "UPDATE main.entities SET deleted_at = :at WHERE (kind, id) IN "
+                    "(SELECT kind, id FROM main.changes WHERE seq > :from)",
+                    {**params, "from": tombstones_from},
+                )
+                if self._sync_state is not None:
+                    connection.execute(UPSERT_SYNC_STATE, sync_state_row(self._sync_state))
+                connection.execute("DELETE FROM main.bulk_loads WHERE load_id = ?", (self._load_id,))
+                counted = connection.execute(
+                    "SELECT change, count(*) FROM main.changes WHERE seq > ? GROUP BY change", (before,)
+                ).fetchall()
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+        self._registered = False
+        for change, count in counted:
+            self._result[ChangeKind(change)] = count
+        self._finished = True
+
+    def discard(self) -> None:
+        """Drop the staging file and the registration (if the swap did not already); idempotent."""
+        if self._discarded:
+            return
+        self._discarded = self._finished = True
+        self._batch.clear()
+        connection = self._connection
+        try:
+            with suppress(sqlite3.Error):
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                connection.execute("DETACH DATABASE staging")
+            if self._registered:
+                try:
+                    connection.execute("DELETE FROM bulk_loads WHERE load_id = ?", (self._load_id,))
+                except sqlite3.Error as error:  # the crashed-load clean-up at the next open finishes the job
+                    logger.warning(
+                        "could not unregister bulk load %s of %s: %s", self._load_id, self._db_path, error
+                    )
+        finally:
+            connection.close()
+            with _RUNNING_LOCK:
+                _RUNNING.discard(self._load_id)
+            _remove(self._staging_path)
+
+    # ---- internals -------------------------------------------------------------------------------
+    def _check_active(self) -> None:
+        if self.aborted:
+            raise StoreError(f"the bulk load of {self._source!r} was aborted")
+        if self._finished:
+            raise StoreError(f"the bulk load of {self._source!r} has ended")
+
+    def _flush(self) -> None:
+        if not self._batch:
+            return
+        connection = self._connection
+        try:
+            connection.execute("BEGIN")
+            try:
+                connection.executemany(_INSERT_STAGED, self._batch)
+            except sqlite3.IntegrityError:
+                # Only once the index exists (after a preview): merge copies row by row.
+                connection.execute("ROLLBACK")
+                connection.execute("BEGIN")
+                self._insert_merging_copies()
+            connection.execute("COMMIT")
+        except sqlite3.Error as error:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise StoreError(f"could not stage a bulk load next to {self._db_path}: {error}") from error
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+        self._batch.clear()
+
+    def _insert_merging_copies(self) -> None:
+        for row in self._batch:
+            try:
+                self._connection.execute(_INSERT_STAGED, row)
+            except sqlite3.IntegrityError:
+                staged = self._connection.execute(
+                    "SELECT content_hash FROM staging.staged WHERE kind_rank = ? AND id = ?", (row[2], row[1])
+                ).fetchone()
+                if staged is None or staged[0] != row[12]:
+                    raise self._conflict(row[0], row[1]) from None
+
+    def _prepare(self) -> None:
+        """Flush the last batch and build the staging index if not done yet, merging identical copies
+        of an entity and refusing differing ones."""
+        self._flush()
+        if self._indexed:
+            return
+        connection = self._connection
+        with translate_errors("index a bulk load next to", self._db_path):
+            try:
+                connection.execute(STAGING_INDEX)
+            except sqlite3.IntegrityError:
+                conflict = connection.execute(
+                    "SELECT kind, id FROM staging.staged GROUP BY kind_rank, id "
+                    "HAVING count(DISTINCT content_hash) > 1 LIMIT 1"
+                ).fetchone()
+                if conflict is not None:
+                    raise self._conflict(*conflict) from None
+                connection.execute("BEGIN")
+                connection.execute(
+                    "DELETE FROM staging.staged WHERE rowid NOT IN "
+                    "(SELECT MIN(rowid) FROM staging.staged GROUP BY kind_rank, id)"
+                )
+                connection.execute("COMMIT")
+                connection.execute(STAGING_INDEX)
+        self._indexed = True
+
+    def _conflict(self, kind: str, id_: str) -> DataError:
+        return DataError(
+            f"{kind} {id_!r} appears twice with different content in the bulk load of source {self._source!r}"
+        )
+
+
+def _staging_path(db_path: Path, load_id: str) -> Path:
+    return db_path.with_name(f"{db_path.name}.staging-{load_id}")
+
+
+def _remove(path: Path) -> None:
+    for each in (path, path.with_name(path.name + "-journal")):
+        with suppress(FileNotFoundError):
+            each.unlink()
+
+
+def clean_abandoned_loads(connection: sqlite3.Connection, db_path: Path) -> None:
+    """Remove what crashed bulk loads left: their registration and staging files (see module docstring)."""
+    # Files are listed before registrations are read: a load registers before creating its file, so a
+    # file seen here whose load is not registered below cannot belong to a load that is starting.
+    files = {path.name: path for path in db_path.parent.glob(f"{db_path.name}.staging-*")}
+    registered = connection.execute(
+        "SELECT load_id, staging_file, host, pid, started FROM bulk_loads"
+    ).fetchall()
+    claimed: set[str] = set()
+    for load_id, staging_file, host, pid, started in registered:
+        if not _abandoned(load_id, host, pid, started):
+            claimed.add(staging_file)
+            continue
+        logger.warning("removing the staging of bulk load %s abandoned in %s", load_id, db_path)
+        connection.execute("DELETE FROM bulk_loads WHERE load_id = ?", (load_id,))
+        _remove(db_path.with_name(staging_file))
+    for name, path in files.items():
+        if name not in claimed and not name.endswith("-journal"):
+            _remove(path)
+
+
+def _abandoned(load_id: str, host: str, pid: int, started: str) -> bool:
+    with _RUNNING_LOCK:
+        if load_id in _RUNNING:
+            return False
+    if host == socket.gethostname() and os.name == "posix":
+        return pid == os.getpid() or not _process_alive(pid)
+    return utcnow() - dt.datetime.fromisoformat(started) > _FOREIGN_LOAD_MAX_AGE
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,227 @@
+"""How the SQLite store turns entities into rows and rows back into models, and its error boundary."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from rorclient.errors import StoreError
+from rorclient.geography import region_of
+from rorclient.models import ENTITY_ADAPTER, Entity, EntityKind
+from rorclient.store.base import KIND_ORDER, StoredEntity, SyncState, name_key
+
+__all__ = [
+    "ENTITY_COLUMNS",
+    "HEAD_COLUMNS",
+    "KIND_RANK_OF",
+    "ROW_COLUMNS",
+    "UPSERT_ON_CONFLICT",
+    "UPSERT_SYNC_STATE",
+    "code_of",
+    "connect",
+    "decode_head",
+    "decode_row",
+    "from_text",
+    "hash_json",
+    "live_row",
+    "staged_row",
+    "sync_state_row",
+    "to_text",
+    "translate_errors",
+]
+
+KIND_RANK_OF: dict[EntityKind, int] = dict(KIND_ORDER)
+_KIND_OF_VALUE = {kind.value: kind for kind in EntityKind}
+_VALUE_OF_KIND = {kind: kind.value for kind in EntityKind}  # a dict lookup beats Enum.value
+
+#: Columns of ``entities`` in insertion order (see :func:`live_row`).
+ENTITY_COLUMNS = (
+    "kind, id, kind_rank, source, parent, establishment, region, name, name_key, code, updated, closed, "
+    "deleted_at, content_hash, data"
+)
+#: What :func:`decode_head` reads; :data:`ROW_COLUMNS` adds the entity itself for :func:`decode_row`.
+HEAD_COLUMNS = (
+    "kind, id, source, parent, establishment, region, name, updated, closed, deleted_at, content_hash"
+)
+ROW_COLUMNS = HEAD_COLUMNS + ", data"
+
+UPSERT_ON_CONFLICT = """ON CONFLICT (kind, id) DO UPDATE SET
+    source = excluded.source, parent = excluded.parent, establishment = excluded.establishment,
+    region = excluded.region, name = excluded.name, name_key = excluded.name_key, code = excluded.code,
+    updated = excluded.updated, closed = excluded.closed, deleted_at = excluded.deleted_at,
+    content_hash = excluded.content_hash, data = excluded.data"""
+
+
+UPSERT_SYNC_STATE = """INSERT INTO main.sync_state (source, watermark, taken_at, last_full_pull)
+VALUES (?, ?, ?, ?) ON CONFLICT (source) DO UPDATE SET
+    watermark = excluded.watermark, taken_at = excluded.taken_at, last_full_pull = excluded.last_full_pull"""
+
+
+def sync_state_row(state: SyncState) -> tuple[str, str | None, str | None, str | None]:
+    """The parameters of :data:`UPSERT_SYNC_STATE`."""
+    return state.source, to_text(state.watermark), to_text(state.taken_at), to_text(state.last_full_pull)
+
+
+def to_text(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def from_text(text: str | None) -> dt.datetime | None:
+    return None if text is None else dt.datetime.fromisoformat(text)
+
+
+def hash_json(data: str) -> str:
+    """:func:`rorclient.store.base.content_hash` of an entity whose ``model_dump_json()`` is ``data``."""
+    return hashlib.sha256(data.encode()).hexdigest()[:32]
+
+
+def code_of(entity: Entity) -> str | None:
+    """The TRE_R211/TRE_R212 code of an activity or equipment (what ``activity_code`` filters on)."""
+    if entity.kind is EntityKind.ACTIVITY or entity.kind is EntityKind.EQUIPMENT:
+        return entity.code.code
+    return None
+
+
+def live_row(row: StoredEntity) -> tuple[Any, ...]:
+    """The ``entities`` row of ``row`` (columns in :data:`ENTITY_COLUMNS` order)."""
+    return (
+        row.kind.value,
+        row.id,
+        KIND_RANK_OF[row.kind],
+        row.source,
+        row.parent,
+        row.establishment,
+        row.region,
+        row.name,
+        name_key(row.name),
+        code_of(row.entity),
+        to_text(row.updated),
+        int(row.closed),
+        to_text(row.deleted_at),
+        row.content_hash,
+        row.entity.model_dump_json(),
+    )
+
+
+def staged_row(entity: Entity) -> tuple[Any, ...]:
+    """The staging row of one bulk-loaded entity (columns of ``_sqlite_schema.STAGING_DDL``).
+
+    The owning establishment is known here for legal entities, establishments, units and professionals
+    listing one; activities, equipment and other professionals carry ``unit_ref`` instead and get their
+    unit's establishment at swap time.
+    """
+    data = entity.model_dump_json()
+    establishment: str | None = None
+    unit_ref: str | None = None
+    code: str | None = None
+    if entity.kind is EntityKind.UNIT:
+        establishment = entity.establishment_id
+    elif entity.kind is EntityKind.ESTABLISHMENT:
+        establishment = entity.id
+    elif entity.kind is EntityKind.ACTIVITY or entity.kind is EntityKind.EQUIPMENT:
+        unit_ref = entity.unit_id
+        code = entity.code.code
+    elif entity.kind is EntityKind.PROFESSIONAL:
+        if entity.establishment_ids:
+            establishment = entity.establishment_ids[0]
+        elif entity.unit_ids:
+            unit_ref = entity.unit_ids[0]
+    name = entity.name
+    return (
+        _VALUE_OF_KIND[entity.kind],
+        entity.id,
+        KIND_RANK_OF[entity.kind],
+        entity.parent_id,
+        establishment,
+        unit_ref,
+        region_of(entity),
+        name,
+        name_key(name),
+        code,
+        entity.record.updated.isoformat(),
+        int(entity.closed),
+        hash_json(data),
+        data,
+    )
+
+
+def decode_head(row: tuple[Any, ...]) -> StoredEntity:
+    """A :class:`StoredEntity` without its ``entity`` (read from :data:`HEAD_COLUMNS`), for comparisons."""
+    kind, id_, source, parent, establishment, region, name, updated, closed, deleted_at, digest = row[:11]
+    fields: dict[str, Any] = {
+        "kind": _KIND_OF_VALUE[kind],
+        "id": id_,
+        "parent": parent,
+        "establishment": establishment,
+        "source": source,
+        "name": name,
+        "region": region,
+        "updated": dt.datetime.fromisoformat(updated),
+        "closed": bool(closed),
+        "deleted": deleted_at is not None,
+        "deleted_at": from_text(deleted_at),
+        "content_hash": digest,
+    }
+    return StoredEntity.model_construct(**fields)
+
+
+def decode_row(row: tuple[Any, ...]) -> StoredEntity:
+    """The full :class:`StoredEntity` of a row read with :data:`ROW_COLUMNS`."""
+    kind, id_, source, parent, establishment, region, name, updated, closed, deleted_at, digest, data = row
+    try:
+        entity = ENTITY_ADAPTER.validate_json(data)
+    except ValidationError as error:
+        raise StoreError(f"the stored {kind} {id_!r} cannot be read back: {error}") from error
+    return StoredEntity(
+        kind=_KIND_OF_VALUE[kind],
+        id=id_,
+        parent=parent,
+        establishment=establishment,
+        source=source,
+        name=name,
+        region=region,
+        updated=dt.datetime.fromisoformat(updated),
+        closed=bool(closed),
+        deleted=deleted_at is not None,
+        deleted_at=from_text(deleted_at),
+        content_hash=digest,
+        entity=entity,
+    )
+
+
+def connect(path: Path, *, busy_timeout: float, writer: bool) -> sqlite3.Connection:
+    """A connection in autocommit mode (the store issues BEGIN/COMMIT itself).
+
+    ``synchronous=NORMAL`` in WAL mode: a commit is atomic and consistent at once, and durable at the
+    next checkpoint; a power cut may lose the last transactions but never corrupts the file.
+    """
+    with translate_errors("open", path):
+        connection = sqlite3.connect(
+            path, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            connection.execute("PRAGMA synchronous = NORMAL")
+            if writer:
+                connection.execute("PRAGMA cache_size = -32768")
+            else:
+                connection.execute("PRAGMA query_only = ON")
+        except BaseException:
+            connection.close()
+            raise
+    return connection
+
+
+@contextmanager
+def translate_errors(action: str, path: Path) -> Iterator[None]:
+    """Turn ``sqlite3`` errors into :class:`StoreError` naming the file and what was being done."""
+    try:
+        yield
+    except sqlite3.Error as error:
+        raise StoreError(f"could not {action} the SQLite store {path}: {error}") from error

@@ -1,0 +1,587 @@
+"""The default store: one SQLite file (standard-library ``sqlite3``), safe for concurrent readers.
+
+URL
+    ``sqlite:///`` followed by the path: ``sqlite:///data/ror.db`` is ``data/ror.db`` relative to the
+    working directory, ``sqlite:////var/lib/ror.db`` (four slashes) is the absolute ``/var/lib/ror.db``,
+    ``sqlite:///~/ror.db`` is under the home directory. The path is taken literally (no query string, no
+    percent-decoding). Missing parent directories are created.
+
+Concurrency
+    The file is in WAL mode: readers never block the writer and never see an uncommitted write. Every
+    thread reads through a connection of its own; each transaction and bulk load writes through its own
+    connection, and writers (threads or processes) take turns on SQLite's lock, waiting up to
+    ``busy_timeout`` seconds. Reads made while a transaction is open see the last committed state,
+    including in the thread that holds the transaction. Transactions do not nest.
+
+Durability
+    ``synchronous=NORMAL``: each commit is atomic; it becomes durable at the next WAL checkpoint, so a
+    power cut may lose the last commits (never half of one, never the file).
+
+Bulk loads
+    stage the snapshot in a separate SQLite file next to the store (``<file>.staging-<id>``, no journal,
+    no fsync) and merge it into the live tables in one transaction; see ``_sqlite_bulk``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sqlite3
+import threading
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rorclient.errors import ConfigError, StoreError
+from rorclient.models import EntityKind, Offer
+from rorclient.store import _subtree
+from rorclient.store._sqlite_bulk import SqliteBulkLoad, clean_abandoned_loads, start_bulk_load
+from rorclient.store._sqlite_rows import (
+    ENTITY_COLUMNS,
+    HEAD_COLUMNS,
+    KIND_RANK_OF,
+    ROW_COLUMNS,
+    UPSERT_ON_CONFLICT,
+    UPSERT_SYNC_STATE,
+    connect,
+    decode_head,
+    decode_row,
+    from_text,
+    live_row,
+    sync_state_row,
+    to_text,
+    translate_errors,
+)
+from rorclient.store._sqlite_schema import migrate
+from rorclient.store.base import (
+    Change,
+    ChangeKind,
+    ChangeSet,
+    EntityQuery,
+    Page,
+    PendingEstablishment,
+    RunReport,
+    StoredEntity,
+    StoreStats,
+    SyncState,
+    name_key,
+    utcnow,
+)
+
+__all__ = ["SqliteStore", "path_from_url"]
+
+_URL_PREFIX = "sqlite:///"
+_CHUNK = 500  # ids per IN (...) list, well under SQLite's bound-parameter limit
+_FETCH = 500  # rows per fetch when streaming
+_KIND_OF_RANK = {rank: kind for kind, rank in KIND_RANK_OF.items()}
+
+
+def path_from_url(url: str) -> Path:
+    """The file a ``sqlite:///...`` URL names (see the module docstring for the rule)."""
+    if not url.startswith(_URL_PREFIX):
+        raise ConfigError(
+            f"SQLite store URL {url!r} must be sqlite:///relative/path or sqlite:////absolute/path"
+        )
+    raw = url[len(_URL_PREFIX) :]
+    if not raw or raw == ":memory:" or raw.startswith("file:"):
+        raise ConfigError(f"SQLite store URL {url!r} names no file; use memory:// for a store in memory")
+    return Path(raw).expanduser()
+
+
+class SqliteStore:
+    """A :class:`~rorclient.store.Store` in one SQLite file. See the module docstring."""
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0, url: str | None = None
+    ) -> None:
+        self.path = Path(path).expanduser()
+        self.url = url or f"{_URL_PREFIX}{self.path}"
+        self.busy_timeout = busy_timeout
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._idle_writers: list[sqlite3.Connection] = []
+        self._closed = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise StoreError(
+                f"could not create the directory of the SQLite store {self.path}: {error}"
+            ) from error
+        first = self._connect(writer=True)
+        try:
+            with translate_errors("open", self.path):
+                first.execute("PRAGMA journal_mode = WAL")
+                first.execute("PRAGMA journal_size_limit = 67108864")
+                migrate(first, self.path)
+                clean_abandoned_loads(first, self.path)
+        except BaseException:
+            first.close()
+            raise
+        self._idle_writers.append(first)
+
+    @classmethod
+    def from_url(cls, url: str, *, busy_timeout: float = 30.0) -> SqliteStore:
+        """Open the store a ``sqlite:///...`` URL names."""
+        return cls(path_from_url(url), busy_timeout=busy_timeout, url=url)
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close every connection; call it once no thread is still using the store."""
+        with self._lock:
+            self._closed = True
+            connections = self._readers + self._idle_writers
+            self._readers, self._idle_writers = [], []
+        for connection in connections:
+            connection.close()
+
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SqliteStore({str(self.path)!r})"
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"the store {self.url} is closed")
+
+    def _connect(self, *, writer: bool) -> sqlite3.Connection:
+        return connect(self.path, busy_timeout=self.busy_timeout, writer=writer)
+
+    def _reader(self) -> sqlite3.Connection:
+        self._check_open()
+        connection: sqlite3.Connection | None = getattr(self._local, "reader", None)
+        if connection is None:
+            connection = self._connect(writer=False)
+            with self._lock:
+                self._readers.append(connection)
+            self._local.reader = connection
+        return connection
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction, for reads made of several statements."""
+        connection = self._reader()
+        with translate_errors("read", self.path):
+            connection.execute("BEGIN")
+            try:
+                yield connection
+            finally:
+                connection.execute("COMMIT")
+
+    # ---- reads -----------------------------------------------------------------------------------
+    def get(self, kind: EntityKind, id: str, *, include_deleted: bool = False) -> StoredEntity | None:
+        with translate_errors("read", self.path):
+            row = (
+                self._reader()
+                .execute(
+                    f"SELECT {ROW_COLUMNS} FROM entities WHERE kind = ? AND id = ?",
+                    (EntityKind(kind).value, id),
+                )
+                .fetchone()
+            )
+        if row is None:
+            return None
+        stored = decode_row(row)
+        return None if stored.deleted and not include_deleted else stored
+
+    def find(self, query: EntityQuery) -> Page:
+        where, params = _where(query)
+        with self._snapshot() as connection:
+            total = connection.execute(f"SELECT count(*) FROM entities{where}", params).fetchone()[0]
+            rows = connection.execute(
+                f"SELECT {ROW_COLUMNS} FROM entities{where} ORDER BY kind_rank, id LIMIT ? OFFSET ?",
+                [*params, query.limit, query.offset],
+            ).fetchall()
+        items = tuple(decode_row(row) for row in rows)
+        end = query.offset + len(items)
+        return Page(items=items, total=total, next_offset=end if end < total else None)
+
+    def iter_entities(
+        self,
+        *,
+        kind: EntityKind | None = None,
+        source: str | None = None,
+        include_deleted: bool = True,
+    ) -> Iterator[StoredEntity]:
+        """Every entity, ordered by kind (legal entities first) then id, streamed from one consistent
+        snapshot through a connection of its own (closed when the iterator ends or is closed)."""
+        self._check_open()
+        where, params = _where(EntityQuery(kind=kind, source=source, include_deleted=include_deleted))
+        connection = self._connect(writer=False)
+        try:
+            with translate_errors("read", self.path):
+                cursor = connection.execute(
+                    f"SELECT {ROW_COLUMNS} FROM entities{where} ORDER BY kind_rank, id", params
+                )
+                while rows := cursor.fetchmany(_FETCH):
+                    yield from (decode_row(row) for row in rows)
+        finally:
+            connection.close()
+
+    def stats(self) -> StoreStats:
+        by_kind: dict[str, int] = defaultdict(int)
+        by_source: dict[str, int] = defaultdict(int)
+        deleted = 0
+        with self._snapshot() as connection:
+            groups = connection.execute(
+                "SELECT kind_rank, source, deleted_at IS NOT NULL, count(*) FROM entities "
+                "GROUP BY kind_rank, source, deleted_at IS NOT NULL ORDER BY kind_rank, source"
+            ).fetchall()
+            last_seq = connection.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
+        for kind_rank, source, is_deleted, count in groups:
+            if is_deleted:
+                deleted += count
+            else:
+                by_kind[_KIND_OF_RANK[kind_rank].value] += count
+                by_source[source] += count
+        return StoreStats(
+            by_kind=dict(by_kind),
+            by_source=dict(sorted(by_source.items())),
+            deleted=deleted,
+            last_change_seq=last_seq,
+        )
+
+    def changes(self, since: int = 0, limit: int | None = None) -> list[Change]:
+        """Change-log entries with ``seq > since``, oldest first."""
+        with translate_errors("read", self.path):
+            rows = (
+                self._reader()
+                .execute(
+                    "SELECT seq, at, source, kind, id, change, run_id FROM changes "
+                    "WHERE seq > ? ORDER BY seq LIMIT ?",
+                    (since, -1 if limit is None else limit),
+                )
+                .fetchall()
+            )
+        return [
+            Change(
+                seq=seq,
+                at=dt.datetime.fromisoformat(at),
+                source=source,
+                kind=EntityKind(kind),
+                id=id_,
+                change=ChangeKind(change),
+                run_id=run_id,
+            )
+            for seq, at, source, kind, id_, change, run_id in rows
+        ]
+
+    def sync_state(self, source: str) -> SyncState | None:
+        states = self._sync_states("WHERE source = ?", (source,))
+        return states[0] if states else None
+
+    def sync_states(self) -> list[SyncState]:
+        return self._sync_states("", ())
+
+    def _sync_states(self, where: str, params: Sequence[Any]) -> list[SyncState]:
+        with translate_errors("read", self.path):
+            rows = (
+                self._reader()
+                .execute(
+                    "SELECT source, watermark, taken_at, last_full_pull FROM sync_state "
+                    f"{where} ORDER BY source",
+                    params,
+                )
+                .fetchall()
+            )
+        return [
+            SyncState(
+                source=source,
+                watermark=from_text(watermark),
+                taken_at=dt.datetime.fromisoformat(taken_at),
+                last_full_pull=from_text(last_full_pull),
+            )
+            for source, watermark, taken_at, last_full_pull in rows
+        ]
+
+    def pending(self, source: str | None = None) -> list[PendingEstablishment]:
+        where, params = ("WHERE source = ?", (source,)) if source is not None else ("", ())
+        with translate_errors("read", self.path):
+            rows = (
+                self._reader()
+                .execute(
+                    "SELECT source, establishment_id, error, attempts, first_failed, last_failed "
+                    f"FROM pending {where} ORDER BY source, establishment_id",
+                    params,
+                )
+                .fetchall()
+            )
+        return [
+            PendingEstablishment(
+                source=row_source,
+                establishment_id=establishment_id,
+                error=error,
+                attempts=attempts,
+                first_failed=dt.datetime.fromisoformat(first_failed),
+                last_failed=dt.datetime.fromisoformat(last_failed),
+            )
+            for row_source, establishment_id, error, attempts, first_failed, last_failed in rows
+        ]
+
+    def runs(self, limit: int = 20) -> list[RunReport]:
+        """Most recent runs first (by ``started``, then by order of first recording)."""
+        with translate_errors("read", self.path):
+            rows = (
+                self._reader()
+                .execute("SELECT report FROM runs ORDER BY started_key DESC, rowid DESC LIMIT ?", (limit,))
+                .fetchall()
+            )
+        return [RunReport.model_validate_json(report) for (report,) in rows]
+
+    # ---- writes ----------------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self, *, run_id: str | None = None) -> Iterator[_SqliteTransaction]:
+        """One ``BEGIN IMMEDIATE`` transaction: committed when the block ends, rolled back if it raises."""
+        self._check_open()
+        with self._write_scope():
+            connection = self._take_writer()
+            try:
+                with translate_errors("start a transaction on", self.path):
+                    connection.execute("BEGIN IMMEDIATE")
+                transaction = _SqliteTransaction(connection, self.path, run_id)
+                try:
+                    yield transaction
+                    transaction._open = False
+                    with translate_errors("commit to", self.path):
+                        connection.execute("COMMIT")
+                except sqlite3.Error as error:
+                    _rollback(connection)
+                    raise StoreError(f"could not write to the SQLite store {self.path}: {error}") from error
+                except BaseException:
+                    _rollback(connection)
+                    raise
+                finally:
+                    transaction._open = False
+            finally:
+                self._give_back(connection)
+
+    @contextmanager
+    def bulk_load(self, *, source: str, run_id: str | None = None) -> Iterator[SqliteBulkLoad]:
+        """Stage a full snapshot of ``source`` and swap it in when the block exits (see ``_sqlite_bulk``)."""
+        self._check_open()
+        self._refuse_nested("a bulk load")
+        load = start_bulk_load(self.path, self._connect(writer=True), source=source, run_id=run_id)
+        try:
+            yield load
+            if not load.aborted:
+                with self._write_scope():
+                    load.swap()
+        finally:
+            load.discard()
+
+    @contextmanager
+    def _write_scope(self) -> Iterator[None]:
+        self._refuse_nested("a transaction")
+        self._local.writing = True
+        try:
+            yield
+        finally:
+            self._local.writing = False
+
+    def _refuse_nested(self, what: str) -> None:
+        if getattr(self._local, "writing", False):
+            raise StoreError(f"cannot open {what} while this thread holds a transaction; they do not nest")
+
+    def _take_writer(self) -> sqlite3.Connection:
+        with self._lock:
+            if self._idle_writers:
+                return self._idle_writers.pop()
+        return self._connect(writer=True)
+
+    def _give_back(self, connection: sqlite3.Connection) -> None:
+        with self._lock:
+            if not self._closed:
+                self._idle_writers.append(connection)
+                return
+        connection.close()
+
+
+def _rollback(connection: sqlite3.Connection) -> None:
+    if connection.in_transaction:
+        connection.execute("ROLLBACK")
+
+
+def _where(query: EntityQuery) -> tuple[str, list[Any]]:
+    """The WHERE clause (with its leading space) and parameters of ``query``."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if not query.include_deleted:
+        clauses.append("deleted_at IS NULL")
+    if query.kind is not None:
+        clauses.append("kind_rank = ?")
+        params.append(KIND_RANK_OF[EntityKind(query.kind)])
+    for column, value in (
+        ("source", query.source),
+        ("region", query.region),
+        ("establishment", query.establishment),
+        ("parent", query.parent),
+    ):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if query.closed is not None:
+        clauses.append("closed = ?")
+        params.append(int(query.closed))
+    if query.name_contains is not None:
+        clauses.append("instr(name_key, ?) > 0")
+        params.append(name_key(query.name_contains))
+    if query.activity_code is not None:
+        live = "" if query.include_deleted else " AND offered.deleted_at IS NULL"
+        clauses.append(
+            "((kind = 'activity' AND code = ?) OR (kind = 'unit' AND id IN (SELECT offered.parent "
+            f"FROM entities AS offered WHERE offered.kind = 'activity' AND offered.code = ?{live})))"
+        )
+        params += [query.activity_code, query.activity_code]
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+class _SqliteTransaction:
+    """The :class:`~rorclient.store.StoreTransaction` of :class:`SqliteStore` (and its
+    ``_subtree.RowAccess``): every method runs inside the store transaction's connection."""
+
+    def __init__(self, connection: sqlite3.Connection, path: Path, run_id: str | None) -> None:
+        self._connection = connection
+        self._path = path
+        self._run_id = run_id
+        self._open = True
+        self._source = ""
+        self._at = ""
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        if not self._open:
+            raise StoreError("this transaction has ended; open a new one with store.transaction()")
+        return self._connection.execute(sql, params)
+
+    def _begin_operation(self, source: str) -> dt.datetime:
+        """Remember who logs the next changes, and when."""
+        now = utcnow()
+        self._source, self._at = source, now.isoformat()
+        return now
+
+    # ---- RowAccess -------------------------------------------------------------------------------
+    def heads(self, keys: Collection[_subtree.Key]) -> Mapping[_subtree.Key, StoredEntity]:
+        ids_by_kind: dict[EntityKind, list[str]] = defaultdict(list)
+        for kind, id_ in keys:
+            ids_by_kind[kind].append(id_)
+        result: dict[_subtree.Key, StoredEntity] = {}
+        for kind, ids in ids_by_kind.items():
+            for chunk in _chunks(ids):
+                marks = ",".join("?" * len(chunk))
+                rows = self._execute(
+                    f"SELECT {HEAD_COLUMNS} FROM entities WHERE kind = ? AND id IN ({marks})",
+                    (kind.value, *chunk),
+                )
+                for row in rows:
+                    head = decode_head(row)
+                    result[(head.kind, head.id)] = head
+        return result
+
+    def live_in_establishment(self, establishment_id: str, source: str) -> Iterable[StoredEntity]:
+        rows = self._execute(
+            f"SELECT {HEAD_COLUMNS} FROM entities "
+            "WHERE establishment = ? AND source = ? AND deleted_at IS NULL",
+            (establishment_id, source),
+        )
+        return [decode_head(row) for row in rows]
+
+    def live_children(self, parent_ids: Collection[str], source: str) -> Iterable[StoredEntity]:
+        result: list[StoredEntity] = []
+        for chunk in _chunks(sorted(parent_ids)):
+            marks = ",".join("?" * len(chunk))
+            rows = self._execute(
+                f"SELECT {HEAD_COLUMNS} FROM entities "
+                f"WHERE parent IN ({marks}) AND source = ? AND deleted_at IS NULL",
+                (*chunk, source),
+            )
+            result += [decode_head(row) for row in rows]
+        return result
+
+    def write(self, row: StoredEntity, change: ChangeKind) -> None:
+        self._execute(
+            f"INSERT INTO entities ({ENTITY_COLUMNS}) VALUES ({','.join('?' * 15)}) {UPSERT_ON_CONFLICT}",
+            live_row(row),
+        )
+        self._log(row, change)
+
+    def tombstone(self, head: StoredEntity, at: dt.datetime) -> None:
+        self._execute(
+            "UPDATE entities SET deleted_at = ? WHERE kind = ? AND id = ?",
+            (at.isoformat(), head.kind.value, head.id),
+        )
+        self._log(head, ChangeKind.DELETED)
+
+    def _log(self, row: StoredEntity, change: ChangeKind) -> None:
+        self._execute(
+            "INSERT INTO changes (at, source, kind, id, change, run_id) VALUES (?, ?, ?, ?, ?, ?)",
+            (self._at, self._source, row.kind.value, row.id, change.value, self._run_id),
+        )
+
+    # ---- StoreTransaction ------------------------------------------------------------------------
+    def replace_establishment(
+        self,
+        offer: Offer,
+        *,
+        source: str,
+        establishment_id: str,
+        keep: Collection[str] = (),
+    ) -> ChangeSet:
+        now = self._begin_operation(source)
+        return _subtree.replace_establishment(
+            self, offer, source=source, establishment_id=establishment_id, keep=keep, now=now
+        )
+
+    def replace_unit(self, offer: Offer, *, source: str, unit_id: str) -> ChangeSet:
+        now = self._begin_operation(source)
+        return _subtree.replace_unit(self, offer, source=source, unit_id=unit_id, now=now)
+
+    def delete_establishment(self, establishment_id: str, *, source: str) -> ChangeSet:
+        now = self._begin_operation(source)
+        return _subtree.delete_establishment(self, establishment_id, source=source, now=now)
+
+    def set_sync_state(self, state: SyncState) -> None:
+        self._execute(UPSERT_SYNC_STATE, sync_state_row(state))
+
+    def set_pending(self, item: PendingEstablishment) -> None:
+        self._execute(
+            "INSERT INTO pending (source, establishment_id, error, attempts, first_failed, last_failed) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source, establishment_id) DO UPDATE SET "
+            "error = excluded.error, attempts = pending.attempts + 1, last_failed = excluded.last_failed",
+            (
+                item.source,
+                item.establishment_id,
+                item.error,
+                item.attempts,
+                to_text(item.first_failed),
+                to_text(item.last_failed),
+            ),
+        )
+
+    def clear_pending(self, source: str, establishment_id: str) -> None:
+        self._execute(
+            "DELETE FROM pending WHERE source = ? AND establishment_id = ?", (source, establishment_id)
+        )
+
+    def record_run(self, report: RunReport) -> None:
+        self._execute(
+            "INSERT INTO runs (run_id, started_key, report) VALUES (?, ?, ?) "
+            "ON CONFLICT (run_id) DO UPDATE SET started_key = excluded.started_key, report = excluded.report",
+            (report.run_id, _sortable(report.started), report.model_dump_json()),
+        )
+
+
+def _sortable(moment: dt.datetime) -> str:
+    """A text that sorts like the instant: aware times in UTC, naive times taken as they are."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")

@@ -1,0 +1,385 @@
+"""What the SQLite store adds to the conformance suite: files, URLs, schema versions, concurrency, crashes."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+pytest.register_assert_rewrite("rorclient.testing.store_conformance")
+
+from rorclient.errors import ConfigError, DataError, SchemaVersionError, StoreError  # noqa: E402
+from rorclient.models import EntityKind  # noqa: E402
+from rorclient.store import _sqlite_bulk, default_store_url, open_store  # noqa: E402
+from rorclient.store import sqlite as sqlite_module  # noqa: E402
+from rorclient.store._sqlite_schema import SCHEMA_VERSION  # noqa: E402
+from rorclient.store.base import ChangeKind, EntityQuery, SyncState  # noqa: E402
+from rorclient.store.memory import MemoryStore  # noqa: E402
+from rorclient.store.sqlite import SqliteStore, path_from_url  # noqa: E402
+from rorclient.testing.store_conformance import (  # noqa: E402
+    EG1,
+    EG2,
+    SOURCE,
+    T0,
+    apply_site,
+    site,
+    unit,
+)
+
+UNIT = EntityKind.UNIT
+U1, U2 = "11/1001", "11/1002"
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "ror.sqlite3"
+
+
+def _staging_files(path: Path) -> list[Path]:
+    return sorted(path.parent.glob(f"{path.name}.staging-*"))
+
+
+def _registered_loads(path: Path) -> int:
+    with sqlite3.connect(path) as connection:
+        count: int = connection.execute("SELECT count(*) FROM bulk_loads").fetchone()[0]
+    connection.close()
+    return count
+
+
+# ---- files and URLs ------------------------------------------------------------------------------
+
+
+def test_opening_creates_the_file_under_missing_directories(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "ror.sqlite3"
+    with SqliteStore(path) as store:
+        assert path.is_file()
+        assert store.url == f"sqlite:///{path}"
+    connection = sqlite3.connect(path)
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert connection.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == SCHEMA_VERSION
+    connection.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite:///data/ror.db", Path("data/ror.db")),
+        ("sqlite:////var/lib/rorclient/ror.db", Path("/var/lib/rorclient/ror.db")),
+        ("sqlite:///~/ror.db", Path.home() / "ror.db"),
+    ],
+)
+def test_three_slashes_then_the_path(url: str, expected: Path) -> None:
+    assert path_from_url(url) == expected
+
+
+def test_the_default_url_names_an_absolute_path() -> None:
+    assert path_from_url(default_store_url()).is_absolute()
+
+
+@pytest.mark.parametrize(
+    "url", ["sqlite://host/ror.db", "sqlite:///", "sqlite:///:memory:", "sqlite:ror.db", "postgresql:///ror"]
+)
+def test_urls_naming_no_file_are_config_errors(url: str) -> None:
+    with pytest.raises(ConfigError, match="sqlite:///"):
+        path_from_url(url)
+
+
+def test_open_store_resolves_a_relative_url_against_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = open_store("sqlite:///sub/ror.db")
+    try:
+        assert isinstance(store, SqliteStore)
+        assert store.url == "sqlite:///sub/ror.db"
+        assert (tmp_path / "sub" / "ror.db").is_file()
+    finally:
+        store.close()
+    assert isinstance(open_store("memory://"), MemoryStore)
+
+
+def test_everything_survives_closing_and_reopening(path: Path) -> None:
+    state = SyncState(source=SOURCE, watermark=T0, taken_at=T0)
+    with SqliteStore(path) as store:
+        with store.transaction(run_id="r1") as tx:
+            tx.replace_establishment(site(EG1, unit(U1)), source=SOURCE, establishment_id=EG1)
+            tx.set_sync_state(state)
+        log = store.changes()
+    with SqliteStore(path) as store:
+        stored = store.get(UNIT, U1)
+        assert stored is not None
+        assert stored.entity == unit(U1)
+        assert store.changes() == log
+        assert store.sync_state(SOURCE) == state
+
+
+# ---- schema versions -----------------------------------------------------------------------------
+
+
+def test_a_store_written_by_a_newer_rorclient_is_refused(path: Path) -> None:
+    SqliteStore(path).close()
+    connection = sqlite3.connect(path)
+    with connection:
+        connection.execute(
+            "INSERT INTO schema_version (version, description, applied_at) VALUES (?, 'later', '2030-01-01')",
+            (SCHEMA_VERSION + 1,),
+        )
+    connection.close()
+    with pytest.raises(
+        SchemaVersionError, match=rf"schema version {SCHEMA_VERSION + 1}.*upgrade rorclient"
+    ) as raised:
+        SqliteStore(path)
+    assert isinstance(raised.value, StoreError)
+    assert str(path) in str(raised.value)
+
+
+def test_a_file_that_is_not_a_database_is_a_store_error(path: Path) -> None:
+    path.write_bytes(b"this is not a database " * 100)
+    with pytest.raises(StoreError, match=r"ror\.sqlite3"):
+        SqliteStore(path)
+
+
+def test_a_database_error_during_a_transaction_rolls_back_and_is_a_store_error(path: Path) -> None:
+    with SqliteStore(path) as store:
+        apply_site(store, site(EG1, unit(U1)))
+        connection = sqlite3.connect(path)
+        with connection:
+            connection.execute(
+                "CREATE TRIGGER refuse AFTER INSERT ON entities WHEN NEW.id = '11/1002' "
+                "BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END"
+            )
+        connection.close()
+        before = store.changes()
+        with pytest.raises(StoreError, match="refused by a trigger"):
+            apply_site(store, site(EG1, unit(U2)))
+        assert store.changes() == before
+        assert store.get(UNIT, U1) is not None
+
+
+# ---- concurrency ---------------------------------------------------------------------------------
+
+
+def test_transactions_do_not_nest(path: Path) -> None:
+    with SqliteStore(path) as store, store.transaction():
+        with pytest.raises(StoreError, match="do not nest"), store.transaction():
+            pass
+        with pytest.raises(StoreError, match="do not nest"), store.bulk_load(source=SOURCE):
+            pass
+
+
+def test_reads_during_a_transaction_see_the_last_committed_state(path: Path) -> None:
+    with SqliteStore(path) as store:
+        with store.transaction() as tx:
+            tx.replace_establishment(site(EG1, unit(U1)), source=SOURCE, establishment_id=EG1)
+            assert store.get(UNIT, U1) is None
+        assert store.get(UNIT, U1) is not None
+
+
+def test_another_reader_sees_the_old_copy_until_the_swap_commits(path: Path) -> None:
+    writer, reader = SqliteStore(path), SqliteStore(path)
+    apply_site(writer, site(EG1, unit(U1)))
+    seen: list[tuple[str, tuple[bool, bool]]] = []
+
+    def look(moment: str) -> None:
+        def units() -> tuple[bool, bool]:
+            return reader.get(UNIT, U1) is not None, reader.get(UNIT, U2) is not None
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            seen.append((moment, pool.submit(units).result()))
+
+    def before_commit(statement: str) -> None:
+        if statement.startswith("DELETE FROM main.bulk_loads"):  # the swap's last write before COMMIT
+            look("swapping")
+
+    try:
+        with writer.bulk_load(source=SOURCE) as load:
+            load.add_many(site(EG1, unit(U2)).entities())
+            load.preview()
+            look("staged")
+            load._connection.set_trace_callback(before_commit)
+        look("committed")
+    finally:
+        writer.close()
+        reader.close()
+    assert seen == [("staged", (True, False)), ("swapping", (True, False)), ("committed", (False, True))]
+
+
+def test_writers_in_several_threads_take_turns(path: Path) -> None:
+    stores = [SqliteStore(path), SqliteStore(path)]
+    establishments = [f"17500001{n:02d}" for n in range(8)]
+
+    def write(index: int) -> None:
+        establishment = establishments[index]
+        offer = site(establishment, unit(f"11/{index + 5000}", establishment))
+        apply_site(stores[index % 2], offer, establishment)
+
+    try:
+        threads = [threading.Thread(target=write, args=(index,)) for index in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        store = stores[0]
+        assert store.find(EntityQuery(kind=EntityKind.ESTABLISHMENT)).total == 8
+        seqs = [change.seq for change in store.changes()]
+        assert seqs == list(range(1, len(seqs) + 1))
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_iter_entities_keeps_its_snapshot_while_the_store_changes(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_module, "_FETCH", 2)
+    with SqliteStore(path) as store:
+        apply_site(store, site(EG1, unit(U1), unit(U2)))
+        rows = store.iter_entities()
+        first = next(rows)
+        with store.transaction() as tx:
+            tx.delete_establishment(EG1, source=SOURCE)
+        rest = list(rows)
+        assert len([first, *rest]) == 6
+        assert not any(row.deleted for row in [first, *rest])
+        assert store.stats().deleted == 5
+
+
+def test_a_closed_store_refuses_work(path: Path) -> None:
+    store = SqliteStore(path)
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        store.get(UNIT, U1)
+    with pytest.raises(StoreError, match="closed"), store.transaction():
+        pass
+
+
+# ---- bulk loads: batches and staging files -------------------------------------------------------
+
+
+def test_a_bulk_load_spans_batches_and_merges_identical_copies(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_sqlite_bulk, "BATCH_SIZE", 7)
+    snapshot = list(site(EG1, *[unit(f"11/{n}") for n in range(30)], codes=("100", "200")).entities())
+    with SqliteStore(path) as store:
+        with store.bulk_load(source=SOURCE) as load:
+            load.add_many(snapshot)
+            load.add(snapshot[0])
+            assert load.preview()[ChangeKind.CREATED] == 92
+            load.add_many(snapshot[10:20])
+        assert load.result[ChangeKind.CREATED] == 92
+        assert store.stats().by_kind == {"legal_entity": 1, "establishment": 1, "unit": 30, "activity": 60}
+
+        def load_a_differing_copy() -> None:
+            with store.bulk_load(source=SOURCE) as load:
+                load.add_many(snapshot)
+                load.add(unit("11/3", name="another name"))
+
+        with pytest.raises(DataError, match="11/3"):
+            load_a_differing_copy()
+        assert store.stats().last_change_seq == 92
+
+
+def test_no_staging_file_outlives_a_bulk_load(path: Path) -> None:
+    with SqliteStore(path) as store:
+        with store.bulk_load(source=SOURCE) as load:
+            load.add_many(site(EG1, unit(U1)).entities())
+            load.preview()
+            assert len(_staging_files(path)) == 1
+        with store.bulk_load(source=SOURCE) as load:
+            load.abort()
+
+        def fail_while_loading() -> None:
+            with store.bulk_load(source=SOURCE) as load:
+                load.add_many(site(EG1, unit(U2)).entities())
+                raise KeyError("parse error")
+
+        with pytest.raises(KeyError):
+            fail_while_loading()
+        assert _staging_files(path) == []
+        assert _registered_loads(path) == 0
+
+
+_CRASHING_LOAD = """
+import os, sys
+from rorclient.store.sqlite import SqliteStore
+from rorclient.testing.store_conformance import EG2, SOURCE, site, unit
+
+store = SqliteStore(sys.argv[1])
+context = store.bulk_load(source=SOURCE)
+load = context.__enter__()
+load.add_many(site(EG2, unit("11/9999", EG2)).entities())
+load.preview()  # the staged rows are on disk
+os._exit(3)  # the process dies mid-load: no clean-up runs
+"""
+
+
+def test_the_staging_of_a_crashed_bulk_load_is_removed_at_the_next_open(path: Path) -> None:
+    with SqliteStore(path) as store:
+        apply_site(store, site(EG1, unit(U1)))
+    crashed = subprocess.run(
+        [sys.executable, "-c", _CRASHING_LOAD, str(path)], check=False, capture_output=True
+    )
+    assert crashed.returncode == 3, crashed.stderr.decode()
+    assert len(_staging_files(path)) == 1
+    assert _registered_loads(path) == 1
+
+    with SqliteStore(path) as store:
+        assert _staging_files(path) == []
+        assert _registered_loads(path) == 0
+        assert store.get(UNIT, U1) is not None
+        assert store.get(UNIT, "11/9999") is None
+        assert store.get(EntityKind.ESTABLISHMENT, EG2) is None
+
+
+def test_opening_the_store_leaves_a_running_bulk_load_alone(path: Path) -> None:
+    with SqliteStore(path) as store:
+        with store.bulk_load(source=SOURCE) as load:
+            load.add_many(site(EG1, unit(U1)).entities())
+            load.preview()
+            SqliteStore(path).close()
+            assert len(_staging_files(path)) == 1
+        assert load.result[ChangeKind.CREATED] == 4
+
+
+def test_staging_files_no_load_claims_are_removed_at_open(path: Path) -> None:
+    SqliteStore(path).close()
+    orphan = path.with_name(f"{path.name}.staging-0123456789abcdef")
+    orphan.write_bytes(b"")
+    SqliteStore(path).close()
+    assert not orphan.exists()
+
+
+def test_a_writer_that_waits_too_long_gets_a_store_error_and_leaves_nothing(path: Path) -> None:
+    store = SqliteStore(path, busy_timeout=0.05)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreError, match="locked"), store.transaction():
+            pass
+        with pytest.raises(StoreError, match="locked"), store.bulk_load(source=SOURCE):
+            pass
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert _staging_files(path) == []
+    assert _registered_loads(path) == 0
+    apply_site(store, site(EG1, unit(U1)))
+    assert store.get(UNIT, U1) is not None
+    store.close()
+
+
+def test_a_row_edited_into_nonsense_is_a_store_error_naming_it(path: Path) -> None:
+    with SqliteStore(path) as store:
+        apply_site(store, site(EG1, unit(U1)))
+        connection = sqlite3.connect(path)
+        with connection:
+            connection.execute('UPDATE entities SET data = \'{"kind": "unit"}\' WHERE id = ?', (U1,))
+        connection.close()
+        with pytest.raises(StoreError, match="unit '11/1001'"):
+            store.get(UNIT, U1)
