@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rorclient.csd.reader import CsdSource, read_csd, read_offer
 from rorclient.csd.writer import (
     CsdWriter,
     WriterOptions,
@@ -13,11 +14,14 @@ from rorclient.csd.writer import (
 )
 
 __all__ = [
+    "CsdSource",
     "CsdWriter",
     "WriteStats",
     "WriterOptions",
     "csd_bytes",
     "entity_uuid",
+    "read_csd",
+    "read_offer",
     "write_csd",
     "write_lecture_response",
 ]

@@ -1,0 +1,561 @@
+"""The streaming CSD reader: one reader for every CSD document the ROR produces.
+
+:func:`read_csd` turns an extraction file, an open-data file or a SOAP Lecture response into the models
+of :mod:`rorclient.models`, in one pass, with flat memory::
+
+    for entity in read_csd("extraction.xml.gz", progress=bar.update_to):
+        store_batch.add(entity)
+
+    offer = read_offer(lecture_response_bytes)   # small documents: everything at once
+
+**Documents.** The root may be ``csd:CSD``, ``csd:careServicesResponse`` (its ``result/queryResult`` is
+read; an inline ``csd:error`` raises :class:`~rorclient.errors.RemoteError`) or a SOAP 1.2 envelope
+around either (a SOAP fault raises :class:`~rorclient.errors.RemoteError` with the code and message of
+its ``ror:erreur`` detail). Input is a path, bytes or a binary stream, plain, gzip or zip (see
+:mod:`rorclient.csd._input`).
+
+**Order.** Entities come in document order: legal entities and establishments, then each unit followed
+by its activities, then professionals, then equipment (devices come last in a CSD document). An entity
+whose parent (``organization/parent``, ``facility/extension/parentFacility``) has not been emitted yet
+waits for it, so owners always come before what they own.
+
+**References.** ``entityID`` values only join elements inside the document; the models carry business
+ids: idNat_Struct for organizations (the ``otherID`` whose ``assigningAuthorityName`` is
+``1.2.250.1.71.4.2.2``, else the first ``otherID``), identifiantOI for units (the first ``otherID``),
+idNat_PS for professionals (the first ``otherID`` with a ``code``). One service referenced by several
+units gives one :class:`~rorclient.models.Activity` per unit; a service or device nobody references gives
+nothing.
+
+**Strictness.** The reader is strict: the first problem raises :class:`~rorclient.errors.DataError`
+naming the source, the line and the element path (``/CSD/facilityDirectory/facility[3]/record/@updated``),
+and nothing is skipped. Problems include: malformed or truncated XML, a DOCTYPE (``DTDs are not allowed``;
+no DTD or external entity is ever loaded, no entity expanded, no network access), a wrong root element or
+namespace, directories out of the XSD order, a missing required element, an invalid date, boolean or
+number, a duplicate ``entityID`` or business id (two organizations with one idNat_Struct, two units with
+one identifiantOI, two activities or equipment with one code in a unit), a reference to an entity absent
+from the document (dangling ``parent``, ``organizations/organization``, ``service``, ``parentFacility``,
+``equipment``, provider links) and a ``parentFacility`` cycle. A reference can only be known to dangle once
+the whole document was read, so such an error may come after entities were already yielded: load them in
+a transaction (as :meth:`~rorclient.store.Store.bulk_load` does) and drop it on error.
+
+**Limits.** No text node or attribute value may exceed ``max_text_length`` characters (10,000,000 by
+default, libxml2's own limit; a larger value switches libxml2's ``huge_tree`` mode on). Elements nest at
+most 256 deep (2048 with ``huge_tree``).
+
+**Kept and not kept.** Every field of the models is filled. Elements the models do not hold are kept
+verbatim as :class:`~rorclient.models.ExtraElement`: children of the entity element in ``extras`` and
+children of its ``extension`` elements in ``extension_extras``, in document order. Their serialisation
+is canonical (the CSD namespace always as prefix ``csd``, only the namespaces used declared), so the same
+content read from an extraction or from a SOAP Lecture response compares equal. Comments and processing
+instructions are dropped, and so is ignorable whitespace between elements.
+Deeper unmodeled content of modeled sub-objects is not kept; see :mod:`rorclient.csd._elements` for the
+list (``record/extension``, ``contactPoint/certificate``, provider demographics beyond the first name,
+children of link elements...).
+
+**Memory.** Each entity element is cleared once read and its predecessors deleted. The ``entityID``
+index (business ids, services waiting for their facilities, device links, entities waiting for their
+parent) lives in dictionaries for small documents and spills to anonymous temporary files past 100,000
+entries (see :mod:`rorclient.csd._index`), so memory stays flat from a Lecture response to a national
+extraction: about 100 MB peak RSS for a 1 GB, 316,000-unit document.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+from lxml import etree
+from pydantic import BaseModel, ValidationError
+
+from rorclient.csd import _index
+from rorclient.csd import _names as n
+from rorclient.csd._elements import LIBXML_TEXT_LIMIT, DevicePart, ElementParser, FacilityPart, Ref, validator
+from rorclient.csd._index import Conflict, EntityIndex, KeySpace, NodeKind
+from rorclient.csd._input import CsdSource, XmlInput, open_xml
+from rorclient.errors import DataError, RemoteError
+from rorclient.models import (
+    Activity,
+    Entity,
+    Establishment,
+    LegalEntity,
+    Offer,
+    Professional,
+    Unit,
+)
+
+__all__ = ["DEFAULT_MAX_TEXT_LENGTH", "CsdSource", "read_csd", "read_offer"]
+
+_log = logging.getLogger(__name__)
+_M = TypeVar("_M", bound=BaseModel)
+
+#: Default limit on the length of one text node or attribute value (libxml2's own limit).
+DEFAULT_MAX_TEXT_LENGTH = LIBXML_TEXT_LIMIT
+
+_ENTITY_OF_DIRECTORY = {
+    n.ORGANIZATION_DIRECTORY: n.ORGANIZATION,
+    n.SERVICE_DIRECTORY: n.SERVICE,
+    n.FACILITY_DIRECTORY: n.FACILITY,
+    n.PROVIDER_DIRECTORY: n.PROVIDER,
+    n.DEVICE_DIRECTORY: n.DEVICE,
+}
+_DIRECTORY_RANK = {tag: rank for rank, tag in enumerate(n.DIRECTORIES)}
+_ENTITY_TAGS = frozenset(_ENTITY_OF_DIRECTORY.values())
+_PAYLOAD_TAGS = (n.CSD, n.CARE_SERVICES_RESPONSE)
+_EVENT_TAGS = (
+    *_ENTITY_TAGS,
+    *n.DIRECTORIES,
+    n.CSD,
+    n.CARE_SERVICES_RESPONSE,
+    n.RESULT,
+    n.QUERY_RESULT,
+    n.ERROR,
+    n.SOAP_ENVELOPE,
+    n.SOAP_BODY,
+    n.SOAP_FAULT,
+)
+_VALIDATORS: dict[type[BaseModel], Any] = {
+    model: validator(model) for model in (LegalEntity, Establishment, Unit, Professional)
+}
+_KNOWN_NAMESPACES = {
+    "CSD": n.CSD_NS,
+    "careServicesResponse": n.CSD_NS,
+    "Envelope": n.SOAP12_NS,
+}
+
+
+def read_csd(
+    source: CsdSource,
+    *,
+    source_name: str | None = None,
+    max_text_length: int = DEFAULT_MAX_TEXT_LENGTH,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[Entity]:
+    """Stream the entities of a CSD document (see the module docstring for the full contract).
+
+    ``source`` is a path, the document's bytes or a binary stream (plain, gzip or zip). ``source_name``
+    names it in error messages (default: the path, the stream's ``name``, or ``<bytes>``).
+    ``max_text_length`` bounds every text node and attribute value, in characters. ``progress``, if
+    given, is called with the number of bytes read so far from the source (compressed bytes for a gzip
+    or zip input) each time the parser reads more.
+
+    The source is opened when iteration starts and closed when it ends or when the iterator is closed.
+    Raises :class:`~rorclient.errors.DataError` for bad input (possibly after some entities were
+    yielded: see the module docstring), :class:`~rorclient.errors.RemoteError` for an error response,
+    :class:`~rorclient.errors.ConfigError` for a path that cannot be opened.
+    """
+    if max_text_length < 1:
+        raise ValueError("max_text_length must be positive")
+    return _Reader(source, source_name, max_text_length, progress).entities()
+
+
+def read_offer(
+    source: CsdSource,
+    *,
+    source_name: str | None = None,
+    max_text_length: int = DEFAULT_MAX_TEXT_LENGTH,
+    progress: Callable[[int], None] | None = None,
+) -> Offer:
+    """Read a whole CSD document into an :class:`~rorclient.models.Offer` (meant for Lecture responses
+    and other documents that fit in memory); same arguments and errors as :func:`read_csd`."""
+    return Offer.of(
+        read_csd(source, source_name=source_name, max_text_length=max_text_length, progress=progress)
+    )
+
+
+class _Reader:
+    """One pass over one document."""
+
+    def __init__(
+        self,
+        source: CsdSource,
+        source_name: str | None,
+        max_text_length: int,
+        progress: Callable[[int], None] | None,
+    ) -> None:
+        self._source = source
+        self._source_name = source_name
+        self._max_text_length = max_text_length
+        self._progress = progress
+        self._name = source_name or "<csd>"
+        self._parser = ElementParser(self._name, max_text_length)
+        self._index = EntityIndex(_index.DEFAULT_SPILL_THRESHOLD)
+        self._directory: str | None = None
+        self._entity_path = ""
+        self._last_rank = -1
+        self._count = 0
+        self._content_seen = False
+
+    def entities(self) -> Iterator[Entity]:
+        with open_xml(self._source, source_name=self._source_name, progress=self._progress) as xml:
+            self._name = self._parser.source = xml.name
+            self._check_payload(xml)
+            try:
+                yield from self._events(xml)
+                self._check_leftovers()
+            finally:
+                if self._index.spilled:
+                    _log.debug("%s: entityID index spilled to a temporary SQLite file", self._name)
+                self._index.close()
+
+    # -- document structure -----------------------------------------------------------------------
+
+    def _check_payload(self, xml: XmlInput) -> None:
+        if xml.root_tag not in (*_PAYLOAD_TAGS, n.SOAP_ENVELOPE):
+            raise self._wrong_element(xml.root_tag, "root element")
+        if xml.root_tag == n.SOAP_ENVELOPE:
+            if xml.payload_tag is None:
+                raise DataError("the SOAP body is empty", source=self._name)
+            if xml.payload_tag not in (*_PAYLOAD_TAGS, n.SOAP_FAULT):
+                raise self._wrong_element(xml.payload_tag, "SOAP body content")
+
+    def _wrong_element(self, tag: str, role: str) -> DataError:
+        namespace, _, local = tag[1:].partition("}") if tag.startswith("{") else ("", "", tag)
+        expected = _KNOWN_NAMESPACES.get(local)
+        if expected is not None and namespace != expected:
+            found = f"namespace {namespace!r}" if namespace else "no namespace"
+            return DataError(
+                f"{local} in {found} instead of {expected!r} (wrong namespace)", source=self._name
+            )
+        return DataError(
+            f"unexpected {role} {local!r}: expected CSD, careServicesResponse or a SOAP 1.2 envelope",
+            source=self._name,
+        )
+
+    def _events(self, xml: XmlInput) -> Iterator[Entity]:
+        events = etree.iterparse(
+            xml,
+            events=("start", "end"),
+            tag=_EVENT_TAGS,
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            huge_tree=self._max_text_length > LIBXML_TEXT_LIMIT,
+            remove_comments=True,
+            remove_pis=True,
+            remove_blank_text=True,
+        )
+        depth = 0  # nesting of entity tags: organization inside facility/organizations, etc.
+        try:
+            for event, element in events:
+                tag: str = element.tag  # type: ignore[assignment]  # always a str here
+                if tag in _ENTITY_TAGS:
+                    if event == "start":
+                        if depth == 0:
+                            self._start_entity(element, tag)
+                        depth += 1
+                        continue
+                    depth -= 1
+                    if depth == 0:
+                        yield from self._entity(element, tag)
+                        parent = element.getparent()
+                        element.clear(keep_tail=False)
+                        if parent is not None:
+                            while element.getprevious() is not None:
+                                del parent[0]
+                elif depth == 0:
+                    if event == "start":
+                        self._start_structure(element, tag)
+                    else:
+                        self._end_structure(element, tag)
+        except etree.XMLSyntaxError as exc:
+            raise self._syntax_error(exc) from exc
+        if not self._content_seen:
+            raise DataError("the document holds no CSD directories", source=self._name)
+
+    def _syntax_error(self, exc: etree.XMLSyntaxError) -> DataError:
+        if "too long" in exc.msg.lower():  # libxml2: "Text node too long", "AttValue length too long"
+            return DataError(
+                f"a text node or attribute value is longer than {self._max_text_length} characters "
+                f"(max_text_length): {exc.msg}",
+                line=exc.lineno or None,
+                source=self._name,
+            )
+        return DataError(f"not well-formed XML: {exc.msg}", line=exc.lineno or None, source=self._name)
+
+    def _start_structure(self, element: etree._Element, tag: str) -> None:
+        parent = element.getparent()
+        parent_tag = None if parent is None else parent.tag
+        if tag in _DIRECTORY_RANK:
+            if parent_tag not in (n.CSD, n.QUERY_RESULT):
+                raise self._misplaced(element)
+            rank = _DIRECTORY_RANK[tag]
+            if rank <= self._last_rank:
+                raise self._structure_error(
+                    element,
+                    "directories out of order (expected organizationDirectory, serviceDirectory, "
+                    "facilityDirectory, providerDirectory, deviceDirectory, once each)",
+                )
+            self._last_rank = rank
+            self._directory = tag
+            self._entity_path = f"{_path_of(element)}/{n.local_name(_ENTITY_OF_DIRECTORY[tag])}"
+            self._count = 0
+            self._content_seen = True
+        elif tag in _PAYLOAD_TAGS or tag == n.SOAP_FAULT:
+            if parent_tag is not None and parent_tag != n.SOAP_BODY:
+                raise self._misplaced(element)
+        elif tag == n.RESULT or tag == n.ERROR:
+            if parent_tag != n.CARE_SERVICES_RESPONSE:
+                raise self._misplaced(element)
+        elif tag == n.QUERY_RESULT:
+            if parent_tag != n.RESULT:
+                raise self._misplaced(element)
+        elif tag == n.SOAP_BODY:
+            if parent_tag != n.SOAP_ENVELOPE:
+                raise self._misplaced(element)
+        elif tag == n.SOAP_ENVELOPE and parent_tag is not None:
+            raise self._misplaced(element)
+
+    def _end_structure(self, element: etree._Element, tag: str) -> None:
+        if tag in _DIRECTORY_RANK:
+            self._directory = None
+            element.clear(keep_tail=False)
+            if tag == n.SERVICE_DIRECTORY:
+                duplicate = self._index.seal_services()
+                if duplicate is not None:
+                    entity_id, position, line = duplicate
+                    path = f"{self._entity_path}[{position}]/@entityID"
+                    message = f"duplicate service entityID {entity_id!r}"
+                    raise DataError(message, path=path, line=line, source=self._name)
+        elif tag == n.ERROR:
+            raise _remote_error(element.get("code"), element.get("message") or element.text)
+        elif tag == n.SOAP_FAULT:
+            raise _fault_error(element)
+
+    def _misplaced(self, element: etree._Element) -> DataError:
+        return self._structure_error(element, f"unexpected {n.local_name(str(element.tag))} here")
+
+    def _structure_error(self, element: etree._Element, message: str) -> DataError:
+        return DataError(message, path=_path_of(element), line=element.sourceline, source=self._name)
+
+    def _start_entity(self, element: etree._Element, tag: str) -> None:
+        if self._directory is None or _ENTITY_OF_DIRECTORY[self._directory] != tag:
+            raise self._misplaced(element)
+        self._count += 1
+
+    # -- entities ---------------------------------------------------------------------------------
+
+    def _entity(self, element: etree._Element, tag: str) -> Iterator[Entity]:
+        self._parser.begin(element, self._entity_path, self._count)
+        if tag == n.FACILITY:
+            yield from self._facility(element)
+        elif tag == n.SERVICE:
+            self._service(element)
+        elif tag == n.ORGANIZATION:
+            yield from self._organization(element)
+        elif tag == n.PROVIDER:
+            yield self._provider(element)
+        else:
+            yield from self._device(self._parser.device(element), element)
+
+    def _organization(self, element: etree._Element) -> Iterator[Entity]:
+        part = self._parser.organization(element)
+        legal_entity_id = (
+            None if part.parent is None else self._emitted_parent(NodeKind.ORGANIZATION, part.parent[0])
+        )
+        ready = part.parent is None or legal_entity_id is not None
+        conflict = self._index.add_node(
+            NodeKind.ORGANIZATION, part.entity_id, part.business_id, emitted=ready
+        )
+        if conflict is not None:
+            raise self._duplicate(conflict, "organization", part.business_id, element)
+        if part.parent is None:
+            yield self._build(LegalEntity, part.fields, element)
+        elif legal_entity_id is not None:
+            yield self._build(Establishment, {**part.fields, "legal_entity_id": legal_entity_id}, element)
+        else:
+            where = self._parser.where(part.parent[1], "entityID")
+            self._index.defer(NodeKind.ORGANIZATION, part.parent[0], (part.entity_id, part.fields), where)
+            return
+        yield from self._release(NodeKind.ORGANIZATION, part.entity_id, part.business_id)
+
+    def _service(self, element: etree._Element) -> None:
+        entity_id, payload = self._parser.service(element)
+        if not self._index.add_service(entity_id, payload, element.sourceline):
+            raise self._parser.error(f"duplicate service entityID {entity_id!r}", element, "entityID")
+
+    def _facility(self, element: etree._Element) -> Iterator[Entity]:
+        part = self._parser.facility(element)
+        unit_id = part.business_id
+        fields = part.fields
+        fields["establishment_id"] = self._establishment_of(part, element)
+        activities = self._activities(part)
+        parent_unit_id = (
+            None if part.parent is None else self._emitted_parent(NodeKind.FACILITY, part.parent[0])
+        )
+        ready = part.parent is None or parent_unit_id is not None
+        conflict = self._index.add_node(NodeKind.FACILITY, part.entity_id, unit_id, emitted=ready)
+        if conflict is not None:
+            raise self._duplicate(conflict, "facility", unit_id, element)
+        self._link_equipment(part)
+        if parent_unit_id is not None:
+            fields["parent_unit_id"] = parent_unit_id
+        unit = self._build(Unit, fields, element)
+        if part.parent is not None and parent_unit_id is None:
+            where = self._parser.where(part.parent[1], "entityID")
+            self._index.defer(NodeKind.FACILITY, part.parent[0], (part.entity_id, unit, activities), where)
+            return
+        yield unit
+        yield from activities
+        yield from self._release(NodeKind.FACILITY, part.entity_id, unit_id)
+
+    def _establishment_of(self, part: FacilityPart, element: etree._Element) -> str:
+        if not part.organizations:
+            raise self._parser.error("facility without organizations/organization: no establishment", element)
+        establishment_id: str | None = None
+        for entity_id, ref in part.organizations:
+            node = self._index.node(NodeKind.ORGANIZATION, entity_id)
+            if node is None:
+                raise self._dangling("organization", entity_id, ref)
+            establishment_id = establishment_id or node[0]
+        assert establishment_id is not None
+        return establishment_id
+
+    def _activities(self, part: FacilityPart) -> list[Activity]:
+        activities: list[Activity] = []
+        service_of_code: dict[str, str] = {}
+        for entity_id, ref in part.services:
+            payload = self._index.service(entity_id)
+            if payload is None:
+                raise self._dangling("service", entity_id, ref)
+            code = payload[0][0]
+            previous = service_of_code.setdefault(code, entity_id)
+            if previous != entity_id:
+                raise self._parser.error(
+                    f"duplicate activity {part.business_id}#{code}: two services with code {code!r}",
+                    ref,
+                    "entityID",
+                )
+            if len(service_of_code) > len(activities):  # not the same service listed twice
+                activities.append(self._parser.activity(part.business_id, payload))
+        return activities
+
+    def _link_equipment(self, part: FacilityPart) -> None:
+        linked: set[str] = set()
+        for device_id, ref in part.equipment:
+            if device_id not in linked:
+                linked.add(device_id)
+                self._index.link_device(device_id, part.business_id, self._parser.where(ref, "entityID"))
+
+    def _provider(self, element: etree._Element) -> Professional:
+        part = self._parser.provider(element)
+        if not self._index.add_key(KeySpace.PROVIDER, part.business_id):
+            raise self._parser.error(f"duplicate provider idNat_PS {part.business_id!r}", element)
+        fields = part.fields
+        fields["establishment_ids"] = tuple(
+            self._resolve(NodeKind.ORGANIZATION, ref) for ref in part.organizations
+        )
+        fields["unit_ids"] = tuple(self._resolve(NodeKind.FACILITY, ref) for ref in part.facilities)
+        return self._build(Professional, fields, element)
+
+    def _device(self, part: DevicePart, element: etree._Element) -> Iterator[Entity]:
+        if not self._index.add_key(KeySpace.DEVICE, part.entity_id):
+            raise self._parser.error(f"duplicate device entityID {part.entity_id!r}", element, "entityID")
+        unit_ids = self._index.take_device_links(part.entity_id)
+        if not unit_ids:
+            _log.debug("%s: device %s is linked to no unit: no equipment", self._name, part.entity_id)
+        for unit_id in unit_ids:
+            if not self._index.add_key(KeySpace.EQUIPMENT, f"{unit_id}#{part.code.code}"):
+                raise self._parser.error(
+                    f"unit {unit_id!r} has two devices with equipment code {part.code.code!r}", element
+                )
+            yield part.equipment(unit_id)
+
+    # -- references -------------------------------------------------------------------------------
+
+    def _emitted_parent(self, kind: NodeKind, parent_id: str) -> str | None:
+        """The business id of an already emitted parent, else ``None`` (the child must wait)."""
+        node = self._index.node(kind, parent_id)
+        return node[0] if node is not None and node[1] else None
+
+    def _resolve(self, kind: NodeKind, ref: Ref) -> str:
+        node = self._index.node(kind, ref[0])
+        if node is None:
+            raise self._dangling(n.local_name(str(ref[1].tag)), ref[0], ref[1])
+        return node[0]
+
+    def _release(self, kind: NodeKind, entity_id: str, business_id: str) -> Iterator[Entity]:
+        """Emit, depth first, every entity that waited for ``entity_id`` (and what waited for them)."""
+        stack = [(entity_id, business_id)]
+        while stack:
+            parent_entity_id, parent_business_id = stack.pop()
+            if not self._index.has_deferred(kind, parent_entity_id):
+                continue
+            for item in self._index.release(kind, parent_entity_id):
+                if kind is NodeKind.ORGANIZATION:
+                    child_entity_id, fields = item
+                    fields = {**fields, "legal_entity_id": parent_business_id}
+                    child: Entity = self._build(Establishment, fields, None)
+                    yield child
+                else:
+                    child_entity_id, unit, activities = item
+                    child = unit.model_copy(update={"parent_unit_id": parent_business_id})
+                    yield child
+                    yield from activities
+                self._index.set_emitted(kind, child_entity_id)
+                stack.append((child_entity_id, child.id))
+
+    def _check_leftovers(self) -> None:
+        for kind, parent_id, (path, line) in self._index.deferred_left():
+            if self._index.node(kind, parent_id) is None:
+                what = "parent organization" if kind is NodeKind.ORGANIZATION else "parentFacility"
+                message = f"dangling reference: {what} {parent_id!r} is not in the document"
+            else:
+                message = (
+                    f"reference cycle: {parent_id!r} never gets emitted (it waits on its own descendants)"
+                )
+            raise DataError(message, path=path, line=line, source=self._name)
+        for device_id, (path, line) in self._index.device_links_left():
+            raise DataError(
+                f"dangling reference: equipment device {device_id!r} is not in the document",
+                path=path,
+                line=line,
+                source=self._name,
+            )
+
+    # -- errors and construction ------------------------------------------------------------------
+
+    def _dangling(self, what: str, entity_id: str, ref: etree._Element) -> DataError:
+        return self._parser.error(
+            f"dangling reference: {what} {entity_id!r} is not in the document", ref, "entityID"
+        )
+
+    def _duplicate(
+        self, conflict: Conflict, what: str, business_id: str, element: etree._Element
+    ) -> DataError:
+        if conflict is Conflict.ENTITY_ID:
+            return self._parser.error(f"duplicate {what} entityID", element, "entityID")
+        kind = "idNat_Struct" if what == "organization" else "identifiantOI"
+        return self._parser.error(f"duplicate {what} {kind} {business_id!r}", element)
+
+    def _build(self, model: type[_M], fields: dict[str, Any], element: etree._Element | None) -> _M:
+        try:
+            return _VALIDATORS[model](fields)  # type: ignore[no-any-return]
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            location = ".".join(str(part) for part in first["loc"])
+            message = f"invalid {model.__name__}: {location}: {first['msg']}"
+            if element is None:
+                raise DataError(message, source=self._name) from exc
+            raise self._parser.error(message, element) from exc
+
+
+def _path_of(element: etree._Element) -> str:
+    names = [n.local_name(str(ancestor.tag)) for ancestor in element.iterancestors()]
+    return "/" + "/".join([*reversed(names), n.local_name(str(element.tag))])
+
+
+def _remote_error(code: str | None, message: str | None) -> RemoteError:
+    try:
+        number = int(code.strip()) if code is not None else None
+    except ValueError:
+        number = None
+    return RemoteError(number, (message or "").strip() or "no message")
+
+
+def _fault_error(fault: etree._Element) -> RemoteError:
+    for detail in fault.iter(n.SOAP_DETAIL):
+        for erreur in detail.iter(n.ROR_ERREUR):
+            return _remote_error(erreur.get("code"), erreur.get("message") or erreur.text)
+    reason = next((text.text for text in fault.iter(n.SOAP_TEXT) if text.text), None)
+    return _remote_error(None, reason or "SOAP fault without reason")
