@@ -57,13 +57,13 @@ def region_of_id(kind: EntityKind, identifier: str) -> str | None:
     if kind in (EntityKind.UNIT, EntityKind.ACTIVITY, EntityKind.EQUIPMENT):
         prefix, sep, _ = identifier.partition("/")
         return prefix if sep and prefix else None
-    if kind in (EntityKind.LEGAL_ENTITY, EntityKind.ESTABLISHMENT):
-        if len(identifier) == 10 and identifier.startswith("1"):
-            department = identifier[1:3]
-            if department == "97":
-                digit = identifier[4] if identifier[3] == "0" else identifier[3]
-                department = "97" + digit
-            return region_of_department(department)
+    is_organisation = kind in (EntityKind.LEGAL_ENTITY, EntityKind.ESTABLISHMENT)
+    if is_organisation and len(identifier) == 10 and identifier.startswith("1"):
+        department = identifier[1:3]
+        if department == "97":
+            digit = identifier[4] if identifier[3] == "0" else identifier[3]
+            department = "97" + digit
+        return region_of_department(department)
     return None
 
 

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from rorclient.codes import Oid
 
 __all__ = [
+    "ENTITY_ADAPTER",
     "Activity",
     "Address",
     "AddressLine",
@@ -39,7 +40,6 @@ __all__ = [
     "Closure",
     "CodedValue",
     "Contact",
-    "ENTITY_ADAPTER",
     "Entity",
     "EntityKind",
     "Equipment",
@@ -250,9 +250,12 @@ class Closure(_Model):
 
 
 def _location_closure(location: Location | None) -> CodedValue | None:
-    if location is not None and location.status is not None:
-        if location.status.code in CLOSED_LOCATION_STATUSES:
-            return location.status
+    if (
+        location is not None
+        and location.status is not None
+        and location.status.code in CLOSED_LOCATION_STATUSES
+    ):
+        return location.status
     return None
 
 

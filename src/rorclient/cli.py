@@ -1,0 +1,312 @@
+"""The ``rorclient`` command line. Exit codes are documented in docs/cli.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, TextIO
+
+from rorclient import __version__
+from rorclient.config import Settings
+from rorclient.errors import ConfigError, RorError
+from rorclient.models import EntityKind
+from rorclient.store.base import Store
+from rorclient.store.registry import open_store
+
+__all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_UNEXPECTED", "main"]
+
+EXIT_OK = 0
+EXIT_UNEXPECTED = 70
+EXIT_INTERRUPTED = 130
+
+logger = logging.getLogger("rorclient")
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return ConfigError.exit_code
+    try:
+        settings = Settings.load(args.config, store_url=args.store, nomenclature=args.nomenclature)
+        return handler(args, settings)
+    except RorError as exc:
+        print(f"rorclient: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("rorclient: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. `rorclient export | head`
+        return EXIT_OK
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rorclient",
+        description="Keep a local copy of the French ROR (health-offer directory) in sync.",
+    )
+    parser.add_argument("--version", action="version", version=f"rorclient {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML settings file (default: RORCLIENT_CONFIG or config.toml in the user config directory)",
+    )
+    parser.add_argument(
+        "--store",
+        metavar="URL",
+        help="store URL: sqlite:///path, memory:// "
+        "(default: RORCLIENT_STORE_URL, the config file, or the user data directory)",
+    )
+    parser.add_argument(
+        "--nomenclature", metavar="PATH", help="ANS NOS export (.zip, directory or .tabs) used to label codes"
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress display, errors only")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    load = commands.add_parser(
+        "load",
+        help="load open-data or extraction CSD files (xml, gzip, zip)",
+        description="Load CSD files as the complete snapshot of one source: "
+        "entities of that source missing from the files become tombstones.",
+    )
+    load.add_argument("files", nargs="+", metavar="FILE")
+    load.add_argument(
+        "--source", default=None, help="source name stored with every entity (default: 'files')"
+    )
+    load.add_argument("--json", action="store_true", help="print the load report as JSON")
+    load.set_defaults(handler=_cmd_load)
+
+    export = commands.add_parser("export", help="export the store, one JSON object per line")
+    export.add_argument("--format", choices=["jsonl"], default="jsonl")
+    export.add_argument("--kind", choices=[kind.value for kind in EntityKind])
+    export.add_argument("--source")
+    export.add_argument("--live", action="store_true", help="leave out tombstones (deleted entities)")
+    export.add_argument("--full", action="store_true", help="add the whole entity under 'data'")
+    export.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    export.set_defaults(handler=_cmd_export)
+
+    status = commands.add_parser("status", help="what the store holds and where each source stands")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=_cmd_status)
+
+    changes = commands.add_parser("changes", help="the change log after a sequence number, as JSON lines")
+    changes.add_argument("--since", type=int, default=0, metavar="SEQ")
+    changes.add_argument("--limit", type=int, default=None)
+    changes.set_defaults(handler=_cmd_changes)
+
+    generate = commands.add_parser("generate", help="write a synthetic, schema-valid CSD extraction")
+    generate.add_argument("output", metavar="FILE")
+    generate.add_argument("--establishments", type=int, default=20)
+    generate.add_argument("--seed", type=int, default=1)
+    generate.add_argument("--compress", choices=["gzip", "zip"], default=None)
+    generate.set_defaults(handler=_cmd_generate)
+
+    cert = commands.add_parser("cert", help="certificate tools")
+    cert_commands = cert.add_subparsers(title="cert commands", metavar="COMMAND")
+    inspect = cert_commands.add_parser(
+        "inspect",
+        help="describe a certificate (PKCS#12, PEM or DER) and say whether it can authenticate a client",
+        description="Exit code 0 when the certificate can authenticate a TLS client now; 54 expired, "
+        "55 not yet valid, 56 unsuitable usage (e.g. seal-only); 50-53 when the file cannot be read.",
+    )
+    inspect.add_argument("file", metavar="FILE")
+    inspect.add_argument("--password-env", metavar="NAME", help="environment variable holding the password")
+    inspect.add_argument("--password-file", metavar="FILE", help="file holding the password")
+    inspect.add_argument("--json", action="store_true")
+    inspect.set_defaults(handler=_cmd_cert_inspect)
+
+    demo = commands.add_parser("demo", help="generate a small region, load it into the store, summarise")
+    demo.add_argument("--establishments", type=int, default=25)
+    demo.add_argument("--seed", type=int, default=2026)
+    demo.set_defaults(handler=_cmd_demo)
+    return parser
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    level = (
+        logging.ERROR if args.quiet else [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    )
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+def _store(settings: Settings) -> Store:
+    return open_store(settings.store.url)
+
+
+# --------------------------------------------------------------------------------------------------
+# Commands
+# --------------------------------------------------------------------------------------------------
+
+
+def _cmd_load(args: argparse.Namespace, settings: Settings) -> int:
+    from rorclient.loader import DEFAULT_FILE_SOURCE, load_files
+    from rorclient.progress import ProgressLine
+
+    source = args.source or DEFAULT_FILE_SOURCE
+    with _store(settings) as store, ProgressLine(enabled=not args.quiet) as line:
+        report = load_files(store, args.files, source=source, progress=line.update_load)
+    if args.json:
+        print(report.model_dump_json(indent=2))
+    elif not args.quiet:
+        changed = ", ".join(f"{n} {kind}" for kind, n in report.counts.items() if n) or "no change"
+        rate = report.bytes / 1e6 / report.seconds if report.seconds else 0.0
+        print(
+            f"loaded {report.entities} entities from {len(report.files)} file(s) into source "
+            f"{report.source!r} in {report.seconds:.1f} s ({rate:.1f} MB/s): {changed}"
+        )
+    return EXIT_OK
+
+
+def _cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from rorclient.export import export_store
+
+    nomenclatures = _nomenclatures(settings)
+    kind = EntityKind(args.kind) if args.kind else None
+    with ExitStack() as stack:
+        store = stack.enter_context(_store(settings))
+        out: TextIO = sys.stdout
+        if args.output:
+            out = stack.enter_context(Path(args.output).open("w", encoding="utf-8"))
+        export_store(
+            store,
+            out,
+            kind=kind,
+            source=args.source,
+            include_deleted=not args.live,
+            full=args.full,
+            nomenclatures=nomenclatures,
+        )
+    return EXIT_OK
+
+
+def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    with _store(settings) as store:
+        stats = store.stats()
+        states = store.sync_states()
+        pending = store.pending()
+        runs = store.runs(limit=5)
+    status: dict[str, Any] = {
+        "store": settings.store.url,
+        "entities": stats.by_kind,
+        "sources": {
+            state.source: {
+                "entities": stats.by_source.get(state.source, 0),
+                "watermark": state.watermark.isoformat() if state.watermark else None,
+                "taken_at": state.taken_at.isoformat(),
+                "last_full_pull": state.last_full_pull.isoformat() if state.last_full_pull else None,
+            }
+            for state in states
+        },
+        "deleted": stats.deleted,
+        "last_change_seq": stats.last_change_seq,
+        "pending": [item.model_dump(mode="json") for item in pending],
+        "recent_runs": [run.model_dump(mode="json") for run in runs],
+    }
+    if args.json:
+        print(json.dumps(status, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    print(f"store: {settings.store.url}")
+    total = sum(stats.by_kind.values())
+    print(f"entities: {total} live, {stats.deleted} tombstones, change log at seq {stats.last_change_seq}")
+    for kind in EntityKind:
+        print(f"  {kind.value:<14} {stats.by_kind.get(kind.value, 0):>9}")
+    for name, info in status["sources"].items():
+        print(
+            f"source {name!r}: {info['entities']} entities, watermark {info['watermark']}, "
+            f"last full pull {info['last_full_pull']}"
+        )
+    if pending:
+        print(f"pending establishments: {len(pending)}")
+    for run in runs:
+        print(
+            f"run {run.run_id[:8]} {run.operation:<6} {run.status:<8} {run.started:%Y-%m-%d %H:%M:%S} "
+            f"{run.entities} entities" + (f" — {run.error}" if run.error else "")
+        )
+    return EXIT_OK
+
+
+def _cmd_changes(args: argparse.Namespace, settings: Settings) -> int:
+    if args.since < 0:
+        raise ConfigError("--since must be a sequence number ≥ 0")
+    with _store(settings) as store:
+        for change in store.changes(since=args.since, limit=args.limit):
+            print(change.model_dump_json())
+    return EXIT_OK
+
+
+def _cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
+    from rorclient.sandbox.dataset import write_extraction
+
+    if args.establishments < 1:
+        raise ConfigError("--establishments must be at least 1")
+    write_extraction(
+        Path(args.output), seed=args.seed, establishments=args.establishments, compress=args.compress
+    )
+    if not args.quiet:
+        size = Path(args.output).stat().st_size
+        print(f"wrote {args.output}: {args.establishments} establishments, {size / 1e6:.1f} MB")
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from rorclient.demo import run_demo
+
+    return run_demo(settings, establishments=args.establishments, seed=args.seed, quiet=args.quiet)
+
+
+def _cmd_cert_inspect(args: argparse.Namespace, settings: Settings) -> int:
+    from rorclient import tls
+
+    info = tls.inspect_certificate(
+        args.file, password_env=args.password_env, password_file=args.password_file
+    )
+    if args.json:
+        print(info.model_dump_json(indent=2))
+    else:
+        verdict = (
+            "can authenticate a TLS client" if info.can_authenticate_tls_client else "CANNOT authenticate"
+        )
+        print(f"subject:   {info.subject}")
+        print(f"issuer:    {info.issuer}")
+        print(f"serial:    {info.serial_number}")
+        print(
+            f"validity:  {info.not_before:%Y-%m-%d} → {info.not_after:%Y-%m-%d} "
+            f"({info.days_until_expiry} days left)" + ("  — RENEW NOW" if info.expires_soon else "")
+        )
+        usage, extended = ", ".join(info.key_usage) or "-", ", ".join(info.extended_key_usage) or "-"
+        print(f"key usage: {usage}; extended: {extended}")
+        print(f"key:       {info.public_key}; private key in file: {'yes' if info.has_private_key else 'no'}")
+        print(f"sha256:    {info.fingerprint_sha256}")
+        print(f"verdict:   {verdict}" + "".join(f"\n  - {problem}" for problem in info.problems))
+    if info.expired:
+        return tls.CertificateExpiredError.exit_code
+    if info.not_yet_valid:
+        return tls.CertificateNotYetValidError.exit_code
+    if not info.can_authenticate_tls_client:
+        return tls.CertificateUsageError.exit_code
+    return EXIT_OK
+
+
+def _nomenclatures(settings: Settings) -> Any:
+    if settings.nomenclature is None:
+        return None
+    from rorclient.nomenclature import Nomenclatures
+
+    return Nomenclatures.load(settings.nomenclature)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Settings precedence and the TOML contract."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rorclient.config import Settings
+from rorclient.errors import ConfigError
+
+CONTRACT_TOML = """
+[store]
+url = "sqlite:////var/lib/app/ror.sqlite3"
+
+[[sources]]
+name = "idf"
+kind = "csd"
+soap_url = "https://ror.example/ROR/0.1/CSD_ROR_Binding"
+extraction_url = "https://ror.example/extraction"
+client_cert = "/etc/app/ror.p12"
+client_key = "/etc/app/ror.key"
+password_env = "ROR_CERT_PASSWORD"
+ca_bundle = "/etc/app/igc-sante-chain.pem"
+
+[[sources]]
+name = "open-data"
+kind = "file"
+files = ["/srv/ror/week.xml.gz"]
+"""
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(CONTRACT_TOML)
+    return path
+
+
+def test_reads_every_documented_key(config_file: Path) -> None:
+    settings = Settings.load(config_file, environ={})
+    assert settings.store.url == "sqlite:////var/lib/app/ror.sqlite3"
+    idf = settings.source("idf")
+    assert idf.kind == "csd"
+    assert idf.soap_url == "https://ror.example/ROR/0.1/CSD_ROR_Binding"
+    assert idf.extraction_url == "https://ror.example/extraction"
+    assert idf.client_cert == Path("/etc/app/ror.p12")
+    assert idf.client_key == Path("/etc/app/ror.key")
+    assert idf.password_env == "ROR_CERT_PASSWORD"
+    assert idf.ca_bundle == Path("/etc/app/igc-sante-chain.pem")
+    assert settings.source("open-data").files == (Path("/srv/ror/week.xml.gz"),)
+
+
+def test_precedence_arguments_then_environment_then_file(config_file: Path) -> None:
+    env = {"RORCLIENT_STORE_URL": "memory://env"}
+    assert Settings.load(config_file, environ=env).store.url == "memory://env"
+    assert Settings.load(config_file, environ=env, store_url="memory://arg").store.url == "memory://arg"
+
+
+def test_config_file_from_environment(config_file: Path) -> None:
+    settings = Settings.load(environ={"RORCLIENT_CONFIG": str(config_file)})
+    assert settings.config_file == config_file
+    assert [s.name for s in settings.sources] == ["idf", "open-data"]
+
+
+def test_default_store_lives_in_the_user_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    settings = Settings.load(environ={})
+    assert settings.store.url.startswith("sqlite:///")
+    assert settings.store.url.endswith("rorclient/ror.sqlite3")
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[store]\nurll = 'x'\n", "store.urll"),
+        ("[[sources]]\nname = 'a'\nkind = 'ftp'\n", "sources.0.kind"),
+        ("[[sources]]\nname = 'a'\n[[sources]]\nname = 'a'\n", "repeated: a"),
+        ("[[sources]]\nname = 'a'\nkind = 'file'\nsoap_url = 'https://x'\n", "kind 'file'"),
+        ("[store\n", "not valid TOML"),
+    ],
+)
+def test_bad_files_are_rejected_with_the_key_named(tmp_path: Path, toml: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=message):
+        Settings.load(path, environ={})
+
+
+def test_missing_file_and_unknown_source_are_config_errors(tmp_path: Path, config_file: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        Settings.load(tmp_path / "absent.toml", environ={})
+    with pytest.raises(ConfigError, match="unknown source 'paca'"):
+        Settings.load(config_file, environ={}).source("paca")
