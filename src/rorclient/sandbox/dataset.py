@@ -69,9 +69,13 @@ __all__ = [
     "MUTATIONS",
     "REFERENCE_TIME",
     "add_elementary_unit",
+    "dataset_plan",
     "delete_unit",
     "establishments_for_size",
     "generate_dataset",
+    "generate_group",
+    "locate_establishment",
+    "locate_unit",
     "mutate",
     "structure_id",
     "write_extraction",
@@ -113,6 +117,56 @@ def generate_dataset(
             yield offer
             produced += 1
         group += 1
+
+
+def dataset_plan(seed: int, establishments: int, *, as_of: dt.datetime = REFERENCE_TIME) -> list[int]:
+    """The number of sites of each legal-entity group of :func:`generate_dataset` (same arguments).
+
+    Cheap (a few random draws per group): it lets a caller generate one group with
+    :func:`generate_group` instead of the whole dataset. ``sum(plan) == establishments``.
+    """
+    if not 0 <= establishments <= MAX_ESTABLISHMENTS:
+        raise ConfigError(f"establishments must be between 0 and {MAX_ESTABLISHMENTS}, got {establishments}")
+    plan: list[int] = []
+    remaining = establishments
+    while remaining > 0:
+        sites = min(_Group(seed, len(plan), as_of).shape()[1], remaining)
+        plan.append(sites)
+        remaining -= sites
+    return plan
+
+
+def generate_group(
+    seed: int, group: int, *, limit: int | None = None, as_of: dt.datetime = REFERENCE_TIME
+) -> list[Offer]:
+    """The offers of one legal-entity group, as :func:`generate_dataset` yields them (at most ``limit``).
+
+    Groups past the end of a dataset are valid too: they give new establishments whose identifiers no
+    smaller dataset of the same seed uses.
+    """
+    if group < 0 or group * _SITES_PER_GROUP >= 10**6:  # the overseas serial has 6 digits
+        raise ConfigError(f"group index out of range: {group}")
+    return list(_Group(seed, group, as_of).offers(limit if limit is not None else _SITES_PER_GROUP))
+
+
+def locate_establishment(establishment_id: str) -> tuple[int, int] | None:
+    """``(group, site)`` of a generated establishment id (sites count from 1), ``None`` if the id cannot
+    be one (a legal entity's id, another format). The id's département is not checked."""
+    digits = establishment_id[4:] if establishment_id.startswith("197") else establishment_id[3:]
+    if len(establishment_id) != 10 or not establishment_id.startswith("1") or not digits.isdigit():
+        return None
+    group, site = divmod(int(digits), _SITES_PER_GROUP)
+    return (group, site) if site else None
+
+
+def locate_unit(unit_id: str) -> tuple[int, int] | None:
+    """``(group, site)`` of the establishment a generated unit id was created in, ``None`` if the id cannot
+    be a generated one."""
+    region, _, number = unit_id.partition("/")
+    if not region or not number.isdigit() or int(number) < 1_000_000:
+        return None
+    group, site = divmod((int(number) - 1_000_000) // _UNITS_PER_SITE, _SITES_PER_GROUP)
+    return (group, site) if site else None
 
 
 def write_extraction(
@@ -260,10 +314,16 @@ class _Group:
         self.index = index
         self.as_of = as_of
 
-    def offers(self, limit: int) -> Iterator[Offer]:
+    def shape(self) -> tuple[vocab.Profile, int]:
+        """The group's profile and number of sites: the first draws of its random stream."""
         rng = self.rng
         profile = rng.choices(vocab.PROFILES, weights=_PROFILE_WEIGHTS)[0]
         sites = 1 if profile.max_sites == 1 or rng.random() < 0.6 else rng.randint(2, profile.max_sites)
+        return profile, sites
+
+    def offers(self, limit: int) -> Iterator[Offer]:
+        rng = self.rng
+        profile, sites = self.shape()
         sites = min(sites, limit)
         city = rng.choice(vocab.CITIES)
         owner = rng.choice(profile.owners)

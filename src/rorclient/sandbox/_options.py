@@ -1,0 +1,93 @@
+"""Every setting of the sandbox server, with its default."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from rorclient.csd.writer import WriterOptions
+from rorclient.sandbox.dataset import MAX_ESTABLISHMENTS
+
+__all__ = ["ErrorCodes", "SandboxOptions"]
+
+
+class ErrorCodes(BaseModel):
+    """The ``code`` of ``ror:erreur`` / ``careServicesResponse/error`` per situation.
+
+    The ROR only documents 405 (RG_ALIM_019); these defaults are invented (CSD-v2.4-digest §8)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    invalid_request: int = 400
+    forbidden_profile: int = 403
+    unknown_establishment: int = 404
+    unknown_organisation: int = 404
+    unsupported: int = 501
+    internal: int = 500
+    injected: int = 500
+
+
+class SandboxOptions(BaseModel):
+    """Settings of a sandbox server (``Sandbox(**options)`` takes the same names)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    # -- data and time --
+    establishments: int = Field(default=20, ge=0, le=MAX_ESTABLISHMENTS)
+    """Size of the generated dataset (ignored with ``data_dir``)."""
+    seed: int = 1
+    data_dir: Path | None = None
+    """Serve the CSD files (``*.xml``, ``*.xml.gz``, ``*.zip``) of this directory, not generated data."""
+    platines_fixture: bool = False
+    """Add the PLATINES prerequisite establishment ``1830000002`` (4 UE, one per activity field 01-04)."""
+    clock_start: dt.datetime | None = None
+    """Starting time of the sandbox clock (naive local time); default: now."""
+    clock_ticking: bool = True
+    """The clock follows real time (else it only moves with ``advance``)."""
+    build_index: Literal["background", "lazy"] = "background"
+    """When to scan the data for Notif: at start in a thread, or on the first Notif that needs it."""
+
+    # -- network --
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+    """TCP port; 0 picks a free one."""
+    tls_dir: Path | None = None
+    """Where the test PKI lives (reused when recent enough); default: a temporary directory."""
+    client_cert: Literal["required", "optional", "none"] = "required"
+    check_revocation: bool = True
+    soap_path: str = "/ROR/0.1/CSD_ROR_Binding"
+    extraction_path: str = "/ROR/extraction"
+    test_mode: bool = True
+    """Serve the control API under ``/_sandbox/``."""
+    max_request_bytes: int = Field(default=1_000_000, ge=1024)
+    request_timeout: float = Field(default=30.0, gt=0)
+    """Seconds an idle or slow connection is kept."""
+
+    # -- behaviour --
+    default_profile: int = Field(default=1, ge=0, le=3)
+    """Access profile (0 CU23, 1 CU22, 2 CU20, 3 CU19) of requests without a VIHF token."""
+    extraction_profile: int | None = Field(default=None, ge=0, le=3)
+    """Access profile the extraction is filtered with; default: ``default_profile``."""
+    lenient_dates: bool = False
+    """Accept the date-times PLATINES sends but the XSD refuses (``2018-05-30T7:00:00``, empty)."""
+    lecture_date_ref: Literal["filter", "ignore"] = "filter"
+    """Lecture ``dateRef``: keep only units updated after it (and their ancestors), or ignore it."""
+    extraction_wait: float = Field(default=10.0, ge=0)
+    """Seconds an extraction request waits for a build before a 503 with ``Retry-After`` (the build goes
+    on in the background)."""
+    fault_http_status: int = 500
+    """HTTP status of SOAP faults (SOAP 1.2 says 400 for Sender faults; many ROR stacks answer 500)."""
+    error_codes: ErrorCodes = ErrorCodes()
+    writer_options: WriterOptions | None = None
+    fault_seed: int | None = None
+    """Seed of the rate-based fault injection; default: ``seed``."""
+
+    @field_validator("soap_path", "extraction_path")
+    @classmethod
+    def _absolute_path(cls, value: str) -> str:
+        if not value.startswith("/") or value.startswith("/_sandbox"):
+            raise ValueError(f"an endpoint path starts with / and not with /_sandbox: {value!r}")
+        return value.rstrip("/") or "/"
