@@ -20,6 +20,8 @@ PUBLIC_MODULES = [
     "rorclient.loader",
     "rorclient.nomenclature",
     "rorclient.csd",
+    "rorclient.ror",
+    "rorclient.tls",
 ]
 
 

@@ -126,11 +126,49 @@ def _build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--json", action="store_true")
     inspect.set_defaults(handler=_cmd_cert_inspect)
 
+    _add_ror_commands(commands)
+
     demo = commands.add_parser("demo", help="generate a small region, load it into the store, summarise")
     demo.add_argument("--establishments", type=int, default=25)
     demo.add_argument("--seed", type=int, default=2026)
     demo.set_defaults(handler=_cmd_demo)
     return parser
+
+
+def _add_ror_commands(commands: Any) -> None:
+    ror = commands.add_parser("ror", help="call the ROR web services of a configured source directly")
+    ror_commands = ror.add_subparsers(title="ror commands", metavar="COMMAND")
+
+    def with_source(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--source", help="name of a [[sources]] entry (default: the only csd source)")
+
+    notif = ror_commands.add_parser("notif", help="TR-Notif: establishments changed since a date-time")
+    with_source(notif)
+    notif.add_argument("--since", required=True, help="ISO 8601 date-time (naive = Paris local time)")
+    notif.add_argument("--activity", action="append", default=[], metavar="CODE", help="TRE_R227 filter")
+    notif.add_argument("--patients", action="append", default=[], metavar="CODE", help="TRE_R239 filter")
+    notif.add_argument("--json", action="store_true")
+    notif.set_defaults(handler=_cmd_ror_notif)
+
+    read = ror_commands.add_parser("read", help="TR_Lecture: the offer of one establishment or unit, as JSON")
+    with_source(read)
+    target = read.add_mutually_exclusive_group(required=True)
+    target.add_argument("--establishment", metavar="ID", help="idNat_Struct of an establishment")
+    target.add_argument("--unit", metavar="ID", help="identifiantOI of an internal organisation")
+    read.add_argument("--since", help="dateRef (establishment reads only)")
+    read.add_argument("--activity", action="append", default=[], metavar="CODE")
+    read.add_argument("--patients", action="append", default=[], metavar="CODE")
+    read.add_argument("--restricted", action="store_true", help="restrictedOrganisation=1")
+    read.set_defaults(handler=_cmd_ror_read)
+
+    download = ror_commands.add_parser("download", help="download the extraction (resumes a cut download)")
+    with_source(download)
+    download.add_argument("dest", metavar="FILE")
+    download.set_defaults(handler=_cmd_ror_download)
+
+    check = ror_commands.add_parser("check", help="check the certificate and reach the ROR (one Notif)")
+    with_source(check)
+    check.set_defaults(handler=_cmd_ror_check)
 
 
 def _configure_logging(args: argparse.Namespace) -> None:
@@ -297,6 +335,77 @@ def _cmd_cert_inspect(args: argparse.Namespace, settings: Settings) -> int:
         return tls.CertificateNotYetValidError.exit_code
     if not info.can_authenticate_tls_client:
         return tls.CertificateUsageError.exit_code
+    return EXIT_OK
+
+
+def _csd_source(args: argparse.Namespace, settings: Settings) -> Any:
+    if args.source:
+        return settings.source(args.source)
+    csd_sources = [source for source in settings.sources if source.kind == "csd"]
+    if len(csd_sources) != 1:
+        names = ", ".join(source.name for source in csd_sources) or "none configured"
+        raise ConfigError(f"name the source with --source (csd sources: {names})")
+    return csd_sources[0]
+
+
+def _cmd_ror_notif(args: argparse.Namespace, settings: Settings) -> int:
+    from rorclient.ror import RorClient
+
+    with RorClient(_csd_source(args, settings)) as client:
+        entries = client.changed_establishment_entries(
+            args.since, activity=tuple(args.activity), patients=tuple(args.patients)
+        )
+    if args.json:
+        print(json.dumps([entry.model_dump(mode="json") for entry in entries], indent=2))
+    else:
+        for entry in entries:
+            print(entry.establishment_id)
+    return EXIT_OK
+
+
+def _cmd_ror_read(args: argparse.Namespace, settings: Settings) -> int:
+    from rorclient.ror import RorClient
+
+    with RorClient(_csd_source(args, settings)) as client:
+        if args.unit:
+            offer = client.read_unit(args.unit)
+        else:
+            offer = client.read_establishment(
+                args.establishment,
+                since=args.since,
+                activity=tuple(args.activity),
+                patients=tuple(args.patients),
+                restricted=args.restricted,
+            )
+    print(offer.model_dump_json(indent=2))
+    return EXIT_OK
+
+
+def _cmd_ror_download(args: argparse.Namespace, settings: Settings) -> int:
+    from rorclient.progress import ProgressLine
+    from rorclient.ror import RorClient
+
+    with RorClient(_csd_source(args, settings)) as client, ProgressLine(enabled=not args.quiet) as line:
+
+        def progress(done: int, total: int | None) -> None:
+            line.show(f"{done / 1e6:,.1f}" + (f"/{total / 1e6:,.1f}" if total else "") + " MB")
+
+        result = client.download_extraction(args.dest, progress=progress)
+    print(result.model_dump_json(indent=2))
+    return EXIT_OK
+
+
+def _cmd_ror_check(args: argparse.Namespace, settings: Settings) -> int:
+    import datetime as dt
+
+    from rorclient.ror import RorClient
+
+    source = _csd_source(args, settings)
+    with RorClient(source) as client:
+        info = client.certificate
+        client.changed_establishments(dt.datetime.now())
+    expiry = f", certificate valid until {info.not_after:%Y-%m-%d}" if info else ""
+    print(f"source {source.name!r}: the ROR answered over mutual TLS{expiry}")
     return EXIT_OK
 
 

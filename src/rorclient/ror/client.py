@@ -1,0 +1,472 @@
+"""``RorClient``: the three access services of a ROR v2.4 over one mutual-TLS HTTP client.
+
+========================================  ====================================================================
+service (ANS name)                        method
+========================================  ====================================================================
+TR-Recovery Extraction (REST)             :meth:`RorClient.download_extraction`
+TR-Notif-ListeEtablissementsMajApresDate  :meth:`RorClient.changed_establishments`,
+                                          :meth:`RorClient.changed_establishment_entries`
+TR_Lecture-OffresSanteEtablissement       :meth:`RorClient.read_establishment`,
+                                          :meth:`RorClient.read_establishments`
+TR_Lecture-OffreSanteOrganisationInterne  :meth:`RorClient.read_unit`
+open-data files (data.gouv.fr)            :meth:`RorClient.load_file`
+========================================  ====================================================================
+
+Example::
+
+    from rorclient.config import Settings
+    from rorclient.ror import RorClient
+
+    settings = Settings.load()
+    with RorClient(settings.source("idf")) as ror:
+        for establishment_id in ror.changed_establishments(since=last_run):
+            offer = ror.read_establishment(establishment_id)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import os
+import ssl
+import threading
+from collections.abc import Callable, Generator, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import platformdirs
+from lxml import etree
+from pydantic import SecretStr
+
+from rorclient.codes import Oid
+from rorclient.config import SourceSettings
+from rorclient.csd import read_csd, read_offer
+from rorclient.errors import ConfigError, RorError
+from rorclient.models import Entity, Offer
+from rorclient.ror import _params
+from rorclient.ror._download import ProgressCallback, download_file
+from rorclient.ror._http import BUSY_STATUSES, HttpReply, HttpSession, HttpTransport, busy_error
+from rorclient.ror._responses import check_xml_body, find_fault, parse_notif
+from rorclient.ror._retry import RetryPolicy, retry_call
+from rorclient.ror._soap import SoapCodec, SoapRequest
+from rorclient.ror._vihf import vihf_header
+from rorclient.ror.errors import HttpStatusError, safe_url
+from rorclient.ror.models import DownloadResult, NotifEntry, Timeouts, VihfSettings
+from rorclient.tls import CertificateFileNotFoundError, CertificateFormatError, CertificateInfo, Credentials
+
+__all__ = ["DEFAULT_UNIT_ID_AUTHORITY", "RorClient"]
+
+_log = logging.getLogger("rorclient.ror")
+_T = TypeVar("_T")
+
+#: Authority sent with a unit's identifiantOI in a Lecture OI request: the real OID is not published
+#: (digest §7.3); this matches what rorclient's CSD writer emits.
+DEFAULT_UNIT_ID_AUTHORITY = "identifiantOI"
+_FAULT_SNIFF_LIMIT = 64 * 1024
+
+
+class RorClient:
+    """A client for one ROR source; thread-safe, one connection pool, close it (or use ``with``).
+
+    Build it from a :class:`~rorclient.config.SourceSettings` and/or keyword arguments (keywords win):
+
+    * ``soap_url``, ``extraction_url``: the endpoints (the extraction URL is not published by ANS:
+      see docs/ror-client.md);
+    * ``credentials`` (a loaded :class:`~rorclient.tls.Credentials`), or ``client_cert`` (PKCS#12 or
+      PEM), ``client_key``, and the password as ``password``, ``password_env`` or ``password_file``;
+      ``ca_bundle``: the CA chain the server's certificate must chain to (IGC-Santé);
+    * ``timeouts``, ``retry``: see :class:`~rorclient.ror.Timeouts` and :class:`~rorclient.ror.RetryPolicy`;
+    * ``max_concurrency``: requests in flight at once, and pooled connections (default 16);
+    * ``vihf``: send a VIHF SAML token with every SOAP call (off by default);
+    * ``wsdl``, ``schema_dir``: build requests from another WSDL, e.g. the official ``ROR-v2.4.wsdl``
+      (its remote schemas are read from ``schema_dir``, default the WSDL's directory; never downloaded);
+    * ``establishment_id_authority``: ``assigningAuthorityName`` sent with an idNat_Struct in Lecture
+      (default ``1.2.250.1.71.1.2.14``, as PLATINES); ``unit_id_authority`` the same for identifiantOI;
+    * ``cache_dir``: where :meth:`load_file` puts downloaded files;
+    * ``transport``: an ``httpx`` transport replacing the network (tests).
+
+    Certificate problems found while loading (expired, wrong password, seal-only...) raise the
+    :mod:`rorclient.tls` errors here, before any connection.
+    """
+
+    def __init__(
+        self,
+        source: SourceSettings | None = None,
+        *,
+        name: str | None = None,
+        soap_url: str | None = None,
+        extraction_url: str | None = None,
+        credentials: Credentials | None = None,
+        client_cert: str | os.PathLike[str] | None = None,
+        client_key: str | os.PathLike[str] | None = None,
+        password: str | bytes | SecretStr | None = None,
+        password_env: str | None = None,
+        password_file: str | os.PathLike[str] | None = None,
+        ca_bundle: str | os.PathLike[str] | None = None,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        max_concurrency: int = 16,
+        vihf: VihfSettings | None = None,
+        wsdl: str | os.PathLike[str] | None = None,
+        schema_dir: str | os.PathLike[str] | None = None,
+        establishment_id_authority: str = Oid.STRUCTURE_ID_TYPE,
+        unit_id_authority: str = DEFAULT_UNIT_ID_AUTHORITY,
+        cache_dir: str | os.PathLike[str] | None = None,
+        transport: HttpTransport | None = None,
+    ) -> None:
+        self.name = name or (source.name if source else "ror")
+        self.soap_url = soap_url or (source.soap_url if source else None)
+        self.extraction_url = extraction_url or (source.extraction_url if source else None)
+        self._credentials = credentials or _load_credentials(
+            source,
+            client_cert=client_cert,
+            client_key=client_key,
+            password=password,
+            password_env=password_env,
+            password_file=password_file,
+            ca_bundle=ca_bundle,
+        )
+        bundle = ca_bundle or (source.ca_bundle if source else None)
+        self._timeouts = timeouts or Timeouts()
+        self._retry = retry or RetryPolicy()
+        self._max_concurrency = max_concurrency
+        self._vihf = vihf
+        self._wsdl, self._schema_dir = wsdl, schema_dir
+        self._establishment_authority = establishment_id_authority
+        self._unit_authority = unit_id_authority
+        self._cache_dir = Path(cache_dir) if cache_dir else Path(platformdirs.user_cache_dir("rorclient"))
+        self._transport = transport
+        # A WSDL given by the user is checked now; rorclient's own is loaded on the first SOAP call.
+        self._codec: SoapCodec | None = SoapCodec(wsdl, schema_dir=schema_dir) if wsdl is not None else None
+        context = self._credentials.ssl_context() if self._credentials else _server_only_context(bundle)
+        self._http = self._session(context)
+        self._public_http: HttpSession | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    # ----------------------------------------------------------------------------------------------------
+    # lifecycle
+
+    def __enter__(self) -> RorClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pools; the client cannot be used afterwards."""
+        self._closed = True
+        self._http.close()
+        if self._public_http is not None:
+            self._public_http.close()
+
+    def __repr__(self) -> str:
+        subject = self.certificate.subject if self.certificate else None
+        url = safe_url(self.soap_url) if self.soap_url else None
+        return f"RorClient(name={self.name!r}, soap_url={url!r}, certificate={subject!r})"
+
+    @property
+    def certificate(self) -> CertificateInfo | None:
+        """The client certificate in use (``None`` without mTLS)."""
+        return self._credentials.info if self._credentials else None
+
+    # ----------------------------------------------------------------------------------------------------
+    # Notif
+
+    def changed_establishments(
+        self,
+        since: dt.datetime | dt.date | str,
+        *,
+        activity: _params.CodeFilter = (),
+        patients: _params.CodeFilter = (),
+    ) -> list[str]:
+        """idNat_Struct of the establishments whose offer changed after ``since`` (Notif), in the server's
+        order without repeats. ``since`` is a datetime (naive = Paris local time, as the ROR's), a date or
+        an ISO 8601 string;
+        ``activity`` (TRE_R227 codes) and ``patients`` (TRE_R239 codes) narrow the list."""
+        entries = self.changed_establishment_entries(since, activity=activity, patients=patients)
+        return list(dict.fromkeys(entry.establishment_id for entry in entries))
+
+    def changed_establishment_entries(
+        self,
+        since: dt.datetime | dt.date | str,
+        *,
+        activity: _params.CodeFilter = (),
+        patients: _params.CodeFilter = (),
+    ) -> list[NotifEntry]:
+        """Like :meth:`changed_establishments`, with each entry's activity fields and flag."""
+        since_text = _params.date_ref(since)
+        activity_codes = _params.activity_filter(activity)
+        patient_codes = _params.patients_filter(patients)
+        request = self._soap_codec().notif(
+            since_text, activity=activity_codes, patients=patient_codes, header=self._header()
+        )
+        url = self._require(self.soap_url, "soap_url")
+        return self._soap(request, lambda reply: parse_notif(reply.body, source=_source(request, url)))
+
+    # ----------------------------------------------------------------------------------------------------
+    # Lecture
+
+    def read_establishment(
+        self,
+        establishment_id: str,
+        *,
+        since: dt.datetime | dt.date | str | None = None,
+        activity: _params.CodeFilter = (),
+        patients: _params.CodeFilter = (),
+        restricted: bool = False,
+    ) -> Offer:
+        """The offer of one establishment (EJ, EG, units, activities, equipment, professionals), read
+        with TR_Lecture-OffresSanteEtablissement. ``since`` limits it to what changed after that time;
+        ``activity``/``patients`` filter the units; ``restricted`` asks for the offer without
+        unit-level detail (RG_ALIM_015). An unknown id raises :class:`~rorclient.errors.RemoteError`."""
+        request = self._soap_codec().lecture_establishment(
+            (_params.identifier(establishment_id, name="establishment_id"), self._establishment_authority),
+            since=_params.date_ref(since) if since is not None else None,
+            activity=_params.activity_filter(activity),
+            patients=_params.patients_filter(patients),
+            restricted=restricted,
+            header=self._header(),
+        )
+        return self._lecture(request)
+
+    def read_unit(self, unit_id: str) -> Offer:
+        """The offer of one internal organisation (pôle, service, UF, UE) and what it belongs to, read
+        with TR_Lecture-OffreSanteOrganisationInterne."""
+        request = self._soap_codec().lecture_unit(
+            (_params.identifier(unit_id, name="unit_id"), self._unit_authority), header=self._header()
+        )
+        return self._lecture(request)
+
+    def read_establishments(
+        self,
+        establishment_ids: Iterable[str],
+        *,
+        concurrency: int = 4,
+        since: dt.datetime | dt.date | str | None = None,
+        activity: _params.CodeFilter = (),
+        patients: _params.CodeFilter = (),
+        restricted: bool = False,
+    ) -> Generator[tuple[str, Offer | RorError], None, None]:
+        """Read many establishments, ``concurrency`` at a time (bounded by ``max_concurrency``), yielding
+        ``(id, offer)`` or ``(id, error)`` as each read completes (not in input order). A failed read does
+        not stop the others; ids are consumed lazily, so a long iterable is fine. Closing the generator
+        early (``close()``, or leaving a ``for`` loop and dropping it) cancels the reads not yet started."""
+        if concurrency < 1:
+            raise ConfigError("concurrency must be at least 1")
+        options: dict[str, Any] = {
+            "since": since,
+            "activity": activity,
+            "patients": patients,
+            "restricted": restricted,
+        }
+
+        def read(establishment_id: str) -> Offer | RorError:
+            try:
+                return self.read_establishment(establishment_id, **options)
+            except RorError as error:
+                return error
+
+        yield from _bounded_map(read, establishment_ids, concurrency)
+
+    def _lecture(self, request: SoapRequest) -> Offer:
+        url = self._require(self.soap_url, "soap_url")
+
+        def parse(reply: HttpReply) -> Offer:
+            if len(reply.body) <= _FAULT_SNIFF_LIMIT and b"Fault" in reply.body:
+                fault = find_fault(reply.body, source=_source(request, url))
+                if fault is not None:
+                    raise fault
+            return read_offer(reply.body, source_name=_source(request, url))
+
+        return self._soap(request, parse)
+
+    # ----------------------------------------------------------------------------------------------------
+    # Extraction and files
+
+    def download_extraction(
+        self, dest: str | os.PathLike[str], *, progress: ProgressCallback | None = None
+    ) -> DownloadResult:
+        """Download the extraction (``extraction_url``) to ``dest``, resuming an interrupted download
+        (``<dest>.part``) and retrying per the retry policy; see :mod:`rorclient.ror._download`.
+        ``progress(bytes_on_disk, total_or_None)`` is called as the file grows; if it raises, the
+        download stops and the next call resumes it. The file is kept as sent (plain, gzip or zip)."""
+        url = self._require(self.extraction_url, "extraction_url")
+        self._check_open()
+        return download_file(self._http, url, Path(dest), policy=self._retry, progress=progress)
+
+    def load_file(
+        self, path_or_url: str | os.PathLike[str], *, progress: Callable[[int], None] | None = None
+    ) -> Iterator[Entity]:
+        """Stream the entities of a CSD file (an extraction or a data.gouv.fr open-data file; plain, gzip or
+        zip) through :func:`rorclient.csd.read_csd`. An ``http(s)://`` URL is downloaded first (resumably)
+        into ``cache_dir``: with the client certificate when it is on the same host as this source's
+        endpoints, else with the system's CAs."""
+        source = os.fspath(path_or_url)
+        if urlsplit(source).scheme in ("http", "https"):
+            path = self._fetch(source)
+            return read_csd(path, source_name=safe_url(source), progress=progress)
+        return read_csd(Path(source), progress=progress)
+
+    def _fetch(self, url: str) -> Path:
+        self._check_open()
+        digest = hashlib.sha256(url.encode("utf-8")).hexdigest()[:16]
+        name = Path(urlsplit(url).path).name or "download"
+        dest = self._cache_dir / "downloads" / f"{digest}-{name}"
+        session = self._http if self._same_host(url) else self._public_session()
+        return download_file(session, url, dest, policy=self._retry, operation="file download").path
+
+    def _same_host(self, url: str) -> bool:
+        host = urlsplit(url).netloc
+        return any(known and urlsplit(known).netloc == host for known in (self.soap_url, self.extraction_url))
+
+    def _public_session(self) -> HttpSession:
+        with self._lock:
+            if self._public_http is None:
+                self._public_http = self._session(None)
+            return self._public_http
+
+    # ----------------------------------------------------------------------------------------------------
+    # plumbing
+
+    def _soap_codec(self) -> SoapCodec:
+        """The request codec, built on first use (loading a WSDL takes a few tens of milliseconds)."""
+        with self._lock:
+            if self._codec is None:
+                self._codec = SoapCodec(self._wsdl, schema_dir=self._schema_dir)
+            return self._codec
+
+    def _session(self, context: ssl.SSLContext | None) -> HttpSession:
+        from rorclient import __version__
+
+        return HttpSession(
+            ssl_context=context,
+            timeouts=self._timeouts,
+            max_concurrency=self._max_concurrency,
+            user_agent=f"rorclient/{__version__}",
+            client_subject=self.certificate.subject if self.certificate else None,
+            transport=self._transport,
+        )
+
+    def _header(self) -> etree._Element | None:
+        if self._vihf is None:
+            return None
+        subject = self._credentials.info.subject if self._credentials else None
+        return vihf_header(self._vihf, certificate_subject=subject)
+
+    def _soap(self, request: SoapRequest, parse: Callable[[HttpReply], _T]) -> _T:
+        url = self._require(self.soap_url, "soap_url")
+        self._check_open()
+        headers = {"Content-Type": request.content_type, "Accept": "application/soap+xml, text/xml"}
+
+        def attempt() -> _T:
+            reply = self._http.post(
+                url, request.body, headers, operation=request.operation, total=self._timeouts.total
+            )
+            _raise_for_reply(reply, request.operation)
+            return parse(reply)
+
+        return retry_call(attempt, self._retry, operation=f"{self.name} {request.operation}")
+
+    def _require(self, value: str | None, key: str) -> str:
+        if not value:
+            raise ConfigError(f"source {self.name!r} has no {key}")
+        return value
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConfigError(f"the client of source {self.name!r} is closed")
+
+
+def _raise_for_reply(reply: HttpReply, operation: str) -> None:
+    if reply.status in BUSY_STATUSES:
+        raise busy_error(reply.status, reply.headers, operation, reply.url)
+    if reply.status != 200:
+        fault = find_fault(reply.body, source=_where(operation, reply.url))
+        if fault is not None:
+            raise fault
+        raise HttpStatusError(
+            reply.status, f"{operation}: {safe_url(reply.url)} answered HTTP {reply.status}"
+        )
+    check_xml_body(
+        reply.body, content_type=reply.headers.get("content-type"), source=_where(operation, reply.url)
+    )
+
+
+def _where(operation: str, url: str) -> str:
+    return f"{operation}: {safe_url(url)}"
+
+
+def _source(request: SoapRequest, url: str) -> str:
+    return f"{request.operation} answer from {safe_url(url)}"
+
+
+def _load_credentials(
+    source: SourceSettings | None,
+    *,
+    client_cert: str | os.PathLike[str] | None,
+    client_key: str | os.PathLike[str] | None,
+    password: str | bytes | SecretStr | None,
+    password_env: str | None,
+    password_file: str | os.PathLike[str] | None,
+    ca_bundle: str | os.PathLike[str] | None,
+) -> Credentials | None:
+    cert = client_cert or (source.client_cert if source else None)
+    if cert is None:
+        return None
+    explicit = password is not None or password_env is not None or password_file is not None
+    return Credentials.load(
+        cert,
+        client_key or (source.client_key if source else None),
+        password=password,
+        password_env=password_env if explicit else (source.password_env if source else None),
+        password_file=password_file if explicit else (source.password_file if source else None),
+        ca_bundle=ca_bundle or (source.ca_bundle if source else None),
+    )
+
+
+def _server_only_context(ca_bundle: str | os.PathLike[str] | None) -> ssl.SSLContext | None:
+    """Without a client certificate: trust ``ca_bundle`` (or, when ``None``, the default CAs)."""
+    if ca_bundle is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_verify_locations(cafile=os.fspath(ca_bundle))
+    except FileNotFoundError:
+        raise CertificateFileNotFoundError(f"CA bundle not found: {os.fspath(ca_bundle)}") from None
+    except ssl.SSLError:
+        raise CertificateFormatError(f"{os.fspath(ca_bundle)} is not a PEM CA bundle") from None
+    return context
+
+
+def _bounded_map(
+    function: Callable[[str], _T], items: Iterable[str], concurrency: int
+) -> Generator[tuple[str, _T], None, None]:
+    """``(item, function(item))`` in completion order, at most ``2 * concurrency`` items in flight."""
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="rorclient-read")
+    pending: dict[Future[_T], str] = {}
+    iterator = iter(items)
+
+    def submit_next() -> None:
+        for item in iterator:
+            pending[pool.submit(function, item)] = item
+            return
+
+    try:
+        for _ in range(2 * concurrency):
+            submit_next()
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                item = pending.pop(future)
+                submit_next()
+                yield item, future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
