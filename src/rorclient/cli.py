@@ -128,6 +128,21 @@ def _build_parser() -> argparse.ArgumentParser:
 
     _add_ror_commands(commands)
 
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="run a local ROR simulator (mTLS, SOAP, extraction) with generated data",
+        description="Serves Notif, Lecture and the extraction over mutual TLS on 127.0.0.1 until "
+        "interrupted. --write-config writes a client configuration (certificate, password file, "
+        "URLs) that the other commands can use with --config.",
+    )
+    sandbox.add_argument("--port", type=int, default=8443, help="0 picks a free port")
+    sandbox.add_argument("--seed", type=int, default=0)
+    sandbox.add_argument("--establishments", type=int, default=200)
+    sandbox.add_argument("--tls-dir", metavar="DIR", help="where the test PKI is kept (reused if valid)")
+    sandbox.add_argument("--write-config", metavar="FILE", help="write a ready client config (TOML) here")
+    sandbox.add_argument("--test-mode", action="store_true", help="enable the /_sandbox/ control API")
+    sandbox.set_defaults(handler=_cmd_sandbox)
+
     demo = commands.add_parser("demo", help="generate a small region, load it into the store, summarise")
     demo.add_argument("--establishments", type=int, default=25)
     demo.add_argument("--seed", type=int, default=2026)
@@ -335,6 +350,23 @@ def _cmd_cert_inspect(args: argparse.Namespace, settings: Settings) -> int:
         return tls.CertificateNotYetValidError.exit_code
     if not info.can_authenticate_tls_client:
         return tls.CertificateUsageError.exit_code
+    return EXIT_OK
+
+
+def _cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
+    from rorclient.sandbox import serve_forever
+
+    if args.establishments < 1:
+        raise ConfigError("--establishments must be at least 1")
+    serve_forever(
+        port=args.port,
+        seed=args.seed,
+        establishments=args.establishments,
+        tls_dir=Path(args.tls_dir) if args.tls_dir else None,
+        write_config=Path(args.write_config) if args.write_config else None,
+        test_mode=args.test_mode,
+        announce=lambda line: print(line, flush=True),
+    )
     return EXIT_OK
 
 

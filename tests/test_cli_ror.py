@@ -1,0 +1,145 @@
+"""`rorclient ror ...` and `rorclient sandbox`, driven as a user would, against a live sandbox over mTLS."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rorclient.cli import main
+from rorclient.sandbox import Sandbox
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Sandbox]:
+    with Sandbox(establishments=12, seed=11) as sb:
+        yield sb
+
+
+@pytest.fixture(scope="module")
+def config(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return sandbox.write_client_config(tmp_path_factory.mktemp("cfg") / "rorclient.toml")
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_notif_lists_every_establishment_changed_since_a_date(
+    sandbox: Sandbox, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "--config", str(config), "ror", "notif", "--since", "2000-01-01T00:00:00")
+    assert code == 0
+    assert set(out.split()) == set(sandbox.establishment_ids())
+
+
+def test_read_prints_the_offer_of_an_establishment_and_of_a_unit(
+    sandbox: Sandbox, config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    establishment = sandbox.establishment_ids()[0]
+    code, out, _ = run(capsys, "--config", str(config), "ror", "read", "--establishment", establishment)
+    offer = json.loads(out)
+    assert code == 0
+    assert [eg["id"] for eg in offer["establishments"]] == [establishment]
+    unit = offer["units"][-1]["id"]
+    code, out, _ = run(capsys, "--config", str(config), "ror", "read", "--unit", unit)
+    assert code == 0
+    assert unit in [u["id"] for u in json.loads(out)["units"]]
+
+
+def test_an_unknown_establishment_exits_7(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "--config", str(config), "ror", "read", "--establishment", "1999999999")
+    assert code == 7
+    assert "1999999999" in err or "404" in err
+
+
+def test_download_then_load_the_extraction(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dest = tmp_path / "extraction.xml"
+    code, out, _ = run(capsys, "--config", str(config), "ror", "download", str(dest))
+    assert code == 0
+    assert json.loads(out)["bytes"] == dest.stat().st_size
+    store = f"sqlite:///{tmp_path / 'x.db'}"
+    assert run(capsys, "--store", store, "load", str(dest), "--source", "sandbox")[0] == 0
+
+
+def test_check_proves_the_circle_of_trust_setup(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--config", str(config), "ror", "check")
+    assert code == 0 and "mutual TLS" in out
+
+
+@pytest.mark.parametrize(
+    ("certificate", "code"), [("expired", 54), ("not_yet_valid", 55), ("seal", 56), ("wrong_ca", 59)]
+)
+def test_each_bad_certificate_has_its_own_exit_code(
+    sandbox: Sandbox,
+    config: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    certificate: str,
+    code: int,
+) -> None:
+    bad = getattr(sandbox.pki, certificate).pkcs12
+    text = config.read_text().replace(str(sandbox.pki.client.pkcs12), str(bad))
+    bad_config = tmp_path / "bad.toml"
+    bad_config.write_text(text)
+    exit_code, _, err = run(capsys, "--config", str(bad_config), "ror", "check")
+    assert exit_code == code, err
+    assert sandbox.pki.password.get_secret_value() not in err
+
+
+def test_missing_source_name_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    code, _, err = run(capsys, "--config", str(empty), "ror", "check")
+    assert code == 2 and "--source" in err
+
+
+def test_the_sandbox_command_serves_until_interrupted(tmp_path: Path) -> None:
+    config = tmp_path / "client.toml"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rorclient.cli",
+            "sandbox",
+            "--port",
+            "0",
+            "--establishments",
+            "3",
+            "--tls-dir",
+            str(tmp_path / "tls"),
+            "--write-config",
+            str(config),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        lines = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            lines.append(line)
+            if "Press Ctrl-C" in line or not line:
+                break
+        assert any("CSD_ROR_Binding" in line for line in lines), lines
+        assert config.is_file() and "soap_url" in config.read_text()
+        code = main(["--config", str(config), "ror", "check"])
+        assert code == 0
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=20)
