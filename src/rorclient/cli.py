@@ -15,6 +15,7 @@ from rorclient import __version__
 from rorclient.config import Settings
 from rorclient.errors import ConfigError, RorError
 from rorclient.models import EntityKind
+from rorclient.store import redact_url
 from rorclient.store.base import Store
 from rorclient.store.registry import open_store
 
@@ -252,7 +253,7 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         pending = store.pending()
         runs = store.runs(limit=5)
     status: dict[str, Any] = {
-        "store": settings.store.url,
+        "store": redact_url(settings.store.url),
         "entities": stats.by_kind,
         "sources": {
             state.source: {
@@ -271,7 +272,7 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(status, indent=2, ensure_ascii=False))
         return EXIT_OK
-    print(f"store: {settings.store.url}")
+    print(f"store: {redact_url(settings.store.url)}")
     total = sum(stats.by_kind.values())
     print(f"entities: {total} live, {stats.deleted} tombstones, change log at seq {stats.last_change_seq}")
     for kind in EntityKind:

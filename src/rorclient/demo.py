@@ -14,6 +14,7 @@ from pathlib import Path
 from rorclient.config import Settings
 from rorclient.loader import load_files
 from rorclient.models import EntityKind
+from rorclient.store import redact_url
 from rorclient.store.base import EntityQuery, Store
 from rorclient.store.registry import open_store
 
@@ -40,7 +41,7 @@ def run_demo(settings: Settings, *, establishments: int, seed: int, quiet: bool 
             report = load_files(store, [extraction], source=DEMO_SOURCE)
             changed = ", ".join(f"{n} {kind}" for kind, n in report.counts.items() if n) or "no change"
             say(
-                f"2. loaded {report.entities} entities into {settings.store.url} "
+                f"2. loaded {report.entities} entities into {redact_url(settings.store.url)} "
                 f"in {report.seconds:.2f} s: {changed}"
             )
             _summarise(store, say)

@@ -5,6 +5,8 @@ URL                       store
 ========================  ==============================================================
 ``sqlite:///path/db``     SQLite file (the default, under ``platformdirs.user_data_dir``)
 ``memory://``             in memory, for tests and short-lived scripts
+``postgresql://...``      PostgreSQL (``pip install 'rorclient[postgres]'``), for shared
+                          deployments; ``?schema=`` picks the schema
 ``<scheme>://...``        a third-party store registered under the ``rorclient.stores``
                           entry-point group by its URL scheme
 ========================  ==============================================================
@@ -12,6 +14,7 @@ URL                       store
 
 from __future__ import annotations
 
+from rorclient.store._pg_url import redact_url
 from rorclient.store.base import (
     AppliedChange,
     BulkLoad,
@@ -47,4 +50,5 @@ __all__ = [
     "SyncState",
     "default_store_url",
     "open_store",
+    "redact_url",
 ]

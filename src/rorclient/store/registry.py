@@ -9,6 +9,7 @@ from pathlib import Path
 import platformdirs
 
 from rorclient.errors import ConfigError
+from rorclient.store._pg_url import redact_url
 from rorclient.store.base import Store
 
 __all__ = ["default_store_url", "open_store"]
@@ -33,9 +34,21 @@ def _open_memory(url: str) -> Store:
     return MemoryStore(url=url)
 
 
+def _open_postgres(url: str) -> Store:
+    try:
+        from rorclient.store.postgres import PostgresStore
+    except ModuleNotFoundError as error:
+        if error.name is None or not error.name.startswith("psycopg"):
+            raise
+        raise ConfigError("the PostgreSQL store needs psycopg 3: pip install 'rorclient[postgres]'") from None
+    return PostgresStore.from_url(url)
+
+
 _BUILTIN: dict[str, Callable[[str], Store]] = {
     "sqlite": _open_sqlite,
     "memory": _open_memory,
+    "postgresql": _open_postgres,
+    "postgres": _open_postgres,
 }
 
 
@@ -48,7 +61,9 @@ def open_store(url: str | None = None) -> Store:
     url = url or default_store_url()
     scheme, sep, _ = url.partition("://")
     if not sep:
-        raise ConfigError(f"store URL {url!r} has no scheme; expected sqlite:///path, memory:// or another")
+        raise ConfigError(
+            f"store URL {redact_url(url)!r} has no scheme; expected sqlite:///path, memory:// or another"
+        )
     opener = _BUILTIN.get(scheme)
     if opener is None:
         for entry_point in entry_points(group=ENTRY_POINT_GROUP):
@@ -56,5 +71,7 @@ def open_store(url: str | None = None) -> Store:
                 opener = entry_point.load()
                 break
     if opener is None:
-        raise ConfigError(f"no store is registered for the URL scheme {scheme!r} (store URL {url!r})")
+        raise ConfigError(
+            f"no store is registered for the URL scheme {scheme!r} (store URL {redact_url(url)!r})"
+        )
     return opener(url)

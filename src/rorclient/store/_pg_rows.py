@@ -1,0 +1,204 @@
+"""How the PostgreSQL store turns entities into rows and rows back into models.
+
+Times that come from the ROR (``record.updated``, sync watermarks, run and failure times) are kept as
+ISO text, exactly as given: the ROR sends naive local times and the store must hand them back unchanged.
+Times the store makes itself (``deleted_at``, the change log's ``at``) are ``timestamptz`` in UTC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Any
+
+from pydantic import ValidationError
+
+from rorclient.errors import StoreError
+from rorclient.geography import region_of
+from rorclient.models import ENTITY_ADAPTER, Entity, EntityKind
+from rorclient.store.base import KIND_ORDER, StoredEntity, SyncState, name_key
+
+__all__ = [
+    "ENTITY_COLUMNS",
+    "HEAD_COLUMNS",
+    "KIND_OF_RANK",
+    "ROW_COLUMNS",
+    "STAGING_COPY_COLUMNS",
+    "UPSERT_ENTITY",
+    "UPSERT_ON_CONFLICT",
+    "UPSERT_SYNC_STATE",
+    "decode_head",
+    "decode_row",
+    "from_text",
+    "live_row",
+    "sortable",
+    "staged_row",
+    "sync_state_row",
+    "to_text",
+]
+
+KIND_OF_RANK: dict[int, EntityKind] = {rank: kind for kind, rank in KIND_ORDER.items()}
+_KIND_OF_VALUE = {kind.value: kind for kind in EntityKind}
+_VALUE_OF_KIND = {kind: kind.value for kind in EntityKind}
+
+#: Columns of ``entities`` in insertion order (see :func:`live_row`).
+ENTITY_COLUMNS = (
+    "kind, id, kind_rank, source, parent, establishment, region, name, name_key, code, updated, closed, "
+    "deleted_at, content_hash, data"
+)
+#: What :func:`decode_head` reads; :data:`ROW_COLUMNS` adds the entity itself for :func:`decode_row`.
+HEAD_COLUMNS = (
+    "kind, id, source, parent, establishment, region, name, updated, closed, deleted_at, content_hash"
+)
+ROW_COLUMNS = HEAD_COLUMNS + ", data::text"
+#: Columns of a staging table in the order of :func:`staged_row`.
+STAGING_COPY_COLUMNS = (
+    "kind, id, kind_rank, parent, establishment, unit_ref, region, name, name_key, code, updated, closed, "
+    "content_hash, data"
+)
+
+UPSERT_ON_CONFLICT = """ON CONFLICT (kind_rank, id) DO UPDATE SET
+    source = excluded.source, parent = excluded.parent, establishment = excluded.establishment,
+    region = excluded.region, name = excluded.name, name_key = excluded.name_key, code = excluded.code,
+    updated = excluded.updated, closed = excluded.closed, deleted_at = excluded.deleted_at,
+    content_hash = excluded.content_hash, data = excluded.data"""
+UPSERT_ENTITY = (
+    f"INSERT INTO entities ({ENTITY_COLUMNS}) VALUES "
+    f"({', '.join(['%s'] * 14)}, %s::jsonb) {UPSERT_ON_CONFLICT}"
+)
+UPSERT_SYNC_STATE = """INSERT INTO sync_state (source, watermark, taken_at, last_full_pull)
+VALUES (%s, %s, %s, %s) ON CONFLICT (source) DO UPDATE SET
+    watermark = excluded.watermark, taken_at = excluded.taken_at, last_full_pull = excluded.last_full_pull"""
+
+
+def sync_state_row(state: SyncState) -> tuple[str, str | None, str | None, str | None]:
+    """The parameters of :data:`UPSERT_SYNC_STATE`."""
+    return state.source, to_text(state.watermark), to_text(state.taken_at), to_text(state.last_full_pull)
+
+
+def to_text(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def from_text(text: str | None) -> dt.datetime | None:
+    return None if text is None else dt.datetime.fromisoformat(text)
+
+
+def sortable(moment: dt.datetime) -> str:
+    """A text that sorts like the instant: aware times in UTC, naive times taken as they are."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def _code_of(entity: Entity) -> str | None:
+    if entity.kind is EntityKind.ACTIVITY or entity.kind is EntityKind.EQUIPMENT:
+        return entity.code.code
+    return None
+
+
+def live_row(row: StoredEntity) -> tuple[Any, ...]:
+    """The parameters of :data:`UPSERT_ENTITY` for ``row``."""
+    return (
+        row.kind.value,
+        row.id,
+        KIND_ORDER[row.kind],
+        row.source,
+        row.parent,
+        row.establishment,
+        row.region,
+        row.name,
+        name_key(row.name),
+        _code_of(row.entity),
+        to_text(row.updated),
+        row.closed,
+        row.deleted_at,
+        row.content_hash,
+        row.entity.model_dump_json(),
+    )
+
+
+def staged_row(entity: Entity) -> tuple[Any, ...]:
+    """The staging row of one bulk-loaded entity (columns :data:`STAGING_COPY_COLUMNS`).
+
+    The owning establishment is known here for legal entities, establishments, units and professionals
+    listing one; activities, equipment and other professionals carry ``unit_ref`` instead and get their
+    unit's establishment at swap time.
+    """
+    data = entity.model_dump_json()
+    establishment: str | None = None
+    unit_ref: str | None = None
+    code: str | None = None
+    if entity.kind is EntityKind.UNIT:
+        establishment = entity.establishment_id
+    elif entity.kind is EntityKind.ESTABLISHMENT:
+        establishment = entity.id
+    elif entity.kind is EntityKind.ACTIVITY or entity.kind is EntityKind.EQUIPMENT:
+        unit_ref = entity.unit_id
+        code = entity.code.code
+    elif entity.kind is EntityKind.PROFESSIONAL:
+        if entity.establishment_ids:
+            establishment = entity.establishment_ids[0]
+        elif entity.unit_ids:
+            unit_ref = entity.unit_ids[0]
+    name = entity.name
+    return (
+        _VALUE_OF_KIND[entity.kind],
+        entity.id,
+        KIND_ORDER[entity.kind],
+        entity.parent_id,
+        establishment,
+        unit_ref,
+        region_of(entity),
+        name,
+        name_key(name),
+        code,
+        entity.record.updated.isoformat(),
+        entity.closed,
+        hashlib.sha256(data.encode()).hexdigest()[:32],
+        data,
+    )
+
+
+def decode_head(row: tuple[Any, ...]) -> StoredEntity:
+    """A :class:`StoredEntity` without its ``entity`` (read from :data:`HEAD_COLUMNS`), for comparisons."""
+    kind, id_, source, parent, establishment, region, name, updated, closed, deleted_at, digest = row[:11]
+    fields: dict[str, Any] = {
+        "kind": _KIND_OF_VALUE[kind],
+        "id": id_,
+        "parent": parent,
+        "establishment": establishment,
+        "source": source,
+        "name": name,
+        "region": region,
+        "updated": dt.datetime.fromisoformat(updated),
+        "closed": closed,
+        "deleted": deleted_at is not None,
+        "deleted_at": deleted_at,
+        "content_hash": digest,
+    }
+    return StoredEntity.model_construct(**fields)
+
+
+def decode_row(row: tuple[Any, ...]) -> StoredEntity:
+    """The full :class:`StoredEntity` of a row read with :data:`ROW_COLUMNS`."""
+    kind, id_, source, parent, establishment, region, name, updated, closed, deleted_at, digest, data = row
+    try:
+        entity = ENTITY_ADAPTER.validate_json(data)
+    except ValidationError as error:
+        raise StoreError(f"the stored {kind} {id_!r} cannot be read back: {error}") from error
+    return StoredEntity(
+        kind=_KIND_OF_VALUE[kind],
+        id=id_,
+        parent=parent,
+        establishment=establishment,
+        source=source,
+        name=name,
+        region=region,
+        updated=dt.datetime.fromisoformat(updated),
+        closed=closed,
+        deleted=deleted_at is not None,
+        deleted_at=deleted_at,
+        content_hash=digest,
+        entity=entity,
+    )

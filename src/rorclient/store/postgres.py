@@ -1,0 +1,657 @@
+"""The PostgreSQL store (psycopg 3): one copy of the ROR shared by any number of application instances.
+
+Install it with ``pip install 'rorclient[postgres]'``.
+
+URL
+    ``postgresql://user:password@host:port/database`` (``postgres://`` too), any libpq URL: other query
+    parameters (``sslmode=verify-full``, ``connect_timeout=10``, ``application_name``...) go to libpq
+    unchanged, and what the URL leaves out comes from libpq's environment (``PGHOST``, ``PGPASSWORD``,
+    ``~/.pgpass``...). ``?schema=name`` (rorclient's own parameter, default ``public``) puts the store's
+    tables in that schema, which is created if missing: several stores can share one database.
+    The password never shows: ``store.url``, ``repr(store)``, log lines and error messages carry
+    ``***`` instead (see :func:`redact_url`). Prefer ``PGPASSWORD`` or a ``.pgpass`` file to a password in
+    the URL all the same.
+
+Schema
+    Created and migrated by rorclient when the store opens (``schema_version`` table, see ``_pg_schema``);
+    a schema written by a newer rorclient is refused with :class:`~rorclient.errors.SchemaVersionError`.
+
+Concurrency
+    Reads go through one connection per thread, in autocommit; reads made of several statements
+    (``find``, ``stats``) run in a ``REPEATABLE READ`` read-only transaction, and ``iter_entities`` streams
+    one snapshot through a connection of its own. Readers never block writers and never see an
+    uncommitted write, including in the thread that holds a transaction. Writers (threads, processes,
+    hosts) take turns: every transaction and every bulk-load swap holds the store's write lock
+    (``pg_advisory_xact_lock``) until it commits, waiting up to ``lock_timeout`` seconds for it, so the
+    change log's sequence numbers follow commit order and have no gaps. Transactions do not nest.
+
+Durability
+    A commit is durable when PostgreSQL says so (``synchronous_commit``, replication: the server's
+    settings); rorclient changes none of them. Bulk-load staging tables are UNLOGGED (lost in a server
+    crash, which only loses the load in progress).
+
+Bulk loads
+    ``COPY`` into an UNLOGGED staging table, then one swap transaction; see ``_pg_bulk``.
+
+Single writer
+    :meth:`PostgresStore.writer_lock` is a session advisory lock that outlives transactions: whoever
+    holds ``writer_lock("sync")`` is the only sync process of the store, while any number of instances
+    read. PostgreSQL releases it when the holder's connection ends (process killed, host gone).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import psycopg
+from psycopg import IsolationLevel, sql
+from psycopg.rows import TupleRow
+
+from rorclient.errors import ConfigError, StoreError
+from rorclient.models import EntityKind, Offer
+from rorclient.store import _subtree
+from rorclient.store._pg_bulk import PostgresBulkLoad, clean_abandoned_loads, start_bulk_load
+from rorclient.store._pg_connect import connect, lock_key, translate_errors
+from rorclient.store._pg_rows import (
+    HEAD_COLUMNS,
+    KIND_OF_RANK,
+    ROW_COLUMNS,
+    UPSERT_ENTITY,
+    UPSERT_SYNC_STATE,
+    decode_head,
+    decode_row,
+    from_text,
+    live_row,
+    sortable,
+    sync_state_row,
+    to_text,
+)
+from rorclient.store._pg_schema import migrate
+from rorclient.store._pg_url import Target, parse_url, redact_url
+from rorclient.store.base import (
+    KIND_ORDER,
+    Change,
+    ChangeKind,
+    ChangeSet,
+    EntityQuery,
+    Page,
+    PendingEstablishment,
+    RunReport,
+    StoredEntity,
+    StoreStats,
+    SyncState,
+    name_key,
+    utcnow,
+)
+
+__all__ = ["PostgresStore", "redact_url"]
+
+Connection = psycopg.Connection[TupleRow]
+
+_FETCH = 2_000  # rows per round trip when streaming
+_ACTIVITY_RANK = KIND_ORDER[EntityKind.ACTIVITY]
+
+
+class PostgresStore:
+    """A :class:`~rorclient.store.Store` in a PostgreSQL schema. See the module docstring.
+
+    ``lock_timeout`` is how long a writer waits for another writer's transaction, in seconds, before
+    giving up with a :class:`StoreError`.
+    """
+
+    def __init__(self, url: str, *, lock_timeout: float = 30.0) -> None:
+        self._target: Target = parse_url(url)
+        self.url = self._target.display
+        self.schema = self._target.schema
+        self.lock_timeout = lock_timeout
+        self._write_key = lock_key(self.schema, "write")
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._readers: list[Connection] = []
+        self._idle_writers: list[Connection] = []
+        self._held: dict[str, Connection] = {}
+        self._closed = False
+        first = connect(self._target)
+        try:
+            migrate(first, self._target)
+            clean_abandoned_loads(first, self._target)
+        except BaseException:
+            first.close()
+            raise
+        self._idle_writers.append(first)
+
+    @classmethod
+    def from_url(cls, url: str, *, lock_timeout: float = 30.0) -> PostgresStore:
+        """Open the store a ``postgresql://...`` URL names."""
+        return cls(url, lock_timeout=lock_timeout)
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close every connection (releasing writer locks still held); call it once no thread is still
+        using the store."""
+        with self._lock:
+            self._closed = True
+            connections = self._readers + self._idle_writers + list(self._held.values())
+            self._readers, self._idle_writers = [], []
+        for connection in connections:
+            connection.close()
+
+    def __enter__(self) -> PostgresStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.url!r})"
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"the store {self.url} is closed")
+
+    def _reader(self) -> Connection:
+        self._check_open()
+        connection: Connection | None = getattr(self._local, "reader", None)
+        if connection is None or connection.closed or connection.broken:
+            connection = connect(self._target)
+            connection.isolation_level = IsolationLevel.REPEATABLE_READ
+            connection.read_only = True
+            with self._lock:
+                self._readers.append(connection)
+            self._local.reader = connection
+        return connection
+
+    def _read(self, query: str, params: Sequence[Any] = ()) -> list[TupleRow]:
+        """Run one read statement (its own snapshot) and return every row."""
+        with translate_errors("read", self._target):
+            return self._reader().execute(query, params).fetchall()
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[Connection]:
+        """A read-only REPEATABLE READ transaction, for reads made of several statements."""
+        connection = self._reader()
+        with translate_errors("read", self._target), connection.transaction():
+            yield connection
+
+    # ---- reads -----------------------------------------------------------------------------------
+    def get(self, kind: EntityKind, id: str, *, include_deleted: bool = False) -> StoredEntity | None:
+        rows = self._read(
+            f"SELECT {ROW_COLUMNS} FROM entities WHERE kind_rank = %s AND id = %s",
+            (KIND_ORDER[EntityKind(kind)], id),
+        )
+        if not rows:
+            return None
+        stored = decode_row(rows[0])
+        return None if stored.deleted and not include_deleted else stored
+
+    def find(self, query: EntityQuery) -> Page:
+        where, params = _where(query)
+        with self._snapshot() as connection:
+            counted = connection.execute(f"SELECT count(*) FROM entities{where}", params).fetchone()
+            rows = connection.execute(
+                f"SELECT {ROW_COLUMNS} FROM entities{where} ORDER BY kind_rank, id LIMIT %s OFFSET %s",
+                [*params, query.limit, query.offset],
+            ).fetchall()
+        total = int(counted[0]) if counted is not None else 0
+        items = tuple(decode_row(row) for row in rows)
+        end = query.offset + len(items)
+        return Page(items=items, total=total, next_offset=end if end < total else None)
+
+    def iter_entities(
+        self,
+        *,
+        kind: EntityKind | None = None,
+        source: str | None = None,
+        include_deleted: bool = True,
+    ) -> Iterator[StoredEntity]:
+        """Every entity, ordered by kind (legal entities first) then id, streamed from one consistent
+        snapshot through a server-side cursor on a connection of its own (closed when the iterator ends
+        or is closed)."""
+        self._check_open()
+        where, params = _where(EntityQuery(kind=kind, source=source, include_deleted=include_deleted))
+        connection = connect(self._target, autocommit=False)
+        connection.isolation_level = IsolationLevel.REPEATABLE_READ
+        connection.read_only = True
+        try:
+            with translate_errors("read", self._target), connection.cursor(name="iter_entities") as cursor:
+                cursor.execute(f"SELECT {ROW_COLUMNS} FROM entities{where} ORDER BY kind_rank, id", params)
+                while rows := cursor.fetchmany(_FETCH):
+                    yield from (decode_row(row) for row in rows)
+        finally:
+            connection.close()
+
+    def stats(self) -> StoreStats:
+        by_kind: dict[str, int] = defaultdict(int)
+        by_source: dict[str, int] = defaultdict(int)
+        deleted = 0
+        with self._snapshot() as connection:
+            groups = connection.execute(
+                "SELECT kind_rank, source, deleted_at IS NOT NULL, count(*) FROM entities "
+                "GROUP BY kind_rank, source, deleted_at IS NOT NULL ORDER BY kind_rank, source"
+            ).fetchall()
+            last = connection.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()
+        for kind_rank, source, is_deleted, count in groups:
+            if is_deleted:
+                deleted += count
+            else:
+                by_kind[KIND_OF_RANK[kind_rank].value] += count
+                by_source[source] += count
+        return StoreStats(
+            by_kind=dict(by_kind),
+            by_source=dict(sorted(by_source.items())),
+            deleted=deleted,
+            last_change_seq=int(last[0]) if last is not None else 0,
+        )
+
+    def changes(self, since: int = 0, limit: int | None = None) -> list[Change]:
+        """Change-log entries with ``seq > since``, oldest first."""
+        rows = self._read(
+            "SELECT seq, at, source, kind, id, change, run_id FROM changes "
+            "WHERE seq > %s ORDER BY seq LIMIT %s",
+            (since, limit),
+        )
+        return [
+            Change(
+                seq=seq,
+                at=at,
+                source=source,
+                kind=EntityKind(kind),
+                id=id_,
+                change=ChangeKind(change),
+                run_id=run_id,
+            )
+            for seq, at, source, kind, id_, change, run_id in rows
+        ]
+
+    def sync_state(self, source: str) -> SyncState | None:
+        states = self._sync_states("WHERE source = %s", (source,))
+        return states[0] if states else None
+
+    def sync_states(self) -> list[SyncState]:
+        return self._sync_states("", ())
+
+    def _sync_states(self, where: str, params: Sequence[Any]) -> list[SyncState]:
+        rows = self._read(
+            f"SELECT source, watermark, taken_at, last_full_pull FROM sync_state {where} ORDER BY source",
+            params,
+        )
+        return [
+            SyncState(
+                source=source,
+                watermark=from_text(watermark),
+                taken_at=dt.datetime.fromisoformat(taken_at),
+                last_full_pull=from_text(last_full_pull),
+            )
+            for source, watermark, taken_at, last_full_pull in rows
+        ]
+
+    def pending(self, source: str | None = None) -> list[PendingEstablishment]:
+        where, params = ("WHERE source = %s", (source,)) if source is not None else ("", ())
+        rows = self._read(
+            "SELECT source, establishment_id, error, attempts, first_failed, last_failed "
+            f"FROM pending {where} ORDER BY source, establishment_id",
+            params,
+        )
+        return [
+            PendingEstablishment(
+                source=row_source,
+                establishment_id=establishment_id,
+                error=error,
+                attempts=attempts,
+                first_failed=dt.datetime.fromisoformat(first_failed),
+                last_failed=dt.datetime.fromisoformat(last_failed),
+            )
+            for row_source, establishment_id, error, attempts, first_failed, last_failed in rows
+        ]
+
+    def runs(self, limit: int = 20) -> list[RunReport]:
+        """Most recent runs first (by ``started``, then by order of first recording)."""
+        rows = self._read(
+            "SELECT report::text FROM runs ORDER BY started_key DESC, recorded DESC LIMIT %s", (limit,)
+        )
+        return [RunReport.model_validate_json(report) for (report,) in rows]
+
+    # ---- writes ----------------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self, *, run_id: str | None = None) -> Iterator[_PostgresTransaction]:
+        """One transaction holding the store's write lock: committed when the block ends, rolled back if
+        it raises."""
+        self._check_open()
+        with self._write_scope():
+            self._check_writer_locks()
+            connection = self._take_writer()
+            try:
+                with translate_errors("write to", self._target), connection.transaction():
+                    connection.execute(
+                        sql.SQL("SET LOCAL lock_timeout = {}").format(_milliseconds(self.lock_timeout))
+                    )
+                    connection.execute("SELECT pg_advisory_xact_lock(%s)", (self._write_key,))
+                    last = connection.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()
+                    transaction = _PostgresTransaction(connection, run_id, int(last[0]) if last else 0)
+                    try:
+                        yield transaction
+                        transaction.flush()
+                    finally:
+                        transaction._open = False
+            finally:
+                self._give_back(connection)
+
+    @contextmanager
+    def bulk_load(self, *, source: str, run_id: str | None = None) -> Iterator[PostgresBulkLoad]:
+        """Stage a full snapshot of ``source`` and swap it in when the block exits (see ``_pg_bulk``)."""
+        self._check_open()
+        self._refuse_nested("a bulk load")
+        load = start_bulk_load(self._target, connect(self._target), source=source, run_id=run_id)
+        try:
+            yield load
+            if not load.aborted:
+                with self._write_scope():
+                    self._check_writer_locks()
+                    load.swap(write_lock=self._write_key, lock_timeout=self.lock_timeout)
+        finally:
+            load.discard()
+
+    @contextmanager
+    def writer_lock(self, name: str = "sync", *, wait: bool | float = True) -> Iterator[bool]:
+        """Hold the store-wide lock ``name``; yields whether it was acquired.
+
+        ``wait=True`` waits as long as it takes, ``wait=False`` (or ``0``) does not wait at all, a number
+        waits up to that many seconds; when the lock could not be had, the block runs with ``False``.
+        The lock is a PostgreSQL session advisory lock on a connection of its own, kept until the block
+        ends: any process on any host opening the same store (same database and schema) contends for it,
+        and PostgreSQL releases it when the holder's connection ends, even if the holder was killed.
+        Should the connection be lost while the block runs, every write of this store object then fails
+        with :class:`StoreError` (another process may have taken over). Holding the lock does not stop
+        other writers: it is for processes that agree to take it (the sync daemon takes ``"sync"``).
+        Locks do not nest: a store holding ``name`` may not ask for it again.
+        """
+        self._check_open()
+        timeout = _wait_seconds(wait)
+        with self._lock:
+            if name in self._held:
+                raise StoreError(f"this store already holds the writer lock {name!r} of {self.url}")
+        key = lock_key(self.schema, "writer", name)
+        connection = connect(self._target)
+        try:
+            with translate_errors(f"take the writer lock {name!r} of", self._target):
+                acquired = _acquire(connection, key, timeout)
+            if not acquired:
+                yield False
+                return
+            with self._lock:
+                self._held[name] = connection
+            try:
+                yield True
+            finally:
+                with self._lock:
+                    self._held.pop(name, None)
+                with suppress(psycopg.Error):
+                    connection.execute("SELECT pg_advisory_unlock(%s)", (key,))
+        finally:
+            connection.close()
+
+    def _check_writer_locks(self) -> None:
+        """Refuse to write if a writer lock this store holds was lost with its connection."""
+        with self._lock:
+            held = list(self._held.items())
+        for name, connection in held:
+            try:
+                connection.execute("SELECT 1")
+            except psycopg.Error as error:
+                raise StoreError(
+                    f"the writer lock {name!r} of {self.url} was lost with its connection "
+                    f"({self._target.scrub(str(error).strip())}); another process may hold it now"
+                ) from None
+
+    @contextmanager
+    def _write_scope(self) -> Iterator[None]:
+        self._refuse_nested("a transaction")
+        self._local.writing = True
+        try:
+            yield
+        finally:
+            self._local.writing = False
+
+    def _refuse_nested(self, what: str) -> None:
+        if getattr(self._local, "writing", False):
+            raise StoreError(f"cannot open {what} while this thread holds a transaction; they do not nest")
+
+    def _take_writer(self) -> Connection:
+        with self._lock:
+            if self._idle_writers:
+                return self._idle_writers.pop()
+        return connect(self._target)
+
+    def _give_back(self, connection: Connection) -> None:
+        usable = not connection.closed and not connection.broken
+        with self._lock:
+            if usable and not self._closed:
+                self._idle_writers.append(connection)
+                return
+        connection.close()
+
+
+def _wait_seconds(wait: bool | float) -> float | None:
+    """``None`` to wait forever, else the number of seconds to wait (0: just try)."""
+    if wait is True:
+        return None
+    if wait is False:
+        return 0.0
+    if not isinstance(wait, int | float) or wait != wait or wait < 0:
+        raise ConfigError(f"wait must be True, False or a number of seconds >= 0, got {wait!r}")
+    return float(wait)
+
+
+def _acquire(connection: Connection, key: int, timeout: float | None) -> bool:
+    if timeout is None:
+        connection.execute("SELECT pg_advisory_lock(%s)", (key,))
+        return True
+    if timeout < 0.001:
+        row = connection.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+        return bool(row and row[0])
+    connection.execute(sql.SQL("SET lock_timeout = {}").format(_milliseconds(timeout)))
+    try:
+        connection.execute("SELECT pg_advisory_lock(%s)", (key,))
+    except psycopg.errors.LockNotAvailable:
+        return False
+    finally:
+        connection.execute("RESET lock_timeout")
+    return True
+
+
+def _milliseconds(seconds: float) -> sql.Literal:
+    return sql.Literal(f"{max(1, round(seconds * 1000))}ms")
+
+
+def _where(query: EntityQuery) -> tuple[str, list[Any]]:
+    """The WHERE clause (with its leading space) and parameters of ``query``."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if not query.include_deleted:
+        clauses.append("deleted_at IS NULL")
+    if query.kind is not None:
+        clauses.append("kind_rank = %s")
+        params.append(KIND_ORDER[EntityKind(query.kind)])
+    for column, value in (
+        ("source", query.source),
+        ("region", query.region),
+        ("establishment", query.establishment),
+        ("parent", query.parent),
+    ):
+        if value is not None:
+            clauses.append(f"{column} = %s")
+            params.append(value)
+    if query.closed is not None:
+        clauses.append("closed = %s")
+        params.append(query.closed)
+    if query.name_contains is not None:
+        clauses.append("strpos(name_key, %s) > 0")
+        params.append(name_key(query.name_contains))
+    if query.activity_code is not None:
+        live = "" if query.include_deleted else " AND offered.deleted_at IS NULL"
+        clauses.append(
+            f"((kind_rank = {_ACTIVITY_RANK} AND code = %s) OR (kind = 'unit' AND id IN ("
+            f"SELECT offered.parent FROM entities AS offered WHERE offered.kind_rank = {_ACTIVITY_RANK} "
+            f"AND offered.code = %s{live})))"
+        )
+        params += [query.activity_code, query.activity_code]
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+_INSERT_CHANGE = (
+    "INSERT INTO changes (seq, at, source, kind, id, change, run_id) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+)
+_TOMBSTONE = "UPDATE entities SET deleted_at = %s WHERE kind_rank = %s AND id = %s"
+
+
+class _PostgresTransaction:
+    """The :class:`~rorclient.store.StoreTransaction` of :class:`PostgresStore` (and its
+    ``_subtree.RowAccess``). Writes are queued and sent in batches (``executemany``, pipelined) before
+    the next read and at commit, so replacing a large establishment costs a few round trips."""
+
+    def __init__(self, connection: Connection, run_id: str | None, last_seq: int) -> None:
+        self._connection = connection
+        self._run_id = run_id
+        self._seq = last_seq
+        self._open = True
+        self._queued: list[tuple[str, tuple[Any, ...]]] = []
+        self._source = ""
+        self._at = utcnow()
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise StoreError("this transaction has ended; open a new one with store.transaction()")
+
+    def _queue(self, statement: str, params: tuple[Any, ...]) -> None:
+        self._check_open()
+        self._queued.append((statement, params))
+
+    def flush(self) -> None:
+        """Send the queued writes, each run of one statement as one ``executemany``."""
+        queued, self._queued = self._queued, []
+        start = 0
+        with self._connection.cursor() as cursor:
+            while start < len(queued):
+                statement = queued[start][0]
+                end = start
+                while end < len(queued) and queued[end][0] == statement:
+                    end += 1
+                cursor.executemany(statement, [params for _, params in queued[start:end]])
+                start = end
+
+    def _fetch(self, query: str, params: Sequence[Any]) -> list[TupleRow]:
+        self._check_open()
+        self.flush()
+        return self._connection.execute(query, params).fetchall()
+
+    def _begin_operation(self, source: str) -> dt.datetime:
+        """Remember who logs the next changes, and when."""
+        self._check_open()
+        self._source, self._at = source, utcnow()
+        return self._at
+
+    # ---- RowAccess -------------------------------------------------------------------------------
+    def heads(self, keys: Collection[_subtree.Key]) -> Mapping[_subtree.Key, StoredEntity]:
+        ids_by_kind: dict[EntityKind, list[str]] = defaultdict(list)
+        for kind, id_ in keys:
+            ids_by_kind[kind].append(id_)
+        result: dict[_subtree.Key, StoredEntity] = {}
+        for kind, ids in ids_by_kind.items():
+            rows = self._fetch(
+                f"SELECT {HEAD_COLUMNS} FROM entities WHERE kind_rank = %s AND id = ANY(%s)",
+                (KIND_ORDER[kind], ids),
+            )
+            for row in rows:
+                head = decode_head(row)
+                result[(head.kind, head.id)] = head
+        return result
+
+    def live_in_establishment(self, establishment_id: str, source: str) -> Iterable[StoredEntity]:
+        rows = self._fetch(
+            f"SELECT {HEAD_COLUMNS} FROM entities "
+            "WHERE establishment = %s AND source = %s AND deleted_at IS NULL",
+            (establishment_id, source),
+        )
+        return [decode_head(row) for row in rows]
+
+    def live_children(self, parent_ids: Collection[str], source: str) -> Iterable[StoredEntity]:
+        if not parent_ids:
+            return []
+        rows = self._fetch(
+            f"SELECT {HEAD_COLUMNS} FROM entities "
+            "WHERE parent = ANY(%s) AND source = %s AND deleted_at IS NULL",
+            (sorted(parent_ids), source),
+        )
+        return [decode_head(row) for row in rows]
+
+    def write(self, row: StoredEntity, change: ChangeKind) -> None:
+        self._queue(UPSERT_ENTITY, live_row(row))
+        self._log(row, change)
+
+    def tombstone(self, head: StoredEntity, at: dt.datetime) -> None:
+        self._queue(_TOMBSTONE, (at, KIND_ORDER[head.kind], head.id))
+        self._log(head, ChangeKind.DELETED)
+
+    def _log(self, row: StoredEntity, change: ChangeKind) -> None:
+        self._seq += 1
+        self._queue(
+            _INSERT_CHANGE,
+            (self._seq, self._at, self._source, row.kind.value, row.id, change.value, self._run_id),
+        )
+
+    # ---- StoreTransaction ------------------------------------------------------------------------
+    def replace_establishment(
+        self,
+        offer: Offer,
+        *,
+        source: str,
+        establishment_id: str,
+        keep: Collection[str] = (),
+    ) -> ChangeSet:
+        now = self._begin_operation(source)
+        return _subtree.replace_establishment(
+            self, offer, source=source, establishment_id=establishment_id, keep=keep, now=now
+        )
+
+    def replace_unit(self, offer: Offer, *, source: str, unit_id: str) -> ChangeSet:
+        now = self._begin_operation(source)
+        return _subtree.replace_unit(self, offer, source=source, unit_id=unit_id, now=now)
+
+    def delete_establishment(self, establishment_id: str, *, source: str) -> ChangeSet:
+        now = self._begin_operation(source)
+        return _subtree.delete_establishment(self, establishment_id, source=source, now=now)
+
+    def set_sync_state(self, state: SyncState) -> None:
+        self._queue(UPSERT_SYNC_STATE, sync_state_row(state))
+
+    def set_pending(self, item: PendingEstablishment) -> None:
+        self._queue(
+            "INSERT INTO pending (source, establishment_id, error, attempts, first_failed, last_failed) "
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (source, establishment_id) DO UPDATE SET "
+            "error = excluded.error, attempts = pending.attempts + 1, last_failed = excluded.last_failed",
+            (
+                item.source,
+                item.establishment_id,
+                item.error,
+                item.attempts,
+                to_text(item.first_failed),
+                to_text(item.last_failed),
+            ),
+        )
+
+    def clear_pending(self, source: str, establishment_id: str) -> None:
+        self._queue(
+            "DELETE FROM pending WHERE source = %s AND establishment_id = %s", (source, establishment_id)
+        )
+
+    def record_run(self, report: RunReport) -> None:
+        self._queue(
+            "INSERT INTO runs (run_id, started_key, report) VALUES (%s, %s, %s::jsonb) "
+            "ON CONFLICT (run_id) DO UPDATE SET started_key = excluded.started_key, report = excluded.report",
+            (report.run_id, sortable(report.started), report.model_dump_json()),
+        )
