@@ -1,0 +1,313 @@
+"""``rorclient daemon``: sync one source every ``interval`` (with jitter), pull it in full every
+``full_every``, stop cleanly on SIGTERM/SIGINT, one instance per store, structured logs, a health file.
+
+::
+
+    from rorclient.daemon import DaemonOptions, run_daemon
+    run_daemon(Settings.load(), DaemonOptions(interval=parse_duration("15m"), health_file=Path("h.json")))
+
+Behaviour (docs/daemon.md):
+
+* **Schedule** — the first run starts at once: a full pull if the source was never pulled or its last
+  full pull is older than ``full_every`` (the ROR recommends a weekly full re-sync), else a delta sync.
+  The next run starts ``interval`` later, ± ``jitter`` × interval. After a failure the daemon retries
+  sooner (``retry_after``, doubling up to ``interval``).
+* **Stop** — the first SIGTERM or SIGINT asks the running operation to stop at the next establishment
+  boundary (each establishment is applied in one transaction: never half-applied); the daemon then
+  exits 0. A second signal interrupts at once (the open transaction is rolled back).
+* **One instance per store** — the daemon holds the store's sync lock (:mod:`rorclient._lock`) for its
+  lifetime. A second daemon on the same store waits in standby and takes over when the first stops or
+  dies; ``rorclient pull``/``sync`` meanwhile fail with exit code 9.
+* **Health** — after every run, ``health_file`` gets a JSON object (:class:`rorclient.health.Health`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import random
+import re
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rorclient.config import Settings
+from rorclient.errors import ConfigError, RorError
+from rorclient.health import Health, HealthState, write_health
+from rorclient.store.base import utcnow
+from rorclient.sync.engine import Sync
+from rorclient.sync.errors import SafetyBreakerError, SyncLockedError
+from rorclient.sync.options import SyncOptions
+from rorclient.sync.report import RunStatus, SyncReport
+
+__all__ = ["Daemon", "DaemonOptions", "JsonLogFormatter", "configure_logging", "parse_duration", "run_daemon"]
+
+_log = logging.getLogger("rorclient.daemon")
+_POLL = 0.2  # seconds between two looks at the stop flag while waiting
+
+
+class DaemonOptions(BaseModel):
+    """Schedule and outputs of the daemon."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    interval: dt.timedelta = Field(default=dt.timedelta(minutes=15))
+    """Time between the starts of two runs."""
+    full_every: dt.timedelta | None = Field(default=dt.timedelta(days=7))
+    """A full pull replaces a sync when the last one is older than this (``None``: never)."""
+    jitter: float = Field(default=0.1, ge=0, le=0.5)
+    """Each wait is ``interval`` × (1 ± a random share up to ``jitter``)."""
+    retry_after: dt.timedelta = Field(default=dt.timedelta(minutes=1))
+    """First wait after a failed run; it doubles with each failure, up to ``interval``."""
+    standby_step: float = Field(default=5.0, gt=0)
+    """Seconds a standby daemon waits for the store's lock before checking whether to stop."""
+    health_file: Path | None = None
+    max_runs: int | None = Field(default=None, ge=1)
+    """Stop after this many runs (tests, one-shot containers); ``None``: run until stopped."""
+
+
+class Daemon:
+    """The scheduling loop around a :class:`~rorclient.sync.Sync`. :meth:`stop` is thread-safe."""
+
+    def __init__(self, sync: Sync, options: DaemonOptions | None = None, *, seed: int | None = None) -> None:
+        self.sync = sync
+        self.options = options or DaemonOptions()
+        self._stop_requested = False  # a plain flag: set from signal handlers, which must not take locks
+        self._random = random.Random(seed)  # noqa: S311 - jitter, not security
+        self._failures = 0
+        self._runs = 0
+        self._last_report: SyncReport | None = None
+        self._last_error: str | None = None
+        self._signals = 0
+
+    # ---- control -----------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Finish (or cleanly interrupt) the current run and leave :meth:`run`; thread- and signal-safe."""
+        self._stop_requested = True
+        self.sync.request_stop()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop_requested
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT: first a graceful stop, then an immediate interruption (main thread only)."""
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            raise KeyboardInterrupt
+        _log.warning("received %s: stopping after the establishment in flight", signal.Signals(signum).name)
+        self.stop()
+
+    # ---- loop --------------------------------------------------------------------------------------
+    def run(self) -> int:
+        """Run until stopped (or ``max_runs``); returns the process exit code (0)."""
+        self._health("starting")
+        standby_logged = False
+        finished = False  # max_runs reached: the health file keeps the last run's state
+        while not self.stopping:
+            try:
+                with self.sync.exclusive(wait=self.options.standby_step):
+                    _log.info(
+                        "daemon started for source %r (interval %s, full pull every %s)",
+                        self.sync.source,
+                        self.options.interval,
+                        self.options.full_every or "never",
+                    )
+                    finished = self._loop()
+            except SyncLockedError:
+                if not standby_logged:
+                    _log.warning("another instance holds the store: standing by until it stops")
+                    standby_logged = True
+                self._health("standby")
+                continue
+        if not finished:
+            self._health("stopped")
+        _log.info("daemon stopped")
+        return 0
+
+    def _loop(self) -> bool:
+        """Run until stopped; ``True`` when ``max_runs`` ended it."""
+        while not self.stopping:
+            state = self._run_once()
+            self._runs += 1
+            if self.options.max_runs is not None and self._runs >= self.options.max_runs:
+                self._health(state)
+                self._stop_requested = True
+                return True
+            delay = self._next_delay()
+            self._health(state, next_run=utcnow() + dt.timedelta(seconds=delay))
+            self._sleep(delay)
+        return False
+
+    def _sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` or until a stop is requested (polled: signal handlers cannot notify)."""
+        deadline = time.monotonic() + seconds
+        while not self._stop_requested:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            time.sleep(min(remaining, _POLL))
+
+    def _run_once(self) -> HealthState:
+        operation = "pull" if self._pull_due() else "sync"
+        try:
+            report = self.sync.pull() if operation == "pull" else self.sync.sync()
+        except SafetyBreakerError as error:
+            self._last_report, self._last_error = error.report, str(error)
+            self._failures += 1
+            return "blocked"
+        except RorError as error:
+            self._last_error = f"{type(error).__name__}: {error}"
+            self._failures += 1
+            _log.error("%s failed: %s", operation, self._last_error, extra={"operation": operation})
+            return "failing"
+        except Exception as error:  # a bug must not kill a long-running daemon silently
+            self._last_error = f"{type(error).__name__}: {error}"
+            self._failures += 1
+            _log.exception("%s failed unexpectedly", operation)
+            return "failing"
+        self._last_report = report
+        if report.status is RunStatus.INTERRUPTED:
+            return "stopped"
+        self._failures, self._last_error = 0, None
+        return "ok"
+
+    def _pull_due(self) -> bool:
+        state = self.sync.store.sync_state(self.sync.source)
+        if state is None or state.watermark is None:
+            return True
+        every = self.options.full_every
+        if every is None or every <= dt.timedelta():
+            return False
+        last = state.last_full_pull
+        if last is None:
+            return True
+        last = last if last.tzinfo is not None else last.replace(tzinfo=dt.UTC)
+        return utcnow() - last >= every
+
+    def _next_delay(self) -> float:
+        interval = self.options.interval.total_seconds()
+        if self._failures:
+            backoff = self.options.retry_after.total_seconds() * 2 ** (self._failures - 1)
+            return float(min(interval, backoff))
+        spread = self.options.jitter * interval
+        return max(0.0, interval + self._random.uniform(-spread, spread))
+
+    def _health(self, state: HealthState, *, next_run: dt.datetime | None = None) -> None:
+        path = self.options.health_file
+        if path is None:
+            return
+        try:
+            status = self.sync.status() if state != "standby" else None
+            health = Health.build(
+                state,
+                status,
+                source=self.sync.source,
+                store=self.sync.store_url,
+                last_run=self._last_report,
+                last_error=self._last_error,
+                failures=self._failures,
+                next_run=next_run,
+            )
+            write_health(path, health)
+        except (OSError, RorError) as error:
+            _log.error("cannot write the health file %s: %s", path, error)
+
+
+# --------------------------------------------------------------------------------------------------
+# Entry point for the CLI
+# --------------------------------------------------------------------------------------------------
+
+
+def run_daemon(
+    settings: Settings,
+    options: DaemonOptions | None = None,
+    *,
+    source: str | None = None,
+    sync_options: SyncOptions | None = None,
+    install_signals: bool = True,
+) -> int:
+    """What ``rorclient daemon`` runs: build the :class:`Sync` from ``settings``, run the loop until a
+    signal, return the exit code."""
+    with Sync(settings, source=source, options=sync_options) as sync:
+        daemon = Daemon(sync, options)
+        if install_signals:
+            daemon.install_signal_handlers()
+        return daemon.run()
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|w|d|h|m|s)?", re.IGNORECASE)
+_UNITS = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, None: 1.0}
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """``"15m"``, ``"7d"``, ``"1h30m"``, ``"90s"``, ``"2w"`` or a number of seconds → a timedelta."""
+    cleaned = text.strip()
+    position, total = 0, 0.0
+    while position < len(cleaned):
+        match = _DURATION.match(cleaned, position)
+        if match is None or match.end() == position:
+            raise ConfigError(f"not a duration: {text!r} (expected e.g. 15m, 1h30m, 7d, 90s)")
+        total += float(match.group(1)) * _UNITS[match.group(2).lower() if match.group(2) else None]
+        position = match.end()
+        while position < len(cleaned) and cleaned[position] == " ":
+            position += 1
+    if not cleaned:
+        raise ConfigError("empty duration")
+    return dt.timedelta(seconds=total)
+
+
+# --------------------------------------------------------------------------------------------------
+# Structured logs
+# --------------------------------------------------------------------------------------------------
+
+_STANDARD_ATTRIBUTES = frozenset(
+    logging.LogRecord("", 0, "", 0, "", (), None).__dict__.keys() | {"message", "asctime", "taskName"}
+)
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: ``ts`` (UTC ISO 8601), ``level``, ``logger``, ``message``, the fields
+    passed as ``extra=`` (``run_id``, ``operation``, ``counts``...), and ``exception`` when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD_ATTRIBUTES and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def configure_logging(
+    *, json_lines: bool = False, level: int = logging.INFO, stream: TextIO | None = None
+) -> None:
+    """Send rorclient's logs to ``stream`` (default stderr), as JSON lines or as text."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    if json_lines:
+        handler.setFormatter(JsonLogFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("rorclient")
+    for existing in list(logger.handlers):
+        logger.removeHandler(existing)
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False

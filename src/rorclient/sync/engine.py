@@ -1,0 +1,794 @@
+"""``Sync``: keep one source of a store equal to its ROR — pull, delta sync, refresh, status.
+
+::
+
+    from rorclient.config import Settings
+    from rorclient.sync import Sync
+
+    with Sync(Settings.load(), source="idf") as sync:
+        sync.on_change(lambda change: print(change.change, change.kind, change.id))
+        if not sync.status().initialized:
+            sync.pull()                     # the extraction, swapped in atomically
+        report = sync.sync()                # one Notif + Lecture cycle
+        sync.refresh(establishment="010000123")
+
+The rules it keeps (docs/sync.md):
+
+* the watermark is written in the same transaction as the end of what it covers (the pull's swap, the
+  sync's closing transaction), never before;
+* every establishment Notif lists is applied, tombstoned (the ROR no longer knows it) or put in the
+  pending list with its error, retried first next cycle;
+* each establishment is applied in its own transaction; applying it again changes nothing;
+* a run that would delete or close more than a share of the source stops before committing (``force``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import math
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, NoReturn
+
+import platformdirs
+
+from rorclient._lock import writer_lock
+from rorclient.config import Settings, SourceSettings
+from rorclient.errors import ConfigError, RorError
+from rorclient.models import Offer
+from rorclient.store.base import ChangeKind, ChangeSet, Store, SyncState, utcnow
+from rorclient.store.registry import open_store
+from rorclient.sync import _apply, _plan, _pull
+from rorclient.sync._client import SyncClient, build_client
+from rorclient.sync.errors import NotInitializedError, SafetyBreakerError, SyncLockedError
+from rorclient.sync.events import (
+    ChangeCallback,
+    ChangeFeed,
+    ChangeStream,
+    ProgressCallback,
+    ProgressEvent,
+    Subscription,
+)
+from rorclient.sync.options import SyncOptions
+from rorclient.sync.report import (
+    BreakerVerdict,
+    CertificateStatus,
+    FailedEstablishment,
+    Operation,
+    RunStatus,
+    SyncReport,
+    SyncStatus,
+    empty_counts,
+)
+
+__all__ = ["Sync"]
+
+_log = logging.getLogger("rorclient.sync")
+
+
+class _Rollback(Exception):
+    pass
+
+
+@dataclass
+class _Run:
+    """The bookkeeping of one operation."""
+
+    operation: Operation
+    source: str
+    progress: ProgressCallback | None
+    store: Store
+    cursor: int | None
+    """The change log's last sequence when the run started, if someone listens to the feed."""
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    started: dt.datetime = field(default_factory=utcnow)
+    stop: _plan.StopFlag = field(default_factory=_plan.StopFlag)
+    _live: int | None = None
+
+    def emit(self, phase: Any, done: int, total: int | None, unit: Any = "establishments") -> None:
+        if self.progress is None:
+            return
+        event = ProgressEvent(operation=self.operation, phase=phase, done=done, total=total, unit=unit)
+        try:
+            self.progress(event)
+        except Exception:
+            _log.exception("the progress callback failed")
+
+    def live(self) -> int:
+        """Live entities of the source when first asked (before this run committed anything)."""
+        if self._live is None:
+            self._live = self.store.stats().by_source.get(self.source, 0)
+        return self._live
+
+    def report(self, status: RunStatus, **fields: Any) -> SyncReport:
+        return SyncReport(
+            run_id=self.run_id,
+            operation=self.operation,
+            source=self.source,
+            status=status,
+            started=self.started,
+            finished=utcnow(),
+            **fields,
+        )
+
+
+class Sync:
+    """Keeps the store's copy of one ROR source up to date. Thread-safe; close it (or use ``with``).
+
+    ``settings``: :class:`~rorclient.config.Settings` (default: ``Settings.load()``, when needed);
+    ``source``: the ``[[sources]]`` name (optional when there is one web-service source);
+    ``store``: a :class:`~rorclient.store.Store` or a store URL (default: the settings' store; a store
+    opened here is closed by :meth:`close`); ``client``: a ROR client (default: a
+    :class:`rorclient.ror.RorClient` built from the source on first use); ``options``:
+    :class:`SyncOptions`; ``clock``: the ROR's current time as a naive date-time (default: now in
+    ``options.server_timezone``).
+
+    Reads of the store from other threads and processes are safe while a run is in progress: they see
+    every establishment either before or after its update. At most one pull or sync runs per store at a
+    time (:meth:`exclusive`); refreshes need no lock.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        source: str | None = None,
+        store: Store | str | None = None,
+        client: SyncClient | None = None,
+        options: SyncOptions | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
+    ) -> None:
+        if settings is None and (client is None or store is None):
+            settings = Settings.load()
+        self.options = options or SyncOptions()
+        self._source_settings = _pick_source(settings, source) if client is None else None
+        if self._source_settings is not None:
+            self.source: str = self._source_settings.name
+        else:
+            self.source = source or _only_source_name(settings) or "ror"
+        self._owns_store = not isinstance(store, Store)
+        if isinstance(store, Store):
+            self.store: Store = store
+        else:
+            url = store if isinstance(store, str) else (settings.store.url if settings else None)
+            self.store = open_store(url)
+        self._client = client
+        self._owns_client = client is None
+        self._zone = self.options.zone()
+        self._clock = clock or self._local_clock
+        self.feed = ChangeFeed()
+        self._running: tuple[_plan.StopFlag, ...] = ()
+        self._running_guard = threading.Lock()
+        self._operations = threading.RLock()
+        self._lock_depth = 0
+        self._closed = False
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings | None = None,
+        *,
+        source: str | None = None,
+        store: Store | str | None = None,
+        options: SyncOptions | None = None,
+    ) -> Sync:
+        """``Sync(settings, source=..., store=..., options=...)``, the usual way to build one."""
+        return cls(settings, source=source, store=store, options=options)
+
+    # ---- lifecycle ---------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the ROR client and the store if this object opened them."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._client is not None and self._owns_client:
+            self._client.close()
+        if self._owns_store:
+            self.store.close()
+
+    def __enter__(self) -> Sync:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Sync(source={self.source!r}, store={self.store_url!r})"
+
+    @property
+    def store_url(self) -> str:
+        """The store's URL with any password replaced by ``***`` (fit for logs)."""
+        return _redacted(self.store.url)
+
+    @property
+    def client(self) -> SyncClient:
+        """The ROR client (built from the source's settings on first use)."""
+        with self._operations:
+            if self._client is None:
+                if self._source_settings is None:  # pragma: no cover - guarded by __init__
+                    raise ConfigError("no ROR client and no source settings to build one")
+                self._client = build_client(self._source_settings)
+            return self._client
+
+    # ---- change feed -------------------------------------------------------------------------------
+    def on_change(self, callback: ChangeCallback) -> Subscription:
+        """Call ``callback(change)`` (a :class:`~rorclient.store.Change`) after each commit; returns a
+        :class:`~rorclient.sync.Subscription` (``.cancel()``)."""
+        return self.feed.subscribe(callback)
+
+    def stream(self, *, max_buffer: int = 100_000) -> ChangeStream:
+        """A blocking iterator over the changes committed from now on (see :class:`ChangeStream`)."""
+        return self.feed.stream(max_buffer=max_buffer)
+
+    # ---- control -----------------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Ask the running operation to stop at the next establishment boundary (safe from a signal
+        handler). It returns a report with status ``interrupted``; nothing is left half-applied. Without
+        a running operation, nothing happens."""
+        for stop in self._running:  # no lock: this may run in a signal handler
+            stop.set()
+
+    @contextlib.contextmanager
+    def exclusive(self, wait: bool | float | None = None) -> Iterator[None]:
+        """Hold the store's sync lock across several operations (the daemon holds it for its lifetime).
+
+        ``wait`` (default ``options.lock_wait``): how long to wait for another holder; raises
+        :class:`SyncLockedError` if it still holds it. Re-entrant within this object.
+        """
+        with self._operations:
+            if self._lock_depth:
+                self._lock_depth += 1
+                try:
+                    yield
+                finally:
+                    self._lock_depth -= 1
+                return
+            patience = self.options.lock_wait if wait is None else wait
+            with writer_lock(self.store, "sync", wait=patience) as held:
+                if not held:
+                    raise SyncLockedError(
+                        f"another process is pulling or syncing {_redacted(self.store.url)} "
+                        "(a running `rorclient daemon`?); try again later"
+                    )
+                self._lock_depth = 1
+                try:
+                    yield
+                finally:
+                    self._lock_depth = 0
+
+    # ---- operations --------------------------------------------------------------------------------
+    def pull(
+        self, *, force: bool = False, dry_run: bool = False, progress: ProgressCallback | None = None
+    ) -> SyncReport:
+        """Download the extraction and make it the source's whole content, atomically.
+
+        Entities of the source absent from the extraction become tombstones. The watermark is recorded
+        in the same transaction as the swap. ``dry_run``: stage and compare, commit nothing.
+        Raises :class:`SafetyBreakerError` (nothing committed) when too much would be deleted or closed,
+        unless ``force``.
+        """
+        with self._operation("pull", progress) as run:
+            try:
+                return self._pull(run, force=force, dry_run=dry_run)
+            except _plan.Interrupted:
+                return self._interrupted(run)
+            except SafetyBreakerError:
+                raise
+            except RorError as error:
+                self._fail(run, error)
+                raise
+
+    def sync(
+        self, *, force: bool = False, dry_run: bool = False, progress: ProgressCallback | None = None
+    ) -> SyncReport:
+        """One delta cycle: Notif since the watermark (minus the overlap), Lecture of every establishment
+        listed (pending ones first), plan, apply each in its own transaction, then move the watermark.
+
+        Returns the report (status ``success``, or ``partial`` when some establishments are pending).
+        Raises :class:`NotInitializedError` if the source was never pulled, :class:`SafetyBreakerError`
+        (nothing committed) when too much would be deleted or closed unless ``force``, and the client's
+        error when Notif itself fails.
+        """
+        with self._operation("sync", progress) as run:
+            state = self.store.sync_state(self.source)
+            if state is None or state.watermark is None:
+                raise NotInitializedError(
+                    f"source {self.source!r} was never pulled: run `rorclient pull` (Sync.pull()) first"
+                )
+            try:
+                return self._sync(run, state, force=force, dry_run=dry_run)
+            except _plan.Interrupted:
+                return self._interrupted(run)
+            except SafetyBreakerError:
+                raise
+            except RorError as error:
+                self._fail(run, error)
+                raise
+
+    def refresh(
+        self,
+        *,
+        establishment: str | None = None,
+        unit: str | None = None,
+        force: bool = False,
+        dry_run: bool = False,
+    ) -> SyncReport:
+        """Re-read one establishment (Lecture EG) or one unit (Lecture OI) and replace exactly that subtree
+        now. An establishment or unit the ROR no longer knows is tombstoned. Does not move the watermark
+        and needs no lock. Raises the client's error when the read fails."""
+        if (establishment is None) == (unit is None):
+            raise ConfigError("refresh takes exactly one of establishment= or unit=")
+        with self._operation("refresh", None, exclusive=False) as run:
+            try:
+                if establishment is not None:
+                    return self._refresh_establishment(run, establishment, force=force, dry_run=dry_run)
+                assert unit is not None
+                return self._refresh_unit(run, unit, dry_run=dry_run)
+            except _plan.Interrupted:
+                return self._interrupted(run)
+            except SafetyBreakerError:
+                raise
+            except RorError as error:
+                self._fail(run, error)
+                raise
+
+    def status(self) -> SyncStatus:
+        """Where the source stands: watermark, last success, lag, pending list, last run, certificate."""
+        state = self.store.sync_state(self.source)
+        last_run = next((run for run in self.store.runs(limit=50) if run.source == self.source), None)
+        last_success = state.taken_at if state is not None else None
+        lag = (utcnow() - _aware(last_success)).total_seconds() if last_success is not None else None
+        return SyncStatus(
+            source=self.source,
+            store=self.store_url,
+            initialized=state is not None and state.watermark is not None,
+            watermark=state.watermark if state else None,
+            last_success=last_success,
+            last_full_pull=state.last_full_pull if state else None,
+            lag_seconds=lag,
+            entities=self._live_count(),
+            pending=tuple(self.store.pending(self.source)),
+            last_run=last_run,
+            certificate=self._certificate(),
+        )
+
+    # ---- pull internals ----------------------------------------------------------------------------
+    def _pull(self, run: _Run, *, force: bool, dry_run: bool) -> SyncReport:
+        clock_start = self._clock()
+        path, size = _pull.download(
+            self.client,
+            self._extraction_path(),
+            stop=run.stop,
+            on_progress=lambda done, total: run.emit("download", done, total, "bytes"),
+        )
+        verdicts: list[BreakerVerdict] = []
+        states: list[SyncState] = []
+
+        def decide(planned: dict[ChangeKind, int]) -> bool:
+            verdict = self._breaker(planned, run.live(), force)
+            verdicts.append(verdict)
+            run.emit("commit", 0, None)
+            return not dry_run and not (verdict.tripped and not force)
+
+        def state(newest: dt.datetime | None) -> SyncState:
+            # The extraction holds nothing newer than when it was taken: its newest record bounds that
+            # time from below, in the ROR's own clock, whatever ours says.
+            watermark = min(clock_start, newest) if newest is not None else clock_start
+            states.append(
+                SyncState(
+                    source=self.source, watermark=watermark, taken_at=run.started, last_full_pull=utcnow()
+                )
+            )
+            return states[-1]
+
+        outcome = _pull.load_extraction(
+            self.store,
+            path,
+            source=self.source,
+            run_id=run.run_id,
+            zone=self._zone,
+            stop=run.stop,
+            decide=decide,
+            state=state,
+            on_progress=lambda done, entities: run.emit("load", done, size, "bytes"),
+        )
+        (verdict,) = verdicts
+        if outcome.committed is None:
+            if dry_run:
+                counts = _counts(outcome.planned)
+                return run.report(
+                    RunStatus.DRY_RUN, counts=counts, entities=outcome.entities, bytes=size, breaker=verdict
+                )
+            self._blocked(run, outcome.planned, verdict, entities=outcome.entities, bytes=size)
+        report = run.report(
+            RunStatus.SUCCESS,
+            counts=_counts(outcome.committed),
+            entities=outcome.entities,
+            bytes=size,
+            breaker=verdict,
+            watermark=states[-1].watermark,
+        )
+        _apply.close_run(self.store, report, clear_pending_before=run.started)
+        report = report.model_copy(update={"pending": len(self.store.pending(self.source))})
+        self._publisher(run).publish()
+        if not self.options.keep_extraction:
+            path.unlink(missing_ok=True)
+        _log.info("%s", report.summary(), extra=_log_fields(report))
+        return report
+
+    # ---- sync internals ----------------------------------------------------------------------------
+    def _sync(self, run: _Run, state: SyncState, *, force: bool, dry_run: bool) -> SyncReport:
+        options = self.options
+        clock_start = self._clock()
+        before = _plan.to_frame(state.watermark, self._zone)  # type: ignore[arg-type]
+        date_ref = before - options.overlap
+        listed = self.client.changed_establishments(
+            date_ref, activity=options.activity, patients=options.patients
+        )
+        run.emit("notif", len(listed), len(listed))
+        pending_ids = [item.establishment_id for item in self.store.pending(self.source)]
+        order = list(dict.fromkeys([*pending_ids, *listed]))
+        live = run.live()
+        applied = _apply.Applied()
+        planned_total = dict.fromkeys(ChangeKind, 0)
+        failed: dict[str, RorError] = {}
+        unresolved: dict[str, str] = {}
+        newest: dt.datetime | None = None
+        entities = extra = 0
+        verdict = self._breaker(planned_total, live, force)
+        publisher = self._publisher(run)
+        read = done = 0
+
+        def on_read() -> None:
+            nonlocal read
+            read += 1
+            run.emit("read", read, len(order))
+
+        def on_apply() -> None:
+            nonlocal done
+            done += 1
+            run.emit("apply", done, None)
+
+        for start in range(0, len(order), options.batch_size):
+            batch = _plan.Batch(zone=self._zone)
+            chunk = order[start : start + options.batch_size]
+            self._read_and_plan(run, batch, chunk, on_read)
+            planned = batch.planned_counts()
+            for kind, number in planned.items():
+                planned_total[kind] += number
+            verdict = self._breaker(planned_total, live, force)
+            if verdict.tripped and not force and not dry_run:
+                self._blocked(run, planned_total, verdict, listed=len(listed), date_ref=date_ref)
+            if not dry_run:
+                _apply.apply_batch(
+                    self.store,
+                    self.source,
+                    run.run_id,
+                    batch,
+                    applied,
+                    stop=run.stop,
+                    publisher=publisher,
+                    on_apply=on_apply,
+                )
+            failed.update(batch.failed)
+            unresolved.update(batch.unresolved)
+            entities += batch.entities
+            extra += batch.extra
+            if batch.newest is not None and (newest is None or batch.newest > newest):
+                newest = batch.newest
+
+        # The newest data read bounds the ROR's clock from below, our clock estimates it; never go back.
+        watermark = max(before, min(clock_start, newest)) if newest is not None else before
+        fields: dict[str, Any] = {
+            "listed": len(listed),
+            "retried": len(pending_ids),
+            "entities": entities,
+            "extra_reads": extra,
+            "failed": _failures(failed),
+            "date_ref": date_ref,
+            "watermark_before": before,
+            "breaker": verdict,
+        }
+        if dry_run:
+            return run.report(
+                RunStatus.DRY_RUN,
+                counts=_counts(planned_total),
+                watermark=before,
+                pending=len(pending_ids),
+                **fields,
+            )
+        status = RunStatus.PARTIAL if failed or unresolved else RunStatus.SUCCESS
+        report = run.report(
+            status,
+            counts=_counts(applied.counts),
+            applied=applied.applied,
+            unchanged=applied.unchanged,
+            removed=applied.removed,
+            watermark=watermark,
+            **fields,
+        )
+        new_state = SyncState(
+            source=self.source, watermark=watermark, taken_at=run.started, last_full_pull=state.last_full_pull
+        )
+        entries = _apply.pending_entries(self.source, failed, unresolved, utcnow())
+        run.emit("commit", applied.applied + applied.removed, len(order))
+        _apply.close_run(self.store, report, pending=entries, state=new_state)
+        report = report.model_copy(update={"pending": len(self.store.pending(self.source))})
+        _log.info("%s", report.summary(), extra=_log_fields(report))
+        return report
+
+    def _read_and_plan(
+        self, run: _Run, batch: _plan.Batch, ids: list[str], on_read: Callable[[], None] | None = None
+    ) -> None:
+        options = self.options
+        _plan.fetch_batch(
+            self.client,
+            ids,
+            batch,
+            concurrency=options.concurrency,
+            unknown_codes=options.unknown_codes,
+            stop=run.stop,
+            on_read=on_read,
+        )
+        run.emit("plan", len(batch.offers), len(ids))
+        if options.resolve_lost_units:
+            _plan.resolve_lost_units(
+                self.client,
+                self.store,
+                self.source,
+                batch,
+                concurrency=options.concurrency,
+                unknown_codes=options.unknown_codes,
+                stop=run.stop,
+            )
+        else:
+            _plan.plan_batch(self.store, self.source, batch)
+
+    def _refresh_establishment(
+        self, run: _Run, establishment_id: str, *, force: bool, dry_run: bool
+    ) -> SyncReport:
+        batch = _plan.Batch(zone=self._zone)
+        self._read_and_plan(run, batch, [establishment_id])
+        error = batch.failed.get(establishment_id)
+        if error is not None:
+            raise error
+        planned = batch.planned_counts()
+        verdict = self._breaker(planned, run.live(), force)
+        if dry_run:
+            return run.report(
+                RunStatus.DRY_RUN, counts=_counts(planned), entities=batch.entities, breaker=verdict
+            )
+        if verdict.tripped and not force:
+            self._blocked(run, planned, verdict)
+        applied = _apply.Applied()
+        publisher = self._publisher(run)
+        _apply.apply_batch(
+            self.store, self.source, run.run_id, batch, applied, stop=run.stop, publisher=publisher
+        )
+        entries = _apply.pending_entries(self.source, batch.failed, batch.unresolved, utcnow())
+        report = run.report(
+            RunStatus.PARTIAL if entries else RunStatus.SUCCESS,
+            counts=_counts(applied.counts),
+            entities=batch.entities,
+            applied=applied.applied,
+            unchanged=applied.unchanged,
+            removed=applied.removed,
+            extra_reads=batch.extra,
+            failed=_failures(batch.failed),
+            breaker=verdict,
+        )
+        _apply.close_run(self.store, report, pending=entries)
+        return report.model_copy(update={"pending": len(self.store.pending(self.source))})
+
+    def _refresh_unit(self, run: _Run, unit_id: str, *, dry_run: bool) -> SyncReport:
+        try:
+            offer = self.client.read_unit(unit_id)
+        except RorError as error:
+            if not _plan.is_unknown(error, self.options.unknown_codes):
+                raise
+            offer = Offer()  # the ROR no longer knows it: tombstone its subtree
+        if dry_run:
+            planned = ChangeSet()
+            try:
+                with self.store.transaction() as transaction:
+                    planned = transaction.replace_unit(offer, source=self.source, unit_id=unit_id)
+                    raise _Rollback
+            except _Rollback:
+                pass
+            return run.report(RunStatus.DRY_RUN, counts=_counts(planned.counts()), entities=_size(offer))
+        with self.store.transaction(run_id=run.run_id) as transaction:
+            changes = transaction.replace_unit(offer, source=self.source, unit_id=unit_id)
+        self._publisher(run).publish()
+        report = run.report(RunStatus.SUCCESS, counts=_counts(changes.counts()), entities=_size(offer))
+        _apply.close_run(self.store, report)
+        return report.model_copy(update={"pending": len(self.store.pending(self.source))})
+
+    # ---- helpers -----------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _operation(
+        self, operation: Operation, progress: ProgressCallback | None, *, exclusive: bool = True
+    ) -> Iterator[_Run]:
+        if self._closed:
+            raise ConfigError("this Sync is closed")
+        guard = self.exclusive() if exclusive else contextlib.nullcontext()
+        with guard:
+            cursor = self.store.stats().last_change_seq if self.feed.active else None
+            run = _Run(operation, self.source, progress, self.store, cursor)
+            with self._running_guard:
+                self._running = (*self._running, run.stop)
+            try:
+                yield run
+            finally:
+                with self._running_guard:
+                    self._running = tuple(stop for stop in self._running if stop is not run.stop)
+
+    def _breaker(self, planned: dict[ChangeKind, int], live: int, force: bool) -> BreakerVerdict:
+        deletions, closures = planned[ChangeKind.DELETED], planned[ChangeKind.CLOSED]
+        limit = max(math.ceil(self.options.breaker_share * live), self.options.breaker_floor)
+        tripped = deletions + closures > limit
+        return BreakerVerdict(
+            deletions=deletions,
+            closures=closures,
+            live=live,
+            limit=limit,
+            tripped=tripped,
+            forced=tripped and force,
+        )
+
+    def _blocked(
+        self, run: _Run, planned: dict[ChangeKind, int], verdict: BreakerVerdict, **fields: Any
+    ) -> NoReturn:
+        report = run.report(
+            RunStatus.BLOCKED,
+            counts=_counts(planned),
+            breaker=verdict,
+            pending=len(self.store.pending(self.source)),
+            error=(
+                f"safety breaker: {verdict.deletions} deletions + {verdict.closures} closures exceed "
+                f"{verdict.limit} ({self.options.breaker_share:.0%} of {verdict.live} live entities); "
+                "nothing was committed — check the ROR's answer, then run again with force"
+            ),
+            **fields,
+        )
+        _apply.record_failure(self.store, report)
+        _log.error("%s", report.error, extra=_log_fields(report))
+        raise SafetyBreakerError(report.error or "safety breaker", report)
+
+    def _interrupted(self, run: _Run) -> SyncReport:
+        report = run.report(
+            RunStatus.INTERRUPTED,
+            pending=len(self.store.pending(self.source)),
+            error="stopped on request before the end; the watermark did not move",
+        )
+        _apply.record_failure(self.store, report)
+        _log.warning("%s", report.summary(), extra=_log_fields(report))
+        return report
+
+    def _fail(self, run: _Run, error: RorError) -> None:
+        report = run.report(RunStatus.FAILED, error=f"{type(error).__name__}: {error}")
+        with contextlib.suppress(RorError):
+            _apply.record_failure(self.store, report)
+        _log.error("%s", report.summary(), extra=_log_fields(report))
+
+    def _publisher(self, run: _Run) -> _apply.ChangePublisher:
+        return _apply.ChangePublisher(self.store, self.feed, run.run_id, since=run.cursor)
+
+    def _live_count(self) -> int:
+        return self.store.stats().by_source.get(self.source, 0)
+
+    def _local_clock(self) -> dt.datetime:
+        return dt.datetime.now(self._zone).replace(tzinfo=None, microsecond=0)
+
+    def _extraction_path(self) -> Path:
+        base = self.options.data_dir or Path(platformdirs.user_cache_dir("rorclient")) / "extractions"
+        return base / _safe_name(self.source) / "extraction"
+
+    def _certificate(self) -> CertificateStatus | None:
+        info = None
+        if self._client is not None:
+            info = self._client.certificate
+        elif self._source_settings is not None and self._source_settings.client_cert is not None:
+            from rorclient.tls import inspect_certificate
+
+            source = self._source_settings
+            try:
+                info = inspect_certificate(
+                    source.client_cert,  # type: ignore[arg-type]
+                    password_env=source.password_env,
+                    password_file=source.password_file,
+                )
+            except RorError as error:
+                _log.warning("cannot read the client certificate: %s", error)
+                return None
+        if info is None:
+            return None
+        days = math.floor((_aware(info.not_after) - utcnow()).total_seconds() / 86400)
+        return CertificateStatus(
+            subject=info.subject,
+            not_after=info.not_after,
+            days_until_expiry=days,
+            expires_soon=info.expires_soon or 0 <= days < 60,
+            expired=days < 0,
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def _pick_source(settings: Settings | None, name: str | None) -> SourceSettings:
+    if settings is None:  # pragma: no cover - __init__ loads settings when no client is given
+        raise ConfigError("settings are needed to build a ROR client")
+    if name is not None:
+        source = settings.source(name)
+    else:
+        candidates = [source for source in settings.sources if source.kind == "csd"]
+        if len(candidates) != 1:
+            names = ", ".join(source.name for source in candidates) or "none"
+            raise ConfigError(f"name the source to sync (web-service sources configured: {names})")
+        source = candidates[0]
+    if source.kind != "csd":
+        raise ConfigError(f"source {source.name!r} is made of files: load it with `rorclient load`")
+    return source
+
+
+def _only_source_name(settings: Settings | None) -> str | None:
+    if settings is not None and len(settings.sources) == 1:
+        return settings.sources[0].name
+    return None
+
+
+def _counts(counts: dict[ChangeKind, int]) -> dict[str, int]:
+    result = empty_counts()
+    for kind, number in counts.items():
+        result[kind.value] = number
+    return result
+
+
+def _failures(failed: dict[str, RorError]) -> tuple[FailedEstablishment, ...]:
+    return tuple(
+        FailedEstablishment(
+            establishment_id=establishment_id,
+            error=f"{type(error).__name__}: {error}",
+            retryable=error.retryable,
+        )
+        for establishment_id, error in failed.items()
+    )
+
+
+def _size(offer: Offer) -> int:
+    return sum(1 for _ in offer.entities())
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
+def _safe_name(name: str) -> str:
+    return "".join(char if char.isalnum() or char in "-_." else "_" for char in name) or "source"
+
+
+def _redacted(url: str) -> str:
+    from rorclient.store._pg_url import redact_url
+
+    return redact_url(url)
+
+
+def _log_fields(report: SyncReport) -> dict[str, Any]:
+    """Structured fields for the JSON log formatter (``rorclient.daemon``)."""
+    return {
+        "run_id": report.run_id,
+        "operation": report.operation,
+        "source": report.source,
+        "status": report.status.value,
+        "counts": report.counts,
+        "pending": report.pending,
+        "seconds": round(report.seconds, 3),
+    }
