@@ -150,9 +150,15 @@ def test_demo_runs_end_to_end_on_a_fresh_store(tmp_path: Path, capsys: pytest.Ca
     store = f"sqlite:///{tmp_path / 'demo.db'}"
     code, out, _ = run(capsys, "--store", store, "demo", "--establishments", "8")
     assert code == 0
-    assert "loaded" in out and "created" in out
-    code, out, _ = run(capsys, "--store", store, "demo", "--establishments", "8")
-    assert "no change" in out
+    assert "pull demo: success" in out
+    assert "sync demo: success" in out
+    assert " moved " in out and " created " in out and " closed " in out
+    assert "refresh of unit" in out
+    lines = export_lines(capsys, store)
+    assert {line["source"] for line in lines} == {"demo"}
+    code, out, _ = run(capsys, "--store", store, "changes", "--since", "0")
+    kinds = {json.loads(line)["change"] for line in out.splitlines()}
+    assert {"created", "updated", "closed", "moved"} <= kinds
 
 
 def test_generate_writes_a_loadable_extraction(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -143,3 +143,74 @@ def test_the_sandbox_command_serves_until_interrupted(tmp_path: Path) -> None:
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=20)
+
+
+def test_pull_sync_refresh_status_from_the_command_line(
+    sandbox: Sandbox, config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = f"sqlite:///{tmp_path / 'sync.db'}"
+    base = ["--config", str(config), "--store", store]
+    code, out, _ = run(capsys, *base, "pull", "--json")
+    assert code == 0
+    pulled = json.loads(out)
+    assert pulled["status"] == "success" and pulled["counts"]["created"] > 0
+
+    sandbox.clock.advance(minutes=1)
+    (mutation,) = sandbox.mutate(count=1, kinds=["rename"], seed=5)
+    sandbox.clock.advance(minutes=1)
+    code, out, _ = run(capsys, *base, "sync", "--json")
+    synced = json.loads(out)
+    assert code == 0 and synced["status"] == "success"
+    assert synced["counts"]["updated"] >= 1
+
+    unit = mutation.unit or next(r["id"] for r in sandbox.snapshot() if r["kind"] == "unit")
+    code, out, _ = run(capsys, *base, "refresh", "--unit", unit)
+    assert code == 0 and "refresh" in out
+
+    code, out, _ = run(capsys, *base, "status", "--json")
+    status = json.loads(out)
+    (sync_status,) = status["sync"]
+    assert sync_status["source"] == "sandbox" and sync_status["initialized"]
+    assert sync_status["certificate"]["days_until_expiry"] > 0
+
+
+def test_the_daemon_syncs_writes_its_health_file_and_stops_on_sigterm(
+    sandbox: Sandbox, config: Path, tmp_path: Path
+) -> None:
+    health = tmp_path / "health.json"
+    store = f"sqlite:///{tmp_path / 'daemon.db'}"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rorclient.cli",
+            "--config",
+            str(config),
+            "--store",
+            store,
+            "daemon",
+            "--interval",
+            "1s",
+            "--health-file",
+            str(health),
+            "--log-json",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        report: dict[str, object] = {}
+        while time.monotonic() < deadline and not report.get("last_success"):
+            time.sleep(0.2)
+            if health.exists():
+                report = json.loads(health.read_text())
+        assert report.get("last_success"), f"no successful run in the health file: {report}"
+        assert report["source"] == "sandbox" and report["pending"] == 0
+        assert report["certificate"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err[-2000:]
+    assert all(json.loads(line) for line in err.splitlines() if line.startswith("{"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from rorclient.config import Settings
 from rorclient.errors import (
     ConfigError,
     DataError,
@@ -31,6 +32,7 @@ from rorclient.models import (
     UnitLevel,
 )
 from rorclient.store import EntityQuery, Store, open_store
+from rorclient.sync import Sync, SyncOptions, SyncReport
 
 try:
     __version__ = version("rorclient")
@@ -56,8 +58,12 @@ __all__ = [
     "RemoteError",
     "RorError",
     "SchemaVersionError",
+    "Settings",
     "Store",
     "StoreError",
+    "Sync",
+    "SyncOptions",
+    "SyncReport",
     "TlsError",
     "TransportError",
     "Unit",

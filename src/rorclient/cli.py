@@ -19,9 +19,13 @@ from rorclient.store import redact_url
 from rorclient.store.base import Store
 from rorclient.store.registry import open_store
 
-__all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_UNEXPECTED", "main"]
+__all__ = ["EXIT_BLOCKED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_RUN_FAILED", "EXIT_UNEXPECTED", "main"]
 
 EXIT_OK = 0
+#: A pull, sync or refresh that ran but failed (its report says why).
+EXIT_RUN_FAILED = 1
+#: The safety breaker stopped a run before it committed (same code as SafetyBreakerError).
+EXIT_BLOCKED = 8
 EXIT_UNEXPECTED = 70
 EXIT_INTERRUPTED = 130
 
@@ -127,6 +131,7 @@ def _build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--json", action="store_true")
     inspect.set_defaults(handler=_cmd_cert_inspect)
 
+    _add_sync_commands(commands)
     _add_ror_commands(commands)
 
     sandbox = commands.add_parser(
@@ -149,6 +154,38 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=2026)
     demo.set_defaults(handler=_cmd_demo)
     return parser
+
+
+def _add_sync_commands(commands: Any) -> None:
+    def common(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--source", help="name of a [[sources]] entry (default: the only csd source)")
+        parser.add_argument("--dry-run", action="store_true", help="compute and report, commit nothing")
+        parser.add_argument("--json", action="store_true", help="print the run report as JSON")
+
+    pull = commands.add_parser("pull", help="full pull: download the extraction and swap it in atomically")
+    common(pull)
+    pull.add_argument("--force", action="store_true", help="commit even if the safety breaker trips")
+    pull.set_defaults(handler=_cmd_pull)
+
+    sync = commands.add_parser("sync", help="one delta cycle: Notif since the watermark, Lecture of each")
+    common(sync)
+    sync.add_argument("--force", action="store_true", help="commit even if the safety breaker trips")
+    sync.set_defaults(handler=_cmd_sync)
+
+    refresh = commands.add_parser("refresh", help="re-read one establishment or unit and replace its subtree")
+    common(refresh)
+    target = refresh.add_mutually_exclusive_group(required=True)
+    target.add_argument("--establishment", metavar="ID", help="idNat_Struct of an establishment")
+    target.add_argument("--unit", metavar="ID", help="identifiantOI of an internal organisation")
+    refresh.set_defaults(handler=_cmd_refresh)
+
+    daemon = commands.add_parser("daemon", help="sync on a schedule, with a weekly full pull, until stopped")
+    daemon.add_argument("--source", help="name of a [[sources]] entry (default: the only csd source)")
+    daemon.add_argument("--interval", default="15m", help="time between runs (e.g. 30s, 15m, 1h)")
+    daemon.add_argument("--full-every", default="7d", help="full pull period (e.g. 7d; 0 or never: none)")
+    daemon.add_argument("--health-file", metavar="PATH", help="JSON health file, rewritten after each run")
+    daemon.add_argument("--log-json", action="store_true", help="structured logs, one JSON object per line")
+    daemon.set_defaults(handler=_cmd_daemon)
 
 
 def _add_ror_commands(commands: Any) -> None:
@@ -247,6 +284,7 @@ def _cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    store_url = settings.store.url
     with _store(settings) as store:
         stats = store.stats()
         states = store.sync_states()
@@ -268,6 +306,7 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         "last_change_seq": stats.last_change_seq,
         "pending": [item.model_dump(mode="json") for item in pending],
         "recent_runs": [run.model_dump(mode="json") for run in runs],
+        "sync": [status.model_dump(mode="json") for status in _sync_statuses(settings, store_url)],
     }
     if args.json:
         print(json.dumps(status, indent=2, ensure_ascii=False))
@@ -290,6 +329,24 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             f"{run.entities} entities" + (f" — {run.error}" if run.error else "")
         )
     return EXIT_OK
+
+
+def _sync_statuses(settings: Settings, store_url: str) -> list[Any]:
+    """Where each configured web-service source stands (certificate expiry included)."""
+    csd_sources = [source for source in settings.sources if source.kind == "csd"]
+    if not csd_sources:
+        return []
+    from rorclient.sync import Sync
+
+    statuses = []
+    with open_store(store_url) as store:
+        for source in csd_sources:
+            try:
+                with Sync(settings, source=source.name, store=store) as sync:
+                    statuses.append(sync.status())
+            except RorError as exc:
+                logger.warning("cannot report the status of source %r: %s", source.name, exc)
+    return statuses
 
 
 def _cmd_changes(args: argparse.Namespace, settings: Settings) -> int:
@@ -352,6 +409,61 @@ def _cmd_cert_inspect(args: argparse.Namespace, settings: Settings) -> int:
     if not info.can_authenticate_tls_client:
         return tls.CertificateUsageError.exit_code
     return EXIT_OK
+
+
+def _run_sync(args: argparse.Namespace, settings: Settings, operation: str) -> int:
+    from rorclient.progress import ProgressLine
+    from rorclient.sync import RunStatus, Sync
+
+    source = _csd_source(args, settings).name
+    with Sync(settings, source=source) as sync, ProgressLine(enabled=not args.quiet) as line:
+
+        def progress(event: Any) -> None:
+            line.show(event.describe())
+
+        if operation == "pull":
+            report = sync.pull(force=args.force, dry_run=args.dry_run, progress=progress)
+        elif operation == "sync":
+            report = sync.sync(force=args.force, dry_run=args.dry_run, progress=progress)
+        else:
+            report = sync.refresh(establishment=args.establishment, unit=args.unit, dry_run=args.dry_run)
+    if args.json:
+        print(report.model_dump_json(indent=2))
+    elif not args.quiet:
+        print(report.summary())
+    if report.status is RunStatus.INTERRUPTED:
+        return EXIT_INTERRUPTED
+    if report.status is RunStatus.BLOCKED:
+        return EXIT_BLOCKED
+    if report.status is RunStatus.FAILED:
+        return EXIT_RUN_FAILED
+    return EXIT_OK
+
+
+def _cmd_pull(args: argparse.Namespace, settings: Settings) -> int:
+    return _run_sync(args, settings, "pull")
+
+
+def _cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
+    return _run_sync(args, settings, "sync")
+
+
+def _cmd_refresh(args: argparse.Namespace, settings: Settings) -> int:
+    return _run_sync(args, settings, "refresh")
+
+
+def _cmd_daemon(args: argparse.Namespace, settings: Settings) -> int:
+    from rorclient.daemon import DaemonOptions, configure_logging, parse_duration, run_daemon
+
+    if args.log_json:
+        configure_logging(json_lines=True)
+    full_every = None if args.full_every in ("0", "never") else parse_duration(args.full_every)
+    options = DaemonOptions(
+        interval=parse_duration(args.interval),
+        full_every=full_every,
+        health_file=Path(args.health_file) if args.health_file else None,
+    )
+    return run_daemon(settings, options, source=_csd_source(args, settings).name)
 
 
 def _cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,8 +1,10 @@
-"""``rorclient demo``: the whole path on one machine with no credentials.
+"""``rorclient demo``: the whole product on one machine, with no credentials.
 
-It generates a synthetic region (schema-valid CSD, real nomenclature codes), loads it into the configured
-store (the default SQLite file unless told otherwise) as the source ``demo``, and shows what an
-application can then query. Loading it twice changes nothing: the second run reports no change.
+It starts the sandbox (a local ROR simulator with mutual TLS and its own test certificates) with a
+generated region, pulls the extraction into the configured store (the default SQLite file unless told
+otherwise) as the source ``demo``, makes a round of changes in the sandbox (a rename, a new unit, a
+closure, a unit moving to another establishment), applies them with one delta sync, refreshes one unit
+by identifier, and prints what changed at each step.
 """
 
 from __future__ import annotations
@@ -12,70 +14,70 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rorclient.config import Settings
-from rorclient.loader import load_files
 from rorclient.models import EntityKind
-from rorclient.store import redact_url
-from rorclient.store.base import EntityQuery, Store
-from rorclient.store.registry import open_store
+from rorclient.store import Change, redact_url
 
 __all__ = ["DEMO_SOURCE", "run_demo"]
 
 DEMO_SOURCE = "demo"
+#: One change of each kind a reader most wants to see, in an order the sandbox applies cleanly.
+DEMO_MUTATIONS = ("rename", "new_unit", "closure", "contact_change", "move")
 
 
 def run_demo(settings: Settings, *, establishments: int, seed: int, quiet: bool = False) -> int:
-    from rorclient.sandbox.dataset import write_extraction
+    from rorclient.sandbox import Sandbox
+    from rorclient.sync import Sync, SyncOptions
 
     def say(text: str) -> None:
         if not quiet:
-            print(text)
+            print(text, flush=True)
 
+    store_url = settings.store.url
     with tempfile.TemporaryDirectory(prefix="rorclient-demo-") as tmp:
-        extraction = Path(tmp) / "extraction.xml.gz"
-        write_extraction(extraction, seed=seed, establishments=establishments, compress="gzip")
-        say(
-            f"1. generated a synthetic extraction: {establishments} establishments, "
-            f"{extraction.stat().st_size / 1e3:.0f} kB gzip"
-        )
-        with open_store(settings.store.url) as store:
-            report = load_files(store, [extraction], source=DEMO_SOURCE)
-            changed = ", ".join(f"{n} {kind}" for kind, n in report.counts.items() if n) or "no change"
-            say(
-                f"2. loaded {report.entities} entities into {redact_url(settings.store.url)} "
-                f"in {report.seconds:.2f} s: {changed}"
-            )
-            _summarise(store, say)
+        work = Path(tmp)
+        with Sandbox(establishments=establishments, seed=seed, tls_dir=work / "tls") as sandbox:
+            config = sandbox.write_client_config(work / "client.toml", source_name=DEMO_SOURCE)
+            demo_settings = Settings.load(config, environ={}, store_url=store_url)
+            say(f"1. sandbox ROR on {sandbox.base_url} (mutual TLS, {establishments} establishments)")
+            options = SyncOptions(data_dir=work / "downloads")
+            with Sync(demo_settings, source=DEMO_SOURCE, options=options) as sync:
+                report = sync.pull(force=True)
+                say(f"2. pull into {redact_url(store_url)}: {report.summary()}")
+
+                sandbox.clock.advance(minutes=1)
+                for number, kind in enumerate(DEMO_MUTATIONS):
+                    for mutation in sandbox.mutate(count=1, kinds=[kind], seed=seed + number):
+                        target = (
+                            f" → {mutation.target_establishment}" if mutation.target_establishment else ""
+                        )
+                        unit = f" unit {mutation.unit}" if mutation.unit else ""
+                        say(f"3. the ROR changes: {kind} in {mutation.establishment}{unit}{target}")
+                sandbox.clock.advance(minutes=1)
+
+                changes: list[Change] = []
+                subscription = sync.on_change(changes.append)
+                report = sync.sync()
+                subscription.cancel()
+                say(f"4. delta sync (Notif + Lecture): {report.summary()}")
+                _show(changes, say)
+
+                row = next(
+                    sync.store.iter_entities(kind=EntityKind.UNIT, source=DEMO_SOURCE, include_deleted=False)
+                )
+                report = sync.refresh(unit=row.id)
+                say(f"5. refresh of unit {row.id} ({row.name}): {report.summary()}")
+
+                status = sync.status()
+                say(
+                    f"6. store: {status.entities} live entities, watermark {status.watermark}, "
+                    f"{len(status.pending)} pending"
+                )
+    say("   next: `rorclient export --format jsonl`, `rorclient status`, `rorclient changes --since 0`")
     return 0
 
 
-def _summarise(store: Store, say: Callable[[str], None]) -> None:
-    stats = store.stats()
-    say("3. the store now holds: " + ", ".join(f"{n} {kind}" for kind, n in sorted(stats.by_kind.items())))
-    establishments = store.find(EntityQuery(kind=EntityKind.ESTABLISHMENT, source=DEMO_SOURCE, limit=200))
-    if not establishments.items:
-        return
-    # Show the richest internal organisation: the one with the most units.
-    establishment = max(
-        establishments.items,
-        key=lambda row: store.find(EntityQuery(kind=EntityKind.UNIT, establishment=row.id, limit=1)).total,
-    )
-    say(f"4. one establishment and its internal organisation ({establishment.id}):")
-    say(f"   {establishment.name}" + (" [closed]" if establishment.closed else ""))
-    _tree(store, establishment.id, "   ", say, depth=0)
-    query = EntityQuery(kind=EntityKind.UNIT, source=DEMO_SOURCE, closed=True, limit=1)
-    say(f"5. closed units in the demo source: {store.find(query).total}")
-    say("   next: `rorclient export --format jsonl`, `rorclient status`, `rorclient changes --since 0`")
-
-
-def _tree(store: Store, parent: str, indent: str, say: Callable[[str], None], depth: int) -> None:
-    if depth > 4:
-        return
-    shown = 3
-    children = store.find(EntityQuery(parent=parent, limit=shown))
-    for child in children.items:
-        mark = " [closed]" if child.closed else ""
-        say(f"{indent}└─ {child.kind.value}: {child.name} ({child.id}){mark}")
-        if child.kind is EntityKind.UNIT:
-            _tree(store, child.id, indent + "   ", say, depth + 1)
-    if children.total > shown:
-        say(f"{indent}   … and {children.total - shown} more")
+def _show(changes: list[Change], say: Callable[[str], None]) -> None:
+    for change in changes[:20]:
+        say(f"   #{change.seq:<6} {change.change.value:<9} {change.kind.value:<13} {change.id}")
+    if len(changes) > 20:
+        say(f"   … and {len(changes) - 20} more")
