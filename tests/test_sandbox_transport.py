@@ -331,3 +331,17 @@ if CURL is not None:  # the curl smoke test only exists where curl does
         assert len(unit_ids(answer, elementary_only=True)) == 4
         refused = _curl(sandbox, "expired", request)
         assert refused.returncode != 0 and b"careServicesResponse" not in refused.stdout
+
+    @pytest.mark.parametrize("cert_name", ["not_yet_valid", "wrong_ca", "seal", "revoked"])
+    def test_curl_with_a_bad_client_certificate_fails_the_handshake(
+        sandbox: Sandbox, tmp_path: Path, cert_name: str
+    ) -> None:
+        (step, *_) = platines_steps(
+            "C_Lecture_EG_Offre_complete_EJ_sans_date_sans_restrictionOI_profil1.xml",
+            {"idNat_Struct": PLATINES_ESTABLISHMENT_ID},
+        )
+        request = tmp_path / "request.xml"
+        request.write_text(step.request, encoding="utf-8")
+        refused = _curl(sandbox, cert_name, request)
+        assert refused.returncode != 0
+        assert b"careServicesResponse" not in refused.stdout

@@ -75,7 +75,7 @@ def _apply_one(
     for _ in range(_ATTEMPTS):
         offer = truth.random_offer(rng)
         try:
-            changed, unit = mutate_offer(offer, kind, rng, at)
+            changed, unit = mutate_offer(offer, kind, rng, at, new_unit_id=truth.new_unit_id)
         except ConfigError:
             continue
         truth.put(changed)

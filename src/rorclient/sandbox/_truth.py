@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from rorclient.errors import ConfigError, DataError
 from rorclient.models import EntityKind, Offer, UnitLevel
 from rorclient.sandbox.dataset import (
+    CREATED_UNIT_NUMBERS,
     REFERENCE_TIME,
     dataset_plan,
     generate_dataset,
@@ -250,6 +251,7 @@ class GroundTruth:
         self._index_lock = threading.Lock()
         self._closing = threading.Event()
         self._next_group = base.new_group_start
+        self._next_unit_number = CREATED_UNIT_NUMBERS.start
         for offer in extra:
             self._store(offer)
 
@@ -414,6 +416,22 @@ class GroundTruth:
             group = self._next_group
             self._next_group += 1
             return group
+
+    def new_unit_id(self, region: str) -> str:
+        """A fresh identifiantOI ``<region>/<number>`` for a unit created by a mutation.
+
+        Numbers come from one counter per truth, in :data:`~rorclient.sandbox.dataset.CREATED_UNIT_NUMBERS`,
+        which generated data (the base, and groups generated later for new establishments) never use: an id
+        is issued once, so it can never name a unit of another establishment, even after moves (RG_EXP_019)
+        or deletions. Ids the data already hold (offers read from files) are skipped.
+        """
+        with self._lock:
+            while self._next_unit_number in CREATED_UNIT_NUMBERS:
+                unit_id = f"{region}/{self._next_unit_number}"
+                self._next_unit_number += 1
+                if unit_id not in self._unit_home and self.base.unit_home(unit_id) is None:
+                    return unit_id
+        raise ConfigError("the sandbox has created as many units as it can number")
 
     def _store(self, offer: Offer) -> None:
         key = establishment_id(offer)

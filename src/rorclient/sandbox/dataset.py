@@ -28,7 +28,7 @@ import random
 import sys
 import time
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
@@ -65,6 +65,7 @@ from rorclient.sandbox import _vocab as vocab
 from rorclient.sandbox._vocab import City, Code
 
 __all__ = [
+    "CREATED_UNIT_NUMBERS",
     "MAX_ESTABLISHMENTS",
     "MUTATIONS",
     "REFERENCE_TIME",
@@ -88,6 +89,10 @@ MAX_ESTABLISHMENTS: Final = 120_000
 
 _SITES_PER_GROUP: Final = 8  # FINESS serials of a group: EJ = group * 8, its sites + 1..7
 _UNITS_PER_SITE: Final = 1000
+_FIRST_GENERATED_UNIT: Final = 1_000_000  # generated identifiantOI numbers start here
+#: identifiantOI numbers (after ``<region>/``) that generation never uses, whatever the seed, group or
+#: dataset size: kept for units created later by mutations, so that those never meet a generated id.
+CREATED_UNIT_NUMBERS: Final = range(1, _FIRST_GENERATED_UNIT)
 _EARLIEST_RECORD: Final = dt.datetime(2015, 1, 5, 8, 0, 0)
 _NON_UE_CARE_MODE: Final = CodedValue(code="null", coding_scheme="")
 
@@ -163,9 +168,9 @@ def locate_unit(unit_id: str) -> tuple[int, int] | None:
     """``(group, site)`` of the establishment a generated unit id was created in, ``None`` if the id cannot
     be a generated one."""
     region, _, number = unit_id.partition("/")
-    if not region or not number.isdigit() or int(number) < 1_000_000:
+    if not region or not number.isdigit() or int(number) < _FIRST_GENERATED_UNIT:
         return None
-    group, site = divmod((int(number) - 1_000_000) // _UNITS_PER_SITE, _SITES_PER_GROUP)
+    group, site = divmod((int(number) - _FIRST_GENERATED_UNIT) // _UNITS_PER_SITE, _SITES_PER_GROUP)
     return (group, site) if site else None
 
 
@@ -650,7 +655,7 @@ class _Site:
         for number, (node, parent) in enumerate(root.walk()):
             if node is root:
                 continue
-            unit_id = f"{self.region}/{1_000_000 + self.serial * _UNITS_PER_SITE + number}"
+            unit_id = f"{self.region}/{_FIRST_GENERATED_UNIT + self.serial * _UNITS_PER_SITE + number}"
             ids[id(node)] = unit_id
             record = group.record(owner.created, latest)
             unit = self._unit(
@@ -806,8 +811,17 @@ def _propagate_fields(root: _Node) -> None:
 MUTATIONS: Final = ("rename", "new_unit", "closure", "reopening", "deletion", "contact_change")
 
 
-def mutate(offer: Offer, kind: str, rng: random.Random, at: dt.datetime) -> Offer:
+def mutate(
+    offer: Offer,
+    kind: str,
+    rng: random.Random,
+    at: dt.datetime,
+    *,
+    new_unit_id: Callable[[str], str] | None = None,
+) -> Offer:
     """``offer`` with one change of ``kind`` (one of :data:`MUTATIONS`) applied at ``at``.
+
+    ``new_unit_id`` numbers the unit a ``new_unit`` change creates (see :func:`add_elementary_unit`).
 
     The changed objects get ``record.updated = at`` (RG_EXP_024); a deleted unit also refreshes its
     parent (RG_EXP_025); a new unit is created with ``created == updated == at`` (RG_EXP_023). Raises
@@ -820,7 +834,7 @@ def mutate(offer: Offer, kind: str, rng: random.Random, at: dt.datetime) -> Offe
         unit = _pick(rng, units, kind)
         return _replace_units(offer, {unit.id: _touch(unit, at, name=f"{unit.name} ({rng.randint(2, 99)})")})
     if kind == "new_unit":
-        return add_elementary_unit(offer, rng, at)
+        return add_elementary_unit(offer, rng, at, new_unit_id=new_unit_id)
     if kind == "closure":
         unit = _pick(rng, [u for u in elementary if not u.closed], kind)
         return _replace_units(offer, {unit.id: _with_status(unit, at, "1", closing=at.date())})
@@ -845,11 +859,26 @@ def mutate(offer: Offer, kind: str, rng: random.Random, at: dt.datetime) -> Offe
     raise ConfigError(f"unknown mutation {kind!r}: expected one of {', '.join(MUTATIONS)}")
 
 
-def add_elementary_unit(offer: Offer, rng: random.Random, at: dt.datetime) -> Offer:
-    """``offer`` with a new open UE (a copy of a random UE's field, care mode and activities)."""
+def add_elementary_unit(
+    offer: Offer,
+    rng: random.Random,
+    at: dt.datetime,
+    *,
+    new_unit_id: Callable[[str], str] | None = None,
+) -> Offer:
+    """``offer`` with a new open UE (a copy of a random UE's field, care mode and activities).
+
+    ``new_unit_id(region)`` gives the new unit's identifiantOI. Without it the unit is numbered after the
+    highest id of ``offer``, which is unique within this offer only: a caller holding several
+    establishments (units move between them, RG_EXP_019) must allocate ids across all of them, as the
+    sandbox does from :data:`CREATED_UNIT_NUMBERS`.
+    """
     model = _pick(rng, [u for u in offer.units if u.level is UnitLevel.ELEMENTARY_UNIT], "new_unit")
     region = model.id.partition("/")[0]
-    unit_id = f"{region}/{max(int(unit.id.partition('/')[2]) for unit in offer.units) + 1}"
+    if new_unit_id is not None:
+        unit_id = new_unit_id(region)
+    else:
+        unit_id = f"{region}/{max(int(unit.id.partition('/')[2]) for unit in offer.units) + 1}"
     record = RecordMeta(created=at, updated=at)
     unit = model.model_copy(
         update={

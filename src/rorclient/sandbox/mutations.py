@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from collections.abc import Callable
 from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict
@@ -62,9 +63,19 @@ class Mutation(BaseModel):
     """For a move: the establishment the unit joined."""
 
 
-def mutate_offer(offer: Offer, kind: str, rng: random.Random, at: dt.datetime) -> tuple[Offer, str | None]:
+def mutate_offer(
+    offer: Offer,
+    kind: str,
+    rng: random.Random,
+    at: dt.datetime,
+    *,
+    new_unit_id: Callable[[str], str] | None = None,
+) -> tuple[Offer, str | None]:
     """Apply a one-establishment change; returns the new offer and the unit concerned, if any.
 
+    ``new_unit_id(region)`` numbers a ``new_unit`` (see
+    :func:`~rorclient.sandbox.dataset.add_elementary_unit`): pass an allocator unique across the whole
+    dataset, such as :meth:`~rorclient.sandbox._truth.GroundTruth.new_unit_id`.
     Raises :class:`~rorclient.errors.ConfigError` if the offer cannot take this kind of change.
     """
     if kind == "establishment_closure":
@@ -72,7 +83,7 @@ def mutate_offer(offer: Offer, kind: str, rng: random.Random, at: dt.datetime) -
     if kind not in MUTATIONS:
         raise ConfigError(f"unknown mutation {kind!r}: expected one of {', '.join(MUTATION_KINDS)}")
     before = {unit.id: unit for unit in offer.units}
-    changed = mutate(offer, kind, rng, at)
+    changed = mutate(offer, kind, rng, at, new_unit_id=new_unit_id)
     after = {unit.id: unit for unit in changed.units}
     unit = next((uid for uid in after if uid not in before), None)  # new_unit
     if unit is None:
