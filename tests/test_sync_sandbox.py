@@ -20,8 +20,8 @@ from rorclient.models import EntityKind
 from rorclient.ror import RetryPolicy, RorClient
 from rorclient.sandbox import Sandbox
 from rorclient.sandbox.mutations import MUTATION_KINDS
+from rorclient.store import open_store
 from rorclient.store.base import Change, Store
-from rorclient.store.sqlite import SqliteStore
 from rorclient.sync import RunStatus, Sync, SyncOptions
 from tests._sync_fakes import mutate_sandbox
 
@@ -44,9 +44,19 @@ def settings(sandbox: Sandbox, tmp_path: Path) -> Settings:
     return Settings.load(config, environ={})
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    with SqliteStore(tmp_path / "ror.db") as opened:
+pytest_plugins = ("tests.pg",)
+
+
+@pytest.fixture(params=["sqlite", "memory", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """The end-to-end sync must hold on every built-in store."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'ror.db'}"
+    elif request.param == "memory":
+        url = "memory://"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    with open_store(url) as opened:
         yield opened
 
 
@@ -83,7 +93,7 @@ def mutate_round(sandbox: Sandbox, number: int) -> list[str]:
 
 
 def test_pull_then_rounds_of_changes_keep_the_store_equal_to_the_sandbox(
-    sandbox: Sandbox, settings: Settings, store: SqliteStore, tmp_path: Path
+    sandbox: Sandbox, settings: Settings, store: Store, tmp_path: Path
 ) -> None:
     with Sync(settings, store=store, options=SyncOptions(data_dir=tmp_path / "data")) as sync:
         pulled = sync.pull()
@@ -108,7 +118,7 @@ def test_pull_then_rounds_of_changes_keep_the_store_equal_to_the_sandbox(
 
 
 def test_with_faults_on_a_fifth_of_lectures_the_store_converges_and_the_pending_list_empties(
-    sandbox: Sandbox, settings: Settings, store: SqliteStore, tmp_path: Path
+    sandbox: Sandbox, settings: Settings, store: Store, tmp_path: Path
 ) -> None:
     client = RorClient(settings.source(SOURCE), retry=RetryPolicy.no_retry())
     options = SyncOptions(data_dir=tmp_path / "data")
