@@ -8,14 +8,13 @@ Times the store makes itself (``deleted_at``, the change log's ``at``) are ``tim
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from typing import Any
 
 from pydantic import ValidationError
 
 from rorclient.errors import StoreError
-from rorclient.geography import region_of
-from rorclient.models import ENTITY_ADAPTER, Entity, EntityKind
+from rorclient.models import ENTITY_ADAPTER, EntityKind
+from rorclient.store._rows import code_of, from_text, staged_row, to_text
 from rorclient.store.base import KIND_ORDER, StoredEntity, SyncState, name_key
 
 __all__ = [
@@ -76,25 +75,11 @@ def sync_state_row(state: SyncState) -> tuple[str, str | None, str | None, str |
     return state.source, to_text(state.watermark), to_text(state.taken_at), to_text(state.last_full_pull)
 
 
-def to_text(value: dt.datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-def from_text(text: str | None) -> dt.datetime | None:
-    return None if text is None else dt.datetime.fromisoformat(text)
-
-
 def sortable(moment: dt.datetime) -> str:
     """A text that sorts like the instant: aware times in UTC, naive times taken as they are."""
     if moment.tzinfo is not None:
         moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")
-
-
-def _code_of(entity: Entity) -> str | None:
-    if entity.kind is EntityKind.ACTIVITY or entity.kind is EntityKind.EQUIPMENT:
-        return entity.code.code
-    return None
 
 
 def live_row(row: StoredEntity) -> tuple[Any, ...]:
@@ -109,54 +94,12 @@ def live_row(row: StoredEntity) -> tuple[Any, ...]:
         row.region,
         row.name,
         name_key(row.name),
-        _code_of(row.entity),
+        code_of(row.entity),
         to_text(row.updated),
         row.closed,
         row.deleted_at,
         row.content_hash,
         row.entity.model_dump_json(),
-    )
-
-
-def staged_row(entity: Entity) -> tuple[Any, ...]:
-    """The staging row of one bulk-loaded entity (columns :data:`STAGING_COPY_COLUMNS`).
-
-    The owning establishment is known here for legal entities, establishments, units and professionals
-    listing one; activities, equipment and other professionals carry ``unit_ref`` instead and get their
-    unit's establishment at swap time.
-    """
-    data = entity.model_dump_json()
-    establishment: str | None = None
-    unit_ref: str | None = None
-    code: str | None = None
-    if entity.kind is EntityKind.UNIT:
-        establishment = entity.establishment_id
-    elif entity.kind is EntityKind.ESTABLISHMENT:
-        establishment = entity.id
-    elif entity.kind is EntityKind.ACTIVITY or entity.kind is EntityKind.EQUIPMENT:
-        unit_ref = entity.unit_id
-        code = entity.code.code
-    elif entity.kind is EntityKind.PROFESSIONAL:
-        if entity.establishment_ids:
-            establishment = entity.establishment_ids[0]
-        elif entity.unit_ids:
-            unit_ref = entity.unit_ids[0]
-    name = entity.name
-    return (
-        _VALUE_OF_KIND[entity.kind],
-        entity.id,
-        KIND_ORDER[entity.kind],
-        entity.parent_id,
-        establishment,
-        unit_ref,
-        region_of(entity),
-        name,
-        name_key(name),
-        code,
-        entity.record.updated.isoformat(),
-        entity.closed,
-        hashlib.sha256(data.encode()).hexdigest()[:32],
-        data,
     )
 
 

@@ -1,0 +1,79 @@
+"""Row encoding shared by the SQL stores (SQLite and PostgreSQL): text forms of date-times, content
+hashes and the staging row of a bulk-loaded entity. Dialect-specific SQL stays in ``_sqlite_rows`` and
+``_pg_rows``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Any
+
+from rorclient.geography import region_of
+from rorclient.models import Entity, EntityKind
+from rorclient.store.base import KIND_ORDER, name_key
+
+_VALUE_OF_KIND = {kind: kind.value for kind in EntityKind}  # a dict lookup beats Enum.value
+
+
+def to_text(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def from_text(text: str | None) -> dt.datetime | None:
+    return None if text is None else dt.datetime.fromisoformat(text)
+
+
+def hash_json(data: str) -> str:
+    """:func:`rorclient.store.base.content_hash` of an entity whose ``model_dump_json()`` is ``data``."""
+    return hashlib.sha256(data.encode()).hexdigest()[:32]
+
+
+def code_of(entity: Entity) -> str | None:
+    """The TRE_R211/TRE_R212 code of an activity or equipment (what ``activity_code`` filters on)."""
+    if entity.kind is EntityKind.ACTIVITY or entity.kind is EntityKind.EQUIPMENT:
+        return entity.code.code
+    return None
+
+
+def staged_row(entity: Entity) -> tuple[Any, ...]:
+    """The staging row of one bulk-loaded entity; both SQL stores stage the same columns, in this order:
+    kind, id, kind rank, parent, establishment, unit_ref, region, name, name key, code, updated, closed,
+    content hash, data.
+
+    The owning establishment is known here for legal entities, establishments, units and professionals
+    listing one; activities, equipment and other professionals carry ``unit_ref`` instead and get their
+    unit's establishment at swap time.
+    """
+    data = entity.model_dump_json()
+    establishment: str | None = None
+    unit_ref: str | None = None
+    code: str | None = None
+    if entity.kind is EntityKind.UNIT:
+        establishment = entity.establishment_id
+    elif entity.kind is EntityKind.ESTABLISHMENT:
+        establishment = entity.id
+    elif entity.kind is EntityKind.ACTIVITY or entity.kind is EntityKind.EQUIPMENT:
+        unit_ref = entity.unit_id
+        code = entity.code.code
+    elif entity.kind is EntityKind.PROFESSIONAL:
+        if entity.establishment_ids:
+            establishment = entity.establishment_ids[0]
+        elif entity.unit_ids:
+            unit_ref = entity.unit_ids[0]
+    name = entity.name
+    return (
+        _VALUE_OF_KIND[entity.kind],
+        entity.id,
+        KIND_ORDER[entity.kind],
+        entity.parent_id,
+        establishment,
+        unit_ref,
+        region_of(entity),
+        name,
+        name_key(name),
+        code,
+        entity.record.updated.isoformat(),
+        int(entity.closed),
+        hash_json(data),
+        data,
+    )
