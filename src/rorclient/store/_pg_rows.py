@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from rorclient.errors import StoreError
 from rorclient.models import ENTITY_ADAPTER, EntityKind
-from rorclient.store._rows import code_of, from_text, staged_row, to_text
+from rorclient.store._rows import code_of, from_text, sortable, staged_row, to_text
 from rorclient.store.base import KIND_ORDER, StoredEntity, SyncState, name_key
 
 __all__ = [
@@ -73,13 +73,6 @@ VALUES (%s, %s, %s, %s) ON CONFLICT (source) DO UPDATE SET
 def sync_state_row(state: SyncState) -> tuple[str, str | None, str | None, str | None]:
     """The parameters of :data:`UPSERT_SYNC_STATE`."""
     return state.source, to_text(state.watermark), to_text(state.taken_at), to_text(state.last_full_pull)
-
-
-def sortable(moment: dt.datetime) -> str:
-    """A text that sorts like the instant: aware times in UTC, naive times taken as they are."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
 def live_row(row: StoredEntity) -> tuple[Any, ...]:

@@ -23,6 +23,13 @@ def from_text(text: str | None) -> dt.datetime | None:
     return None if text is None else dt.datetime.fromisoformat(text)
 
 
+def sortable(moment: dt.datetime) -> str:
+    """A text that sorts like the instant: aware times in UTC, naive times taken as they are."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
 def hash_json(data: str) -> str:
     """:func:`rorclient.store.base.content_hash` of an entity whose ``model_dump_json()`` is ``data``."""
     return hashlib.sha256(data.encode()).hexdigest()[:32]

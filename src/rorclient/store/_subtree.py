@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
-from typing import Protocol
+from typing import Protocol, cast
 
 from rorclient.errors import DataError
 from rorclient.models import Entity, EntityKind, Offer
@@ -252,3 +252,33 @@ def _offer_subtree(offer: Offer, unit_id: str) -> set[str]:
                 subtree.add(child)
                 stack.append(child)
     return subtree
+
+
+class SubtreeWrites:
+    """The subtree operations of :class:`~rorclient.store.base.StoreTransaction`, for a transaction
+    object that is itself the :class:`RowAccess` the rules work on (the SQL stores' transactions)."""
+
+    def _begin_operation(self, source: str) -> dt.datetime:
+        """Start one operation for ``source``; returns the time tombstones and the change log record."""
+        raise NotImplementedError
+
+    def replace_establishment(
+        self,
+        offer: Offer,
+        *,
+        source: str,
+        establishment_id: str,
+        keep: Collection[str] = (),
+    ) -> ChangeSet:
+        now = self._begin_operation(source)
+        return replace_establishment(
+            cast(RowAccess, self), offer, source=source, establishment_id=establishment_id, keep=keep, now=now
+        )
+
+    def replace_unit(self, offer: Offer, *, source: str, unit_id: str) -> ChangeSet:
+        now = self._begin_operation(source)
+        return replace_unit(cast(RowAccess, self), offer, source=source, unit_id=unit_id, now=now)
+
+    def delete_establishment(self, establishment_id: str, *, source: str) -> ChangeSet:
+        now = self._begin_operation(source)
+        return delete_establishment(cast(RowAccess, self), establishment_id, source=source, now=now)

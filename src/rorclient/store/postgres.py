@@ -53,7 +53,7 @@ from psycopg import IsolationLevel, sql
 from psycopg.rows import TupleRow
 
 from rorclient.errors import ConfigError, StoreError
-from rorclient.models import EntityKind, Offer
+from rorclient.models import EntityKind
 from rorclient.store import _subtree
 from rorclient.store._pg_bulk import PostgresBulkLoad, clean_abandoned_loads, start_bulk_load
 from rorclient.store._pg_connect import connect, lock_key, translate_errors
@@ -77,7 +77,6 @@ from rorclient.store.base import (
     KIND_ORDER,
     Change,
     ChangeKind,
-    ChangeSet,
     EntityQuery,
     Page,
     PendingEstablishment,
@@ -509,7 +508,7 @@ _INSERT_CHANGE = (
 _TOMBSTONE = "UPDATE entities SET deleted_at = %s WHERE kind_rank = %s AND id = %s"
 
 
-class _PostgresTransaction:
+class _PostgresTransaction(_subtree.SubtreeWrites):
     """The :class:`~rorclient.store.StoreTransaction` of :class:`PostgresStore` (and its
     ``_subtree.RowAccess``). Writes are queued and sent in batches (``executemany``, pipelined) before
     the next read and at commit, so replacing a large establishment costs a few round trips."""
@@ -605,27 +604,6 @@ class _PostgresTransaction:
         )
 
     # ---- StoreTransaction ------------------------------------------------------------------------
-    def replace_establishment(
-        self,
-        offer: Offer,
-        *,
-        source: str,
-        establishment_id: str,
-        keep: Collection[str] = (),
-    ) -> ChangeSet:
-        now = self._begin_operation(source)
-        return _subtree.replace_establishment(
-            self, offer, source=source, establishment_id=establishment_id, keep=keep, now=now
-        )
-
-    def replace_unit(self, offer: Offer, *, source: str, unit_id: str) -> ChangeSet:
-        now = self._begin_operation(source)
-        return _subtree.replace_unit(self, offer, source=source, unit_id=unit_id, now=now)
-
-    def delete_establishment(self, establishment_id: str, *, source: str) -> ChangeSet:
-        now = self._begin_operation(source)
-        return _subtree.delete_establishment(self, establishment_id, source=source, now=now)
-
     def set_sync_state(self, state: SyncState) -> None:
         self._queue(UPSERT_SYNC_STATE, sync_state_row(state))
 

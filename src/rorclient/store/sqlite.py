@@ -35,8 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from rorclient.errors import ConfigError, StoreError
-from rorclient.models import EntityKind, Offer
+from rorclient.models import EntityKind
 from rorclient.store import _subtree
+from rorclient.store._rows import sortable
 from rorclient.store._sqlite_bulk import SqliteBulkLoad, clean_abandoned_loads, start_bulk_load
 from rorclient.store._sqlite_rows import (
     ENTITY_COLUMNS,
@@ -58,7 +59,6 @@ from rorclient.store._sqlite_schema import migrate
 from rorclient.store.base import (
     Change,
     ChangeKind,
-    ChangeSet,
     EntityQuery,
     Page,
     PendingEstablishment,
@@ -446,7 +446,7 @@ def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
         yield values[start : start + _CHUNK]
 
 
-class _SqliteTransaction:
+class _SqliteTransaction(_subtree.SubtreeWrites):
     """The :class:`~rorclient.store.StoreTransaction` of :class:`SqliteStore` (and its
     ``_subtree.RowAccess``): every method runs inside the store transaction's connection."""
 
@@ -528,27 +528,6 @@ class _SqliteTransaction:
         )
 
     # ---- StoreTransaction ------------------------------------------------------------------------
-    def replace_establishment(
-        self,
-        offer: Offer,
-        *,
-        source: str,
-        establishment_id: str,
-        keep: Collection[str] = (),
-    ) -> ChangeSet:
-        now = self._begin_operation(source)
-        return _subtree.replace_establishment(
-            self, offer, source=source, establishment_id=establishment_id, keep=keep, now=now
-        )
-
-    def replace_unit(self, offer: Offer, *, source: str, unit_id: str) -> ChangeSet:
-        now = self._begin_operation(source)
-        return _subtree.replace_unit(self, offer, source=source, unit_id=unit_id, now=now)
-
-    def delete_establishment(self, establishment_id: str, *, source: str) -> ChangeSet:
-        now = self._begin_operation(source)
-        return _subtree.delete_establishment(self, establishment_id, source=source, now=now)
-
     def set_sync_state(self, state: SyncState) -> None:
         self._execute(UPSERT_SYNC_STATE, sync_state_row(state))
 
@@ -576,12 +555,5 @@ class _SqliteTransaction:
         self._execute(
             "INSERT INTO runs (run_id, started_key, report) VALUES (?, ?, ?) "
             "ON CONFLICT (run_id) DO UPDATE SET started_key = excluded.started_key, report = excluded.report",
-            (report.run_id, _sortable(report.started), report.model_dump_json()),
+            (report.run_id, sortable(report.started), report.model_dump_json()),
         )
-
-
-def _sortable(moment: dt.datetime) -> str:
-    """A text that sorts like the instant: aware times in UTC, naive times taken as they are."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")
