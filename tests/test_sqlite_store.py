@@ -30,6 +30,7 @@ from rorclient.testing.store_conformance import (  # noqa: E402
     site,
     unit,
 )
+from tests.strategies import sample_offer  # noqa: E402
 
 UNIT = EntityKind.UNIT
 U1, U2 = "11/1001", "11/1002"
@@ -383,3 +384,23 @@ def test_a_row_edited_into_nonsense_is_a_store_error_naming_it(path: Path) -> No
         connection.close()
         with pytest.raises(StoreError, match="unit '11/1001'"):
             store.get(UNIT, U1)
+
+
+def test_new_store_files_use_large_pages_and_old_ones_keep_theirs(tmp_path: Path) -> None:
+    fresh = tmp_path / "fresh.db"
+    SqliteStore(fresh).close()
+    with sqlite3.connect(fresh) as connection:
+        assert connection.execute("PRAGMA page_size").fetchone()[0] == 16_384
+    old = tmp_path / "old.db"
+    with sqlite3.connect(old) as connection:  # a store file created with SQLite's 4 KiB default
+        connection.execute("PRAGMA page_size = 4096")
+        connection.execute("PRAGMA journal_mode = WAL")
+    store = SqliteStore(old)
+    try:
+        with store.bulk_load(source="s") as bulk:
+            bulk.add_many(sample_offer().entities())
+        assert sum(store.stats().by_kind.values()) == sum(1 for _ in sample_offer().entities())
+    finally:
+        store.close()
+    with sqlite3.connect(old) as connection:
+        assert connection.execute("PRAGMA page_size").fetchone()[0] == 4096

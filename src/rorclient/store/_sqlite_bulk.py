@@ -48,7 +48,7 @@ from rorclient.store._sqlite_rows import (
     sync_state_row,
     translate_errors,
 )
-from rorclient.store._sqlite_schema import STAGING_DDL, STAGING_INDEX
+from rorclient.store._sqlite_schema import PAGE_SIZE, STAGING_DDL, STAGING_INDEX
 from rorclient.store.base import KIND_ORDER, ChangeKind, SyncState, utcnow
 
 __all__ = ["BATCH_SIZE", "SqliteBulkLoad", "clean_abandoned_loads", "start_bulk_load"]
@@ -118,6 +118,7 @@ def start_bulk_load(
             connection.execute("COMMIT")
             load._registered = True
             connection.execute("ATTACH DATABASE ? AS staging", (str(staging_path),))
+            connection.execute(f"PRAGMA staging.page_size = {PAGE_SIZE}")
             connection.execute("PRAGMA staging.journal_mode = MEMORY")
             connection.execute("PRAGMA staging.synchronous = OFF")
             connection.execute(STAGING_DDL)

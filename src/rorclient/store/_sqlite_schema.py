@@ -18,7 +18,15 @@ from pathlib import Path
 
 from rorclient.errors import SchemaVersionError
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "STAGING_DDL", "STAGING_INDEX", "migrate", "schema_version"]
+__all__ = [
+    "MIGRATIONS",
+    "PAGE_SIZE",
+    "SCHEMA_VERSION",
+    "STAGING_DDL",
+    "STAGING_INDEX",
+    "migrate",
+    "schema_version",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +109,9 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
+
+#: Page size of new store files and of staging files, in bytes (an existing store keeps its own).
+PAGE_SIZE = 16_384
 """The schema version this rorclient writes."""
 
 #: The staging table of a bulk load, in its own attached database file (see ``_sqlite_bulk``).

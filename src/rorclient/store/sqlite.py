@@ -55,7 +55,7 @@ from rorclient.store._sqlite_rows import (
     to_text,
     translate_errors,
 )
-from rorclient.store._sqlite_schema import migrate
+from rorclient.store._sqlite_schema import PAGE_SIZE, migrate
 from rorclient.store.base import (
     Change,
     ChangeKind,
@@ -113,6 +113,9 @@ class SqliteStore:
         first = self._connect(writer=True)
         try:
             with translate_errors("open", self.path):
+                # Only a new, empty file takes it (before WAL): 16 KiB pages halve the I/O of bulk
+                # loads (JSON rows of about 1 KB, mostly sequential writes) against the 4 KiB default.
+                first.execute(f"PRAGMA page_size = {PAGE_SIZE}")
                 first.execute("PRAGMA journal_mode = WAL")
                 first.execute("PRAGMA journal_size_limit = 67108864")
                 migrate(first, self.path)
