@@ -48,11 +48,42 @@ def ensure_file(label: str, size: int) -> Path:
 
 
 def measure(*args: str) -> dict[str, object]:
-    out = subprocess.run(
-        [sys.executable, str(HERE / "_measure.py"), *args], check=True, capture_output=True, text=True
-    ).stdout
+    """Run one task in a fresh process; add the peak memory of its process tree (PSS, Linux)."""
+    with subprocess.Popen(
+        [sys.executable, str(HERE / "_measure.py"), *args], stdout=subprocess.PIPE, text=True
+    ) as process:
+        peak_kib = 0
+        while process.poll() is None:
+            peak_kib = max(peak_kib, _tree_pss_kib(process.pid))
+            time.sleep(0.1)
+        out = process.stdout.read() if process.stdout else ""
+    if process.returncode != 0:
+        raise SystemExit(f"_measure.py {' '.join(args)} failed with exit code {process.returncode}")
     result: dict[str, object] = json.loads(out.strip().splitlines()[-1])
+    if peak_kib:
+        result["tree_peak_pss_mb"] = round(peak_kib / 1024, 1)
     return result
+
+
+def _tree_pss_kib(pid: int) -> int:
+    """Proportional set size of ``pid`` and its descendants: pages shared after a fork count once
+    in all, unlike RSS, which counts them in every process."""
+    total = 0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            if b"_measure.py" not in Path(f"/proc/{current}/cmdline").read_bytes():
+                continue  # forked from this script but not yet running the task: not its memory
+            for line in Path(f"/proc/{current}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+                    break
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending.extend(int(child) for child in (task / "children").read_text().split())
+        except OSError:  # gone meanwhile, or not Linux
+            continue
+    return total
 
 
 def main() -> None:
@@ -69,7 +100,10 @@ def main() -> None:
         for leftover in DATA.glob(f"bench-{label}.sqlite3*"):
             leftover.unlink()
         bare = measure("iterparse", str(path))
-        load = measure("load", str(path), f"sqlite:///{store}")
+        alone = measure("load", str(path), f"sqlite:///{store}", "1")
+        for leftover in DATA.glob(f"bench-{label}.sqlite3*"):
+            leftover.unlink()
+        load = measure("load", str(path), f"sqlite:///{store}")  # the command line's default readers
         if not args.keep:
             for leftover in DATA.glob(f"bench-{label}.sqlite3*"):
                 leftover.unlink()
@@ -81,10 +115,14 @@ def main() -> None:
                 "entities": load["count"],
                 "iterparse_mb_s": round(mb / float(str(bare["wall_s"])), 1),
                 "iterparse_rss_mb": bare["peak_rss_mb"],
+                "one_reader_load_s": alone["wall_s"],
+                "one_reader_ratio": round(float(str(bare["wall_s"])) / float(str(alone["wall_s"])), 2),
+                "one_reader_peak_mb": alone.get("tree_peak_pss_mb", alone["peak_rss_mb"]),
+                "readers": load["readers"],
                 "load_s": load["wall_s"],
                 "load_mb_s": round(mb / float(str(load["wall_s"])), 1),
                 "load_entities_s": round(int(str(load["count"])) / float(str(load["wall_s"]))),
-                "load_peak_rss_mb": load["peak_rss_mb"],
+                "load_peak_mb": load.get("tree_peak_pss_mb", load["peak_rss_mb"]),
                 "ratio_to_iterparse": round(float(str(bare["wall_s"])) / float(str(load["wall_s"])), 2),
             }
         )

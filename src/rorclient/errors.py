@@ -15,7 +15,7 @@ again may succeed (a network blip) or will fail the same way (a bad file, a bad 
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 __all__ = [
     "ConfigError",
@@ -66,6 +66,9 @@ class DataError(RorError):
         self.source = source
         super().__init__(self._render())
 
+    def __reduce__(self) -> tuple[Any, ...]:  # keep path, line and source across processes (pickle)
+        return _rebuild_data_error, (self.message, self.path, self.line, self.source)
+
     def _render(self) -> str:
         where = []
         if self.source:
@@ -109,3 +112,10 @@ class RemoteError(RorError):
         self.code = code
         self.message = message
         super().__init__(f"ROR error {code}: {message}" if code is not None else f"ROR error: {message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return RemoteError, (self.code, self.message)
+
+
+def _rebuild_data_error(message: str, path: str | None, line: int | None, source: str | None) -> DataError:
+    return DataError(message, path=path, line=line, source=source)

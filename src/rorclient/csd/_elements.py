@@ -754,6 +754,66 @@ class ElementParser:
             else:
                 ext_extras.append(self.unmodeled(child))
 
+    # -- references only: entities another reader process builds (see reader.read_share) ----------
+
+    def organization_links(self, element: etree._Element) -> OrganizationPart:
+        """The ids and ``parent`` of an organization, read as :meth:`organization` reads them; its only
+        field is ``id``."""
+        entity_id = self.entity_ref(element)
+        first: str | None = None
+        id_nat: str | None = None
+        parent: Ref | None = None
+        for child in element:
+            tag = child.tag
+            if tag == OTHER_ID:
+                code = self.required_attribute(child, "code")
+                if first is None:
+                    first = code
+                if id_nat is None and child.get("assigningAuthorityName") == Oid.ID_NAT_STRUCT:
+                    id_nat = code
+            elif tag == PARENT and parent is None:
+                parent = (self.entity_ref(child), child)
+        business_id = id_nat if id_nat is not None else first
+        if business_id is None:
+            raise self.error("organization without otherID: no idNat_Struct", element)
+        return OrganizationPart(entity_id, business_id, parent, {"id": business_id})
+
+    def facility_links(self, element: etree._Element) -> FacilityPart:
+        """What the document's other facilities and devices need of a facility: its ids, its
+        ``parentFacility`` and its ``equipment`` links; no fields, no services, no validation."""
+        part = FacilityPart(self.entity_ref(element), "", {})
+        for child in element:
+            tag = child.tag
+            if tag == OTHER_ID and not part.business_id:
+                part.business_id = self.required_attribute(child, "code")
+            elif tag == EXTENSION:
+                for sub in child:
+                    if sub.tag == EQUIPMENT:
+                        part.equipment.append((self.entity_ref(sub), sub))
+                    elif sub.tag == PARENT_FACILITY and part.parent is None:
+                        part.parent = (self.entity_ref(sub), sub)
+        if not part.business_id:
+            raise self.error("facility without otherID: no identifiantOI", element)
+        return part
+
+    def provider_id(self, element: etree._Element) -> str:
+        """The idNat_PS of a provider, read as :meth:`provider` reads it."""
+        self.entity_ref(element)
+        for child in element:
+            if child.tag == OTHER_ID:
+                value = self.required_attribute(child, "code")
+                if value:
+                    return value
+        raise self.error("provider without otherID: no idNat_PS", element)
+
+    def device_key(self, element: etree._Element) -> tuple[str, str]:
+        """The ``entityID`` and equipment code of a device, read as :meth:`device` reads them."""
+        entity_id = self.entity_ref(element)
+        for child in element:
+            if child.tag == CODED_TYPE:
+                return entity_id, self.required_attribute(child, "code")
+        raise self.error("missing codedType (equipment)", element)
+
     def service(self, element: etree._Element) -> tuple[str, ServicePayload]:
         entity_id = self.entity_ref(element)
         code: _CodedRow | None = None

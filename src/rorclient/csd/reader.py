@@ -84,7 +84,7 @@ from rorclient.models import (
     Unit,
 )
 
-__all__ = ["DEFAULT_MAX_TEXT_LENGTH", "CsdSource", "read_csd", "read_offer"]
+__all__ = ["DEFAULT_MAX_TEXT_LENGTH", "CsdSource", "read_csd", "read_offer", "read_share"]
 
 _log = logging.getLogger(__name__)
 _M = TypeVar("_M", bound=BaseModel)
@@ -149,6 +149,31 @@ def read_csd(
     return _Reader(source, source_name, max_text_length, progress).entities()
 
 
+def read_share(
+    source: CsdSource,
+    share: int,
+    shares: int,
+    *,
+    source_name: str | None = None,
+    max_text_length: int = DEFAULT_MAX_TEXT_LENGTH,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[Entity]:
+    """One of ``shares`` disjoint parts of what :func:`read_csd` yields, for readers running in parallel.
+
+    Every reader parses the whole document and checks all of it that references need (ids,
+    duplicates, dangling references, cycles), but builds and yields only the entities it owns: in each
+    directory, the ``position``-th entity (1-based) belongs to share ``position % shares``; activities
+    go with their facility, equipment with its device, establishments with their own position. The
+    shares together yield exactly the entities of :func:`read_csd`, each once, in a different order.
+    An entity's own invalid content is reported only by the reader of its share.
+    """
+    if not 0 <= share < shares:
+        raise ValueError(f"share {share} is not one of {shares} shares")
+    if max_text_length < 1:
+        raise ValueError("max_text_length must be positive")
+    return _Reader(source, source_name, max_text_length, progress, (share, shares)).entities()
+
+
 def read_offer(
     source: CsdSource,
     *,
@@ -172,8 +197,10 @@ class _Reader:
         source_name: str | None,
         max_text_length: int,
         progress: Callable[[int], None] | None,
+        share: tuple[int, int] | None = None,
     ) -> None:
         self._source = source
+        self._share = share
         self._source_name = source_name
         self._max_text_length = max_text_length
         self._progress = progress
@@ -337,19 +364,26 @@ class _Reader:
 
     def _entity(self, element: etree._Element, tag: str) -> Iterator[Entity]:
         self._parser.begin(element, self._entity_path, self._count)
+        share = self._share
+        owned = share is None or self._count % share[1] == share[0]
         if tag == n.FACILITY:
-            yield from self._facility(element)
+            yield from (self._facility(element) if owned else self._facility_links(element))
         elif tag == n.SERVICE:
             self._service(element)
         elif tag == n.ORGANIZATION:
-            yield from self._organization(element)
+            yield from self._organization(element, owned)
         elif tag == n.PROVIDER:
-            yield self._provider(element)
-        else:
+            if owned:
+                yield self._provider(element)
+            else:
+                self._provider_key(element)
+        elif owned:
             yield from self._device(self._parser.device(element), element)
+        else:
+            self._device_keys(element)
 
-    def _organization(self, element: etree._Element) -> Iterator[Entity]:
-        part = self._parser.organization(element)
+    def _organization(self, element: etree._Element, owned: bool) -> Iterator[Entity]:
+        part = self._parser.organization(element) if owned else self._parser.organization_links(element)
         legal_entity_id = (
             None if part.parent is None else self._emitted_parent(NodeKind.ORGANIZATION, part.parent[0])
         )
@@ -360,12 +394,16 @@ class _Reader:
         if conflict is not None:
             raise self._duplicate(conflict, "organization", part.business_id, element)
         if part.parent is None:
-            yield self._build(LegalEntity, part.fields, element)
+            if owned:
+                yield self._build(LegalEntity, part.fields, element)
         elif legal_entity_id is not None:
-            yield self._build(Establishment, {**part.fields, "legal_entity_id": legal_entity_id}, element)
+            if owned:
+                fields = {**part.fields, "legal_entity_id": legal_entity_id}
+                yield self._build(Establishment, fields, element)
         else:
             where = self._parser.where(part.parent[1], "entityID")
-            self._index.defer(NodeKind.ORGANIZATION, part.parent[0], (part.entity_id, part.fields), where)
+            item = (part.entity_id, part.fields, owned)
+            self._index.defer(NodeKind.ORGANIZATION, part.parent[0], item, where)
             return
         yield from self._release(NodeKind.ORGANIZATION, part.entity_id, part.business_id)
 
@@ -398,6 +436,26 @@ class _Reader:
         yield unit
         yield from activities
         yield from self._release(NodeKind.FACILITY, part.entity_id, unit_id)
+
+    def _facility_links(self, element: etree._Element) -> Iterator[Entity]:
+        """A facility another share builds: indexed, linked and waiting like one built here, so that
+        this share's entities resolve and the same reference errors are found."""
+        part = self._parser.facility_links(element)
+        parent_unit_id = (
+            None if part.parent is None else self._emitted_parent(NodeKind.FACILITY, part.parent[0])
+        )
+        ready = part.parent is None or parent_unit_id is not None
+        conflict = self._index.add_node(NodeKind.FACILITY, part.entity_id, part.business_id, emitted=ready)
+        if conflict is not None:
+            raise self._duplicate(conflict, "facility", part.business_id, element)
+        self._link_equipment(part)
+        if part.parent is not None and not ready:
+            where = self._parser.where(part.parent[1], "entityID")
+            self._index.defer(
+                NodeKind.FACILITY, part.parent[0], (part.entity_id, part.business_id, ()), where
+            )
+            return
+        yield from self._release(NodeKind.FACILITY, part.entity_id, part.business_id)
 
     def _establishment_of(self, part: FacilityPart, element: etree._Element) -> str:
         if not part.organizations:
@@ -448,6 +506,21 @@ class _Reader:
         fields["unit_ids"] = tuple(self._resolve(NodeKind.FACILITY, ref) for ref in part.facilities)
         return self._build(Professional, fields, element)
 
+    def _provider_key(self, element: etree._Element) -> None:
+        business_id = self._parser.provider_id(element)
+        if not self._index.add_key(KeySpace.PROVIDER, business_id):
+            raise self._parser.error(f"duplicate provider idNat_PS {business_id!r}", element)
+
+    def _device_keys(self, element: etree._Element) -> None:
+        entity_id, code = self._parser.device_key(element)
+        if not self._index.add_key(KeySpace.DEVICE, entity_id):
+            raise self._parser.error(f"duplicate device entityID {entity_id!r}", element, "entityID")
+        for unit_id in self._index.take_device_links(entity_id):
+            if not self._index.add_key(KeySpace.EQUIPMENT, f"{unit_id}#{code}"):
+                raise self._parser.error(
+                    f"unit {unit_id!r} has two devices with equipment code {code!r}", element
+                )
+
     def _device(self, part: DevicePart, element: etree._Element) -> Iterator[Entity]:
         if not self._index.add_key(KeySpace.DEVICE, part.entity_id):
             raise self._parser.error(f"duplicate device entityID {part.entity_id!r}", element, "entityID")
@@ -482,18 +555,23 @@ class _Reader:
             if not self._index.has_deferred(kind, parent_entity_id):
                 continue
             for item in self._index.release(kind, parent_entity_id):
+                child_id: str
                 if kind is NodeKind.ORGANIZATION:
-                    child_entity_id, fields = item
-                    fields = {**fields, "legal_entity_id": parent_business_id}
-                    child: Entity = self._build(Establishment, fields, None)
-                    yield child
+                    child_entity_id, fields, owned = item
+                    child_id = fields["id"]
+                    if owned:
+                        fields = {**fields, "legal_entity_id": parent_business_id}
+                        yield self._build(Establishment, fields, None)
                 else:
                     child_entity_id, unit, activities = item
-                    child = unit.model_copy(update={"parent_unit_id": parent_business_id})
-                    yield child
-                    yield from activities
+                    if isinstance(unit, str):  # built by another share: only its business id is here
+                        child_id = unit
+                    else:
+                        child_id = unit.id
+                        yield unit.model_copy(update={"parent_unit_id": parent_business_id})
+                        yield from activities
                 self._index.set_emitted(kind, child_entity_id)
-                stack.append((child_entity_id, child.id))
+                stack.append((child_entity_id, child_id))
 
     def _check_leftovers(self) -> None:
         for kind, parent_id, (path, line) in self._index.deferred_left():

@@ -6,13 +6,22 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol, runtime_checkable
 
 from rorclient.geography import region_of
 from rorclient.models import Entity, EntityKind
 from rorclient.store.base import KIND_ORDER, name_key
 
 _VALUE_OF_KIND = {kind: kind.value for kind in EntityKind}  # a dict lookup beats Enum.value
+
+
+@runtime_checkable
+class StagesRows(Protocol):
+    """A bulk load that takes :func:`staged_row` rows made elsewhere (both SQL stores' bulk loads):
+    the loader's reader processes send rows, not models, which spares a second serialisation."""
+
+    def add_staged_rows(self, rows: Iterable[tuple[Any, ...]]) -> None: ...
 
 
 def to_text(value: dt.datetime | None) -> str | None:

@@ -176,6 +176,16 @@ class SqliteBulkLoad:
             if len(batch) >= BATCH_SIZE:
                 self._flush()
 
+    def add_staged_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Stage rows :func:`rorclient.store._rows.staged_row` made (in reader processes, say)."""
+        self._check_active()
+        batch = self._batch
+        for row in rows:
+            batch.append(row)
+            self._count += 1
+            if len(batch) >= BATCH_SIZE:
+                self._flush()
+
     @property
     def count(self) -> int:
         return self._count

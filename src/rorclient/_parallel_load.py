@@ -1,0 +1,185 @@
+"""Read one large CSD file with several processes, for :func:`rorclient.loader.load_files`.
+
+Reading is the slow part of a load (lxml builds each element, Python turns it into models), and it
+runs on one core. Here ``n`` reader processes each parse the whole file but build only their share of
+the entities (:func:`rorclient.csd.reader.read_share`), turn them into staging rows and send the rows
+through a pipe; the calling process writes them into the store's bulk load. A share still checks every
+reference of the document, so a broken file fails in parallel exactly as it fails alone: the first
+error a reader reports is raised, the other readers are stopped, and nothing reaches the live store.
+
+Readers are forked (no re-import of the caller's ``__main__``, no pickling of the work); a process
+that runs other threads cannot fork safely, so it reads alone (see :func:`usable_readers`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import multiprocessing
+import os
+import pickle
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from pathlib import Path
+from typing import Any
+
+from rorclient.csd.reader import read_share
+from rorclient.errors import RorError
+from rorclient.store._rows import StagesRows, staged_row
+
+__all__ = [
+    "MIN_PARALLEL_BYTES",
+    "FileResult",
+    "default_readers",
+    "later",
+    "read_in_parallel",
+    "usable_readers",
+]
+
+logger = logging.getLogger("rorclient.load")
+
+#: Files smaller than this are read by one process: starting readers would cost more than it saves.
+MIN_PARALLEL_BYTES = 32 * 1024 * 1024
+#: At most this many readers by default: each parses the whole file, so more stop paying off.
+MAX_DEFAULT_READERS = 4
+_BATCH_ROWS = 1_000
+
+_ROWS, _DONE, _FAILED = "rows", "done", "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class FileResult:
+    """What the readers of one file found: entities staged and the newest ``record/@updated``."""
+
+    entities: int
+    newest: dt.datetime | None
+
+
+def default_readers() -> int:
+    """Reader processes used when none is asked for: one a core, at most :data:`MAX_DEFAULT_READERS`."""
+    return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_READERS))
+
+
+def usable_readers(requested: int, size: int, bulk: object) -> int:
+    """How many readers to run for a file of ``size`` bytes; 1 means read in this process."""
+    if requested <= 1 or size < MIN_PARALLEL_BYTES:
+        return 1
+    if not isinstance(bulk, StagesRows):
+        logger.info("this store's bulk load takes entities, not rows: reading with one process")
+        return 1
+    if "fork" not in multiprocessing.get_all_start_methods():
+        logger.info("this platform cannot fork reader processes: reading with one process")
+        return 1
+    if threading.active_count() > 1:
+        logger.info("other threads are running, forking is unsafe: reading with one process")
+        return 1
+    return requested
+
+
+def read_in_parallel(
+    path: Path,
+    bulk: StagesRows,
+    readers: int,
+    *,
+    on_rows: Callable[[int, int], None],
+) -> FileResult:
+    """Stage every entity of ``path`` into ``bulk`` with ``readers`` processes.
+
+    ``on_rows(count, bytes_read)`` is called after each batch is staged, with the batch's row count and
+    the bytes the first reader has read so far. Raises what a reader raised (a
+    :class:`~rorclient.errors.DataError` for a bad file), or :class:`~rorclient.errors.RorError` if a
+    reader process dies.
+    """
+    context = multiprocessing.get_context("fork")
+    processes: list[Any] = []
+    pending: dict[Connection, int] = {}
+    entities = 0
+    newest: dt.datetime | None = None
+    try:
+        for share in range(readers):
+            receiver, sender = context.Pipe(duplex=False)
+            process = context.Process(
+                target=_read_share,
+                args=(sender, path, share, readers),
+                name=f"rorclient-reader-{share}",
+                daemon=True,
+            )
+            process.start()
+            sender.close()
+            processes.append(process)
+            pending[receiver] = share
+        while pending:
+            for ready in wait(list(pending)):
+                assert isinstance(ready, Connection)
+                share = pending[ready]
+                try:
+                    message = ready.recv()
+                except EOFError:
+                    processes[share].join()
+                    raise RorError(
+                        f"reader process {share} of {path} died (exit code {processes[share].exitcode})"
+                    ) from None
+                if message[0] == _ROWS:
+                    rows: list[tuple[Any, ...]] = message[1]
+                    bulk.add_staged_rows(rows)
+                    entities += len(rows)
+                    on_rows(len(rows), message[2])
+                elif message[0] == _DONE:
+                    del pending[ready]
+                    ready.close()
+                    if message[1] is not None and (newest is None or later(message[1], newest)):
+                        newest = message[1]
+                else:
+                    raise message[1]
+    finally:
+        for connection in pending:
+            connection.close()
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+            process.join()
+    return FileResult(entities=entities, newest=newest)
+
+
+def _read_share(connection: Connection, path: Path, share: int, shares: int) -> None:
+    """A reader process: stage rows of one share and send them in batches, then the newest update."""
+    read = 0
+
+    def count_bytes(done: int) -> None:
+        nonlocal read
+        read = done
+
+    try:
+        batch: list[tuple[Any, ...]] = []
+        newest: dt.datetime | None = None
+        for entity in read_share(path, share, shares, progress=count_bytes if share == 0 else None):
+            batch.append(staged_row(entity))
+            updated = entity.record.updated
+            if newest is None or later(updated, newest):
+                newest = updated
+            if len(batch) >= _BATCH_ROWS:
+                connection.send((_ROWS, batch, read))
+                batch = []
+        connection.send((_ROWS, batch, read))
+        connection.send((_DONE, newest))
+    except BaseException as error:
+        connection.send((_FAILED, _portable(error)))
+    finally:
+        connection.close()
+
+
+def _portable(error: BaseException) -> BaseException:
+    """``error`` if it survives pickling (rorclient's errors do), else a RorError saying what it was."""
+    try:
+        pickle.loads(pickle.dumps(error))  # noqa: S301 - our own bytes
+    except Exception:
+        return RorError(f"a reader process failed: {type(error).__name__}: {error}")
+    return error
+
+
+def later(a: dt.datetime, b: dt.datetime) -> bool:
+    """Whether ``a`` is after ``b``."""
+    # Naive and aware date-times cannot be compared; ROR samples are naive, so compare wall clocks.
+    return a.replace(tzinfo=None) > b.replace(tzinfo=None)
