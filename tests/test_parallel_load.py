@@ -3,10 +3,13 @@ same way: the shares of :func:`read_share`, and :func:`load_files` with ``reader
 
 from __future__ import annotations
 
+import json
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -18,7 +21,9 @@ from rorclient.loader import load_files
 from rorclient.models import Entity
 from rorclient.sandbox.dataset import write_extraction
 from rorclient.store import open_store
-from rorclient.store.base import Store, StoredEntity
+from rorclient.store.base import Store, StoredEntity, SyncState, utcnow
+from rorclient.sync import _pull as _pull_module
+from rorclient.sync._plan import Interrupted, StopFlag
 from tests import _csd_docs as docs
 
 pytest_plugins = ("tests.pg",)
@@ -273,3 +278,72 @@ def test_small_files_are_read_with_one_process(tmp_path: Path) -> None:
     with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
         report = load_files(store, [_extraction(tmp_path)], readers=4)
     assert report.readers == 1
+
+
+# -- the command line ------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("small_files_in_parallel")
+def test_rorclient_load_readers_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from rorclient.cli import main
+
+    path = _extraction(tmp_path)
+    exports = []
+    for readers in ("1", "2"):
+        store = f"sqlite:///{tmp_path / f'{readers}.db'}"
+        assert main(["--store", store, "load", str(path), "--readers", readers, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["readers"] == int(readers)
+        assert main(["--store", store, "export", "--format", "jsonl"]) == 0
+        exports.append(sorted(capsys.readouterr().out.splitlines()))
+    assert exports[0] == exports[1] and len(exports[0]) > 200
+    with pytest.raises(SystemExit) as refused:
+        main(["--store", f"sqlite:///{tmp_path / 'x.db'}", "load", str(path), "--readers", "0"])
+    assert refused.value.code == 2
+    assert "--readers: must be at least 1" in capsys.readouterr().err
+
+
+# -- pulls (rorclient pull, Sync.pull) ------------------------------------------------------------
+
+
+def _pull(url: str, path: Path, readers: int, stop: StopFlag | None = None) -> tuple[Any, list[Any]]:
+    with open_store(url) as store:
+        outcome = _pull_module.load_extraction(
+            store,
+            path,
+            source="ror",
+            run_id=uuid.uuid4().hex,
+            zone=ZoneInfo("Europe/Paris"),
+            stop=stop or StopFlag(),
+            decide=lambda planned: True,
+            state=lambda newest: SyncState(source="ror", watermark=newest, taken_at=utcnow()),
+            readers=readers,
+        )
+        return outcome, _snapshot(store)
+
+
+@pytest.mark.usefixtures("small_files_in_parallel")
+def test_a_pull_reads_a_large_extraction_in_parallel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _extraction(tmp_path)
+    alone, expected = _pull(f"sqlite:///{tmp_path / 'one.db'}", path, readers=1)
+    calls: list[int] = []
+    original = _parallel_load.read_in_parallel
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args[2])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(_parallel_load, "read_in_parallel", spy)
+    parallel, got = _pull(f"sqlite:///{tmp_path / 'two.db'}", path, readers=2)
+    assert calls == [2]
+    assert got == expected
+    assert parallel == alone  # entities, newest (in the ROR's frame), planned and committed changes
+
+
+@pytest.mark.usefixtures("small_files_in_parallel")
+def test_a_stopped_pull_stops_its_readers_and_commits_nothing(tmp_path: Path) -> None:
+    stop = StopFlag()
+    stop.set()
+    with pytest.raises(Interrupted):
+        _pull(f"sqlite:///{tmp_path / 'store.db'}", _extraction(tmp_path), readers=2, stop=stop)
+    with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        assert _snapshot(store) == []

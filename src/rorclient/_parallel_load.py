@@ -36,6 +36,7 @@ __all__ = [
     "later",
     "read_in_parallel",
     "usable_readers",
+    "wall_clock",
 ]
 
 logger = logging.getLogger("rorclient.load")
@@ -55,6 +56,17 @@ class FileResult:
 
     entities: int
     newest: dt.datetime | None
+
+
+def wall_clock(moment: dt.datetime) -> dt.datetime:
+    """``moment`` without its time zone: naive and aware date-times cannot be compared, and ROR
+    date-times are naive, so loads compare wall clocks."""
+    return moment.replace(tzinfo=None)
+
+
+def later(a: dt.datetime, b: dt.datetime) -> bool:
+    """Whether ``a``'s wall clock is after ``b``'s."""
+    return wall_clock(a) > wall_clock(b)
 
 
 def default_readers() -> int:
@@ -84,13 +96,15 @@ def read_in_parallel(
     readers: int,
     *,
     on_rows: Callable[[int, int], None],
+    moment: Callable[[dt.datetime], dt.datetime] = wall_clock,
 ) -> FileResult:
     """Stage every entity of ``path`` into ``bulk`` with ``readers`` processes.
 
     ``on_rows(count, bytes_read)`` is called after each batch is staged, with the batch's row count and
-    the bytes the first reader has read so far. Raises what a reader raised (a
-    :class:`~rorclient.errors.DataError` for a bad file), or :class:`~rorclient.errors.RorError` if a
-    reader process dies.
+    the bytes the first reader has read so far; what it raises stops the readers and the load.
+    ``FileResult.newest`` is the ``record/@updated`` whose ``moment`` is the latest. Raises what a
+    reader raised (a :class:`~rorclient.errors.DataError` for a bad file), or
+    :class:`~rorclient.errors.RorError` if a reader process dies.
     """
     context = multiprocessing.get_context("fork")
     processes: list[Any] = []
@@ -102,7 +116,7 @@ def read_in_parallel(
             receiver, sender = context.Pipe(duplex=False)
             process = context.Process(
                 target=_read_share,
-                args=(sender, path, share, readers),
+                args=(sender, path, share, readers, moment),
                 name=f"rorclient-reader-{share}",
                 daemon=True,
             )
@@ -129,8 +143,9 @@ def read_in_parallel(
                 elif message[0] == _DONE:
                     del pending[ready]
                     ready.close()
-                    if message[1] is not None and (newest is None or later(message[1], newest)):
-                        newest = message[1]
+                    found = message[1]
+                    if found is not None and (newest is None or moment(found) > moment(newest)):
+                        newest = found
                 else:
                     raise message[1]
     finally:
@@ -143,7 +158,13 @@ def read_in_parallel(
     return FileResult(entities=entities, newest=newest)
 
 
-def _read_share(connection: Connection, path: Path, share: int, shares: int) -> None:
+def _read_share(
+    connection: Connection,
+    path: Path,
+    share: int,
+    shares: int,
+    moment: Callable[[dt.datetime], dt.datetime],
+) -> None:
     """A reader process: stage rows of one share and send them in batches, then the newest update."""
     read = 0
 
@@ -154,11 +175,13 @@ def _read_share(connection: Connection, path: Path, share: int, shares: int) -> 
     try:
         batch: list[tuple[Any, ...]] = []
         newest: dt.datetime | None = None
+        latest: dt.datetime | None = None
         for entity in read_share(path, share, shares, progress=count_bytes if share == 0 else None):
             batch.append(staged_row(entity))
             updated = entity.record.updated
-            if newest is None or later(updated, newest):
-                newest = updated
+            when = moment(updated)
+            if latest is None or when > latest:
+                newest, latest = updated, when
             if len(batch) >= _BATCH_ROWS:
                 connection.send((_ROWS, batch, read))
                 batch = []
@@ -177,9 +200,3 @@ def _portable(error: BaseException) -> BaseException:
     except Exception:
         return RorError(f"a reader process failed: {type(error).__name__}: {error}")
     return error
-
-
-def later(a: dt.datetime, b: dt.datetime) -> bool:
-    """Whether ``a`` is after ``b``."""
-    # Naive and aware date-times cannot be compared; ROR samples are naive, so compare wall clocks.
-    return a.replace(tzinfo=None) > b.replace(tzinfo=None)

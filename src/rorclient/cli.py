@@ -89,6 +89,7 @@ def _build_parser() -> argparse.ArgumentParser:
     load.add_argument(
         "--source", default=None, help="source name stored with every entity (default: 'files')"
     )
+    _readers_option(load, "a file")
     load.add_argument("--json", action="store_true", help="print the load report as JSON")
     load.set_defaults(handler=_cmd_load)
 
@@ -165,6 +166,7 @@ def _add_sync_commands(commands: Any) -> None:
     pull = commands.add_parser("pull", help="full pull: download the extraction and swap it in atomically")
     common(pull)
     pull.add_argument("--force", action="store_true", help="commit even if the safety breaker trips")
+    _readers_option(pull, "a downloaded extraction")
     pull.set_defaults(handler=_cmd_pull)
 
     sync = commands.add_parser("sync", help="one delta cycle: Notif since the watermark, Lecture of each")
@@ -237,6 +239,24 @@ def _store(settings: Settings) -> Store:
     return open_store(settings.store.url)
 
 
+def _readers_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--readers",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help=f"processes reading {what} of 32 MB or more in parallel (default: one a core, at most 4; "
+        "1: read in this process)",
+    )
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 # --------------------------------------------------------------------------------------------------
 # Commands
 # --------------------------------------------------------------------------------------------------
@@ -248,15 +268,16 @@ def _cmd_load(args: argparse.Namespace, settings: Settings) -> int:
 
     source = args.source or DEFAULT_FILE_SOURCE
     with _store(settings) as store, ProgressLine(enabled=not args.quiet) as line:
-        report = load_files(store, args.files, source=source, progress=line.update_load)
+        report = load_files(store, args.files, source=source, progress=line.update_load, readers=args.readers)
     if args.json:
         print(report.model_dump_json(indent=2))
     elif not args.quiet:
         changed = ", ".join(f"{n} {kind}" for kind, n in report.counts.items() if n) or "no change"
         rate = report.bytes / 1e6 / report.seconds if report.seconds else 0.0
+        readers = f", {report.readers} readers" if report.readers > 1 else ""
         print(
             f"loaded {report.entities} entities from {len(report.files)} file(s) into source "
-            f"{report.source!r} in {report.seconds:.1f} s ({rate:.1f} MB/s): {changed}"
+            f"{report.source!r} in {report.seconds:.1f} s ({rate:.1f} MB/s{readers}): {changed}"
         )
     return EXIT_OK
 
@@ -413,10 +434,11 @@ def _cmd_cert_inspect(args: argparse.Namespace, settings: Settings) -> int:
 
 def _run_sync(args: argparse.Namespace, settings: Settings, operation: str) -> int:
     from rorclient.progress import ProgressLine
-    from rorclient.sync import RunStatus, Sync
+    from rorclient.sync import RunStatus, Sync, SyncOptions
 
     source = _csd_source(args, settings).name
-    with Sync(settings, source=source) as sync, ProgressLine(enabled=not args.quiet) as line:
+    options = SyncOptions(readers=getattr(args, "readers", None))
+    with Sync(settings, source=source, options=options) as sync, ProgressLine(enabled=not args.quiet) as line:
 
         def progress(event: Any) -> None:
             line.show(event.describe())

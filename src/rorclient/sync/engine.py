@@ -399,6 +399,7 @@ class Sync:
             decide=decide,
             state=state,
             on_progress=lambda done, entities: run.emit("load", done, size, "bytes"),
+            readers=self.options.readers,
         )
         (verdict,) = verdicts
         if outcome.committed is None:
