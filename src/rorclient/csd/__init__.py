@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rorclient.csd.reader import CsdSource, read_csd, read_offer
+from rorclient.csd.reader import CsdSource, read_csd, read_offer, read_share
 from rorclient.csd.writer import (
     CsdWriter,
     WriterOptions,
@@ -22,6 +22,7 @@ __all__ = [
     "entity_uuid",
     "read_csd",
     "read_offer",
+    "read_share",
     "write_csd",
     "write_lecture_response",
 ]
