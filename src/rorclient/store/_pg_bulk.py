@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
 from contextlib import suppress
 from typing import Any
 
@@ -38,24 +37,24 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 from rorclient.errors import DataError, StoreError
-from rorclient.models import Entity, EntityKind
+from rorclient.models import EntityKind
 from rorclient.store._pg_connect import lock_key, translate_errors
 from rorclient.store._pg_rows import (
     ENTITY_COLUMNS,
     STAGING_COPY_COLUMNS,
     UPSERT_SYNC_STATE,
-    staged_row,
     sync_state_row,
 )
 from rorclient.store._pg_schema import STAGING_COLUMNS
 from rorclient.store._pg_url import Target
+from rorclient.store._rows import RowBatches
 from rorclient.store.base import KIND_ORDER, ChangeKind, SyncState, utcnow
 
 __all__ = ["BATCH_SIZE", "PostgresBulkLoad", "clean_abandoned_loads", "start_bulk_load"]
 
 logger = logging.getLogger(__name__)
 
-BATCH_SIZE = 5_000
+BATCH_SIZE = RowBatches.batch_size
 STAGING_PREFIX = "staging_"
 _UNIT_RANK = KIND_ORDER[EntityKind.UNIT]
 
@@ -114,7 +113,7 @@ def start_bulk_load(
     return load
 
 
-class PostgresBulkLoad:
+class PostgresBulkLoad(RowBatches):
     """The :class:`~rorclient.store.BulkLoad` of :class:`~rorclient.store.postgres.PostgresStore`.
 
     Use it from one thread at a time. See the module docstring for how staging and the swap work.
@@ -147,36 +146,6 @@ class PostgresBulkLoad:
         self._discarded = False
 
     # ---- BulkLoad --------------------------------------------------------------------------------
-    def add(self, entity: Entity) -> None:
-        self._check_active()
-        self._batch.append(staged_row(entity))
-        self._count += 1
-        if len(self._batch) >= BATCH_SIZE:
-            self._flush()
-
-    def add_many(self, entities: Iterable[Entity]) -> None:
-        self._check_active()
-        batch = self._batch
-        for entity in entities:
-            batch.append(staged_row(entity))
-            self._count += 1
-            if len(batch) >= BATCH_SIZE:
-                self._flush()
-
-    def add_staged_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        """Stage rows :func:`rorclient.store._rows.staged_row` made (in reader processes, say)."""
-        self._check_active()
-        batch = self._batch
-        for row in rows:
-            batch.append(row)
-            self._count += 1
-            if len(batch) >= BATCH_SIZE:
-                self._flush()
-
-    @property
-    def count(self) -> int:
-        return self._count
-
     def preview(self) -> dict[ChangeKind, int]:
         """What the swap would change now, counted in SQL; nothing is written to the store."""
         self._check_active()

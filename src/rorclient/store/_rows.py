@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Iterable
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from rorclient.geography import region_of
 from rorclient.models import Entity, EntityKind
@@ -22,6 +22,42 @@ class StagesRows(Protocol):
     the loader's reader processes send rows, not models, which spares a second serialisation."""
 
     def add_staged_rows(self, rows: Iterable[tuple[Any, ...]]) -> None: ...
+
+
+class RowBatches:
+    """The adding half of both SQL stores' bulk loads: entities become :func:`staged_row` rows (or
+    arrive as rows from reader processes), gathered in batches of :attr:`batch_size` and flushed."""
+
+    batch_size: ClassVar[int] = 5_000
+    _batch: list[tuple[Any, ...]]
+    _count: int
+
+    def _check_active(self) -> None:
+        raise NotImplementedError
+
+    def _flush(self) -> None:
+        raise NotImplementedError
+
+    def add(self, entity: Entity) -> None:
+        self.add_staged_rows((staged_row(entity),))
+
+    def add_many(self, entities: Iterable[Entity]) -> None:
+        self.add_staged_rows(staged_row(entity) for entity in entities)
+
+    def add_staged_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Stage rows :func:`staged_row` made (here, or in reader processes)."""
+        self._check_active()
+        batch = self._batch
+        for row in rows:
+            batch.append(row)
+            self._count += 1
+            if len(batch) >= self.batch_size:
+                self._flush()
+
+    @property
+    def count(self) -> int:
+        """Entities added so far."""
+        return self._count
 
 
 def to_text(value: dt.datetime | None) -> str | None:

@@ -33,18 +33,17 @@ import socket
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 from rorclient.errors import DataError, StoreError
-from rorclient.models import Entity, EntityKind
+from rorclient.models import EntityKind
+from rorclient.store._rows import RowBatches
 from rorclient.store._sqlite_rows import (
     ENTITY_COLUMNS,
     UPSERT_ON_CONFLICT,
     UPSERT_SYNC_STATE,
-    staged_row,
     sync_state_row,
     translate_errors,
 )
@@ -55,7 +54,7 @@ __all__ = ["BATCH_SIZE", "SqliteBulkLoad", "clean_abandoned_loads", "start_bulk_
 
 logger = logging.getLogger(__name__)
 
-BATCH_SIZE = 5_000
+BATCH_SIZE = RowBatches.batch_size
 _FOREIGN_LOAD_MAX_AGE = dt.timedelta(days=1)
 
 # Loads running in this process, whatever store object started them. A registered load carrying this
@@ -128,7 +127,7 @@ def start_bulk_load(
     return load
 
 
-class SqliteBulkLoad:
+class SqliteBulkLoad(RowBatches):
     """The :class:`~rorclient.store.BulkLoad` of :class:`~rorclient.store.sqlite.SqliteStore`.
 
     Use it from one thread at a time. See the module docstring for how staging and the swap work.
@@ -160,36 +159,6 @@ class SqliteBulkLoad:
         self._discarded = False
 
     # ---- BulkLoad --------------------------------------------------------------------------------
-    def add(self, entity: Entity) -> None:
-        self._check_active()
-        self._batch.append(staged_row(entity))
-        self._count += 1
-        if len(self._batch) >= BATCH_SIZE:
-            self._flush()
-
-    def add_many(self, entities: Iterable[Entity]) -> None:
-        self._check_active()
-        batch = self._batch
-        for entity in entities:
-            batch.append(staged_row(entity))
-            self._count += 1
-            if len(batch) >= BATCH_SIZE:
-                self._flush()
-
-    def add_staged_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        """Stage rows :func:`rorclient.store._rows.staged_row` made (in reader processes, say)."""
-        self._check_active()
-        batch = self._batch
-        for row in rows:
-            batch.append(row)
-            self._count += 1
-            if len(batch) >= BATCH_SIZE:
-                self._flush()
-
-    @property
-    def count(self) -> int:
-        return self._count
-
     def preview(self) -> dict[ChangeKind, int]:
         """What the swap would change now, counted in SQL; nothing is written to the store."""
         self._check_active()
