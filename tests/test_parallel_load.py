@@ -14,8 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from rorclient import _parallel_load
-from rorclient.csd import _index
-from rorclient.csd import read_csd, read_share
+from rorclient.csd import _index, read_csd, read_share
 from rorclient.errors import DataError, RorError
 from rorclient.loader import load_files
 from rorclient.models import Entity
