@@ -9,10 +9,10 @@ The behaviour — replacement rules, tombstones, the change log, bulk loads swap
 saved by writing a new file and renaming it over the old one, so the file is always a whole state. The
 whole file is rewritten every time: fine for a few thousand entities, not for the national offer.
 
-``MemoryStore`` offers no persistence hook, so :meth:`JsonFileStore._save` and ``_restore`` read and set
-its internal state (``_state``, ``rorclient.store.memory._State``). That is the one shortcut this example
-takes; a store with storage of its own implements the :class:`rorclient.store.Store` protocol over it
-instead (see ``docs/stores.md``).
+Persistence uses ``MemoryStore``'s public pair :meth:`~rorclient.store.memory.MemoryStore.dump` /
+:meth:`~rorclient.store.memory.MemoryStore.restore` (a :class:`~rorclient.store.memory.MemorySnapshot`,
+plain models). A store with storage of its own implements the :class:`rorclient.store.Store` protocol
+over it instead, with the replacement rules of :mod:`rorclient.store.subtree` (see ``docs/stores.md``).
 """
 
 from __future__ import annotations
@@ -25,14 +25,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from rorclient.errors import ConfigError, StoreError
-from rorclient.store.base import Change, PendingEstablishment, RunReport, StoredEntity, SyncState
-from rorclient.store.memory import MemoryStore, _MemoryBulkLoad, _MemoryTransaction, _State
+from rorclient.store.base import BulkLoad, StoreTransaction
+from rorclient.store.memory import MemorySnapshot, MemoryStore
 
 __all__ = ["FORMAT", "JsonFileStore", "open_jsonfile_store"]
 
 SCHEME = "jsonfile://"
-FORMAT = 1
+FORMAT = 2
 """The version of the file layout; a file with another version is refused."""
 
 
@@ -59,14 +61,14 @@ class JsonFileStore(MemoryStore):
         return f"JsonFileStore({str(self.path)!r})"
 
     @contextmanager
-    def transaction(self, *, run_id: str | None = None) -> Iterator[_MemoryTransaction]:
+    def transaction(self, *, run_id: str | None = None) -> Iterator[StoreTransaction]:
         """:meth:`MemoryStore.transaction`, saved to the file once committed."""
         with super().transaction(run_id=run_id) as transaction:
             yield transaction
         self._save()
 
     @contextmanager
-    def bulk_load(self, *, source: str, run_id: str | None = None) -> Iterator[_MemoryBulkLoad]:
+    def bulk_load(self, *, source: str, run_id: str | None = None) -> Iterator[BulkLoad]:
         """:meth:`MemoryStore.bulk_load`, saved to the file once swapped in."""
         with super().bulk_load(source=source, run_id=run_id) as load:
             yield load
@@ -74,16 +76,7 @@ class JsonFileStore(MemoryStore):
 
     def _save(self) -> None:
         with self._save_lock:
-            state = self._state  # a committed state is never changed in place (its change log only grows)
-            document: dict[str, Any] = {
-                "format": FORMAT,
-                "entities": [row.model_dump(mode="json") for row in state.entities.values()],
-                "changes": [change.model_dump(mode="json") for change in list(state.changes)],
-                "sync": [item.model_dump(mode="json") for item in state.sync.values()],
-                "pending": [item.model_dump(mode="json") for item in state.pending.values()],
-                "runs": [[order, report.model_dump(mode="json")] for order, report in state.runs.values()],
-                "run_counter": state.run_counter,
-            }
+            document: dict[str, Any] = {"format": FORMAT, **self.dump().model_dump(mode="json")}
             partial = self.path.with_name(f"{self.path.name}.partial")
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -97,17 +90,10 @@ class JsonFileStore(MemoryStore):
             document = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
             raise StoreError(f"could not read the JSON file store {self.path}: {error}") from error
-        if not isinstance(document, dict) or document.get("format") != FORMAT:
+        if not isinstance(document, dict) or document.pop("format", None) != FORMAT:
             raise StoreError(f"{self.path} is not a JSON file store of format {FORMAT}")
-        entities = [StoredEntity.model_validate(item) for item in document["entities"]]
-        sync = [SyncState.model_validate(item) for item in document["sync"]]
-        pending = [PendingEstablishment.model_validate(item) for item in document["pending"]]
-        runs = [(int(order), RunReport.model_validate(item)) for order, item in document["runs"]]
-        self._state = _State(
-            entities={(row.kind, row.id): row for row in entities},
-            sync={state.source: state for state in sync},
-            pending={(item.source, item.establishment_id): item for item in pending},
-            runs={report.run_id: (order, report) for order, report in runs},
-            changes=[Change.model_validate(item) for item in document["changes"]],
-            run_counter=int(document["run_counter"]),
-        )
+        try:
+            snapshot = MemorySnapshot.model_validate(document)
+        except ValidationError as error:
+            raise StoreError(f"{self.path} holds an invalid JSON file store: {error}") from error
+        self.restore(snapshot)

@@ -13,7 +13,7 @@ Staging
 Swap
     One transaction on the store, holding the store's write lock (``pg_advisory_xact_lock``, shared
     with :meth:`PostgresStore.transaction`): log and upsert the staged rows that differ from the live
-    ones (``_subtree.change_for`` written in SQL), log and tombstone the live rows of the source that the
+    ones (``subtree.change_for`` written in SQL), log and tombstone the live rows of the source that the
     snapshot lacks, write the sync state, unregister the load and drop its table. Readers see the
     previous copy until the commit (MVCC). Activities, equipment and professionals without an
     establishment take their unit's, from the snapshot first, else from the live rows.
@@ -58,7 +58,7 @@ BATCH_SIZE = RowBatches.batch_size
 STAGING_PREFIX = "staging_"
 _UNIT_RANK = KIND_ORDER[EntityKind.UNIT]
 
-# The staged rows' change against the live rows: ``_subtree.change_for`` (``classify_change`` plus the
+# The staged rows' change against the live rows: ``subtree.change_for`` (``classify_change`` plus the
 # source takeover) written in SQL. Owners are resolved on the way (snapshot units first, then live ones).
 _CLASSIFIED = f"""WITH resolved AS (
     SELECT s.kind, s.id, s.kind_rank, s.parent, s.closed, s.content_hash,

@@ -70,7 +70,7 @@ _KIND_OF_RANK = (
     + " ".join(f"WHEN {rank} THEN '{kind.value}'" for kind, rank in KIND_ORDER.items())
     + " END"
 )
-# The staged rows' change against the live rows: ``_subtree.change_for`` (``classify_change`` plus the
+# The staged rows' change against the live rows: ``subtree.change_for`` (``classify_change`` plus the
 # source takeover) written in SQL. Owners are resolved on the way (snapshot units first, then live ones).
 # Every join on the live rows goes through the narrow ``entities_scan`` index, never the JSON rows.
 _CLASSIFIED = f"""WITH resolved AS (

@@ -6,7 +6,7 @@ whose version is above :data:`SCHEMA_VERSION` was written by a newer rorclient a
 append to :data:`MIGRATIONS`; an applied migration is never edited.
 
 The schema has no foreign keys on purpose: a unit may arrive before its establishment, a tombstone keeps
-pointing at owners that are gone, and the store's consistency rules live in ``_subtree``.
+pointing at owners that are gone, and the store's consistency rules live in ``subtree``.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 Everything lives in Python dicts guarded by locks. Writers are serialised; a transaction or a bulk load
 works on private copies of the dicts (copy on write) and publishes them in one reference swap when it
 succeeds, so readers in other threads always see the last committed state and an exception inside the
-``with`` block leaves nothing behind. Nothing survives :meth:`MemoryStore.close` or the process.
+``with`` block leaves nothing behind. Nothing survives :meth:`MemoryStore.close` or the process, unless
+the application keeps a :meth:`MemoryStore.dump` (a :class:`MemorySnapshot`, plain models that serialise
+to JSON) and gives it back to :meth:`MemoryStore.restore` later.
 """
 
 from __future__ import annotations
@@ -14,11 +16,14 @@ import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
+from pydantic import BaseModel, ConfigDict
+
 from rorclient.errors import DataError, StoreError
 from rorclient.models import Entity, EntityKind, Offer, Unit
-from rorclient.store import _subtree
+from rorclient.store import subtree
 from rorclient.store.base import (
     KIND_ORDER,
+    BulkLoad,
     Change,
     ChangeKind,
     ChangeSet,
@@ -28,6 +33,7 @@ from rorclient.store.base import (
     RunReport,
     StoredEntity,
     StoreStats,
+    StoreTransaction,
     SyncState,
     content_hash,
     name_key,
@@ -35,9 +41,26 @@ from rorclient.store.base import (
     utcnow,
 )
 
-__all__ = ["MemoryStore"]
+__all__ = ["MemorySnapshot", "MemoryStore"]
 
-Key = _subtree.Key
+Key = subtree.Key
+
+
+class MemorySnapshot(BaseModel):
+    """Everything a :class:`MemoryStore` holds: what :meth:`MemoryStore.dump` returns and
+    :meth:`MemoryStore.restore` takes. Plain models: ``model_dump_json()`` and ``model_validate_json()``
+    save and load it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    entities: tuple[StoredEntity, ...] = ()
+    """Live entities and tombstones."""
+    changes: tuple[Change, ...] = ()
+    """The change log, oldest first."""
+    sync: tuple[SyncState, ...] = ()
+    pending: tuple[PendingEstablishment, ...] = ()
+    runs: tuple[RunReport, ...] = ()
+    """In the order they were first recorded."""
 
 
 @dataclasses.dataclass
@@ -102,7 +125,7 @@ class MemoryStore:
     def find(self, query: EntityQuery) -> Page:
         state = self._check_open()
         matches = _Matcher(query, state.entities.values())
-        rows = sorted((row for row in state.entities.values() if matches(row)), key=_subtree.sort_key)
+        rows = sorted((row for row in state.entities.values() if matches(row)), key=subtree.sort_key)
         items = tuple(rows[query.offset : query.offset + query.limit])
         end = query.offset + len(items)
         return Page(items=items, total=len(rows), next_offset=end if end < len(rows) else None)
@@ -123,7 +146,7 @@ class MemoryStore:
             and (source is None or row.source == source)
             and (include_deleted or not row.deleted)
         ]
-        rows.sort(key=_subtree.sort_key)
+        rows.sort(key=subtree.sort_key)
         yield from rows
 
     def stats(self) -> StoreStats:
@@ -175,9 +198,41 @@ class MemoryStore:
         )
         return [report for _, report in entries[:limit]]
 
+    # ---- persistence ---------------------------------------------------------------------------
+    def dump(self) -> MemorySnapshot:
+        """Everything the store holds now (the last committed state), as plain models."""
+        state = self._check_open()
+        with self._state_lock:
+            changes = tuple(state.changes)
+        runs = sorted(state.runs.values(), key=lambda entry: entry[0])
+        return MemorySnapshot(
+            entities=tuple(state.entities.values()),
+            changes=changes,
+            sync=tuple(state.sync.values()),
+            pending=tuple(state.pending.values()),
+            runs=tuple(report for _, report in runs),
+        )
+
+    def restore(self, snapshot: MemorySnapshot) -> None:
+        """Replace everything the store holds by ``snapshot``: readers see the old content or the new,
+        never a mix; a transaction or bulk load in another thread finishes first."""
+        restored = _State(
+            entities={(row.kind, row.id): row for row in snapshot.entities},
+            sync={state.source: state for state in snapshot.sync},
+            pending={(item.source, item.establishment_id): item for item in snapshot.pending},
+            runs={report.run_id: (order, report) for order, report in enumerate(snapshot.runs, 1)},
+            changes=list(snapshot.changes),
+            run_counter=len(snapshot.runs),
+        )
+        self._check_open()
+        if getattr(self._writing, "active", False):
+            raise StoreError("cannot restore a memory store inside one of its transactions or bulk loads")
+        with self._write_lock, self._state_lock:
+            self._state = restored
+
     # ---- writes ----------------------------------------------------------------------------------
     @contextmanager
-    def transaction(self, *, run_id: str | None = None) -> Iterator[_MemoryTransaction]:
+    def transaction(self, *, run_id: str | None = None) -> Iterator[StoreTransaction]:
         """Atomic writes: everything done through the yielded transaction is published together."""
         with self._writer() as work:
             transaction = _MemoryTransaction(self, work, run_id)
@@ -187,7 +242,7 @@ class MemoryStore:
                 transaction._open = False
 
     @contextmanager
-    def bulk_load(self, *, source: str, run_id: str | None = None) -> Iterator[_MemoryBulkLoad]:
+    def bulk_load(self, *, source: str, run_id: str | None = None) -> Iterator[BulkLoad]:
         """Stage a full snapshot of ``source``; it replaces that source's rows when the block exits."""
         self._check_open()
         load = _MemoryBulkLoad(self, source, run_id)
@@ -288,7 +343,7 @@ def _code_of(row: StoredEntity) -> str | None:
 
 
 class _MemoryRows:
-    """:class:`_subtree.RowAccess` over a private state copy; ``log`` records each change."""
+    """:class:`subtree.RowAccess` over a private state copy; ``log`` records each change."""
 
     def __init__(self, work: _State, log: Callable[[StoredEntity, ChangeKind], None]) -> None:
         self.work = work
@@ -355,7 +410,7 @@ class _MemoryTransaction:
         keep: Collection[str] = (),
     ) -> ChangeSet:
         now = utcnow()
-        return _subtree.replace_establishment(
+        return subtree.replace_establishment(
             self._rows(source, now),
             offer,
             source=source,
@@ -366,13 +421,11 @@ class _MemoryTransaction:
 
     def replace_unit(self, offer: Offer, *, source: str, unit_id: str) -> ChangeSet:
         now = utcnow()
-        return _subtree.replace_unit(self._rows(source, now), offer, source=source, unit_id=unit_id, now=now)
+        return subtree.replace_unit(self._rows(source, now), offer, source=source, unit_id=unit_id, now=now)
 
     def delete_establishment(self, establishment_id: str, *, source: str) -> ChangeSet:
         now = utcnow()
-        return _subtree.delete_establishment(
-            self._rows(source, now), establishment_id, source=source, now=now
-        )
+        return subtree.delete_establishment(self._rows(source, now), establishment_id, source=source, now=now)
 
     def set_sync_state(self, state: SyncState) -> None:
         self._check_open()
@@ -499,7 +552,7 @@ class _MemoryBulkLoad:
             new = stored_entity(
                 entity, source=self._source, establishment=self._establishment_of(entity, live)
             )
-            change = _subtree.change_for(live.get(key), new)
+            change = subtree.change_for(live.get(key), new)
             if change is not None:
                 planned.append((new, change))
         gone = [
@@ -507,7 +560,7 @@ class _MemoryBulkLoad:
             for key, row in live.items()
             if row.source == self._source and not row.deleted and key not in self._staged
         ]
-        planned += [(row, ChangeKind.DELETED) for row in sorted(gone, key=_subtree.sort_key)]
+        planned += [(row, ChangeKind.DELETED) for row in sorted(gone, key=subtree.sort_key)]
         return planned
 
     def _establishment_of(self, entity: Entity, live: Mapping[Key, StoredEntity]) -> str | None:

@@ -54,7 +54,7 @@ from psycopg.rows import TupleRow
 
 from rorclient.errors import ConfigError, StoreError
 from rorclient.models import EntityKind
-from rorclient.store import _subtree
+from rorclient.store import subtree
 from rorclient.store._pg_bulk import PostgresBulkLoad, clean_abandoned_loads, start_bulk_load
 from rorclient.store._pg_connect import connect, lock_key, translate_errors
 from rorclient.store._pg_rows import (
@@ -508,9 +508,9 @@ _INSERT_CHANGE = (
 _TOMBSTONE = "UPDATE entities SET deleted_at = %s WHERE kind_rank = %s AND id = %s"
 
 
-class _PostgresTransaction(_subtree.SubtreeWrites):
+class _PostgresTransaction(subtree.SubtreeWrites):
     """The :class:`~rorclient.store.StoreTransaction` of :class:`PostgresStore` (and its
-    ``_subtree.RowAccess``). Writes are queued and sent in batches (``executemany``, pipelined) before
+    ``subtree.RowAccess``). Writes are queued and sent in batches (``executemany``, pipelined) before
     the next read and at commit, so replacing a large establishment costs a few round trips."""
 
     def __init__(self, connection: Connection, run_id: str | None, last_seq: int) -> None:
@@ -555,11 +555,11 @@ class _PostgresTransaction(_subtree.SubtreeWrites):
         return self._at
 
     # ---- RowAccess -------------------------------------------------------------------------------
-    def heads(self, keys: Collection[_subtree.Key]) -> Mapping[_subtree.Key, StoredEntity]:
+    def heads(self, keys: Collection[subtree.Key]) -> Mapping[subtree.Key, StoredEntity]:
         ids_by_kind: dict[EntityKind, list[str]] = defaultdict(list)
         for kind, id_ in keys:
             ids_by_kind[kind].append(id_)
-        result: dict[_subtree.Key, StoredEntity] = {}
+        result: dict[subtree.Key, StoredEntity] = {}
         for kind, ids in ids_by_kind.items():
             rows = self._fetch(
                 f"SELECT {HEAD_COLUMNS} FROM entities WHERE kind_rank = %s AND id = ANY(%s)",

@@ -36,7 +36,7 @@ from typing import Any
 
 from rorclient.errors import ConfigError, StoreError
 from rorclient.models import EntityKind
-from rorclient.store import _subtree
+from rorclient.store import subtree
 from rorclient.store._rows import sortable
 from rorclient.store._sqlite_bulk import SqliteBulkLoad, clean_abandoned_loads, start_bulk_load
 from rorclient.store._sqlite_rows import (
@@ -449,9 +449,9 @@ def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
         yield values[start : start + _CHUNK]
 
 
-class _SqliteTransaction(_subtree.SubtreeWrites):
+class _SqliteTransaction(subtree.SubtreeWrites):
     """The :class:`~rorclient.store.StoreTransaction` of :class:`SqliteStore` (and its
-    ``_subtree.RowAccess``): every method runs inside the store transaction's connection."""
+    ``subtree.RowAccess``): every method runs inside the store transaction's connection."""
 
     def __init__(self, connection: sqlite3.Connection, path: Path, run_id: str | None) -> None:
         self._connection = connection
@@ -473,11 +473,11 @@ class _SqliteTransaction(_subtree.SubtreeWrites):
         return now
 
     # ---- RowAccess -------------------------------------------------------------------------------
-    def heads(self, keys: Collection[_subtree.Key]) -> Mapping[_subtree.Key, StoredEntity]:
+    def heads(self, keys: Collection[subtree.Key]) -> Mapping[subtree.Key, StoredEntity]:
         ids_by_kind: dict[EntityKind, list[str]] = defaultdict(list)
         for kind, id_ in keys:
             ids_by_kind[kind].append(id_)
-        result: dict[_subtree.Key, StoredEntity] = {}
+        result: dict[subtree.Key, StoredEntity] = {}
         for kind, ids in ids_by_kind.items():
             for chunk in _chunks(ids):
                 marks = ",".join("?" * len(chunk))

@@ -1,8 +1,12 @@
-"""Subtree replacement shared by the built-in stores.
+"""The subtree replacement rules, shared by every store (built-in and third-party).
 
 :meth:`StoreTransaction.replace_establishment`, ``replace_unit`` and ``delete_establishment`` have one
 meaning whatever the backend; this module computes what they write against :class:`RowAccess`, a small
-view of the stored rows that each store implements over its own storage (SQL, dicts).
+view of the stored rows that each store implements over its own storage (SQL, dicts, anything). A
+third-party store implements :class:`RowAccess` and calls :func:`replace_establishment`,
+:func:`replace_unit` and :func:`delete_establishment` (or, when its transaction object is itself the
+:class:`RowAccess`, inherits :class:`SubtreeWrites`), and gets the same creates, updates, closures,
+moves and tombstones as the built-in stores. See ``docs/stores.md``.
 
 Rules (pinned by :mod:`rorclient.testing.store_conformance`):
 
@@ -38,10 +42,12 @@ from rorclient.store.base import (
 __all__ = [
     "Key",
     "RowAccess",
+    "SubtreeWrites",
     "change_for",
     "delete_establishment",
     "replace_establishment",
     "replace_unit",
+    "sort_key",
 ]
 
 Key = tuple[EntityKind, str]
