@@ -142,7 +142,14 @@ def test_the_sandbox_command_serves_until_interrupted(tmp_path: Path) -> None:
         assert code == 0
     finally:
         process.send_signal(signal.SIGINT)
-        process.wait(timeout=20)
+        try:  # communicate() drains the pipe: a sandbox blocked writing to it would never stop
+            output, _ = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+            raise AssertionError(f"the sandbox did not stop on Ctrl-C within 60 s:\n{output}") from None
+    assert "Stopping the sandbox." in output
+    assert process.returncode == 0
 
 
 def test_pull_sync_refresh_status_from_the_command_line(

@@ -47,6 +47,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _ZIP_MAGIC = b"PK\x03\x04"
 _EMPTY_ZIP_MAGIC = b"PK\x05\x06"
 _SNIFF_CHUNK = 64 * 1024
+_FEED_SLICE = 1024
 _DECOMPRESSION_ERRORS = (OSError, EOFError, zlib.error, zipfile.BadZipFile, NotImplementedError, RuntimeError)
 
 
@@ -206,18 +207,21 @@ def _sniff_root(stream: _Readable, name: str) -> tuple[str, str | None, _Readabl
         seen.append(chunk)
         size += len(chunk)
         try:
-            parser.feed(chunk)
-            for event, element in parser.read_events():
-                tag = str(element.tag)
-                if root_tag is None:
-                    _check_no_dtd(element, name)
-                    root_tag = tag
-                    if tag != SOAP_ENVELOPE:
-                        return root_tag, root_tag, _PrefixedReader(b"".join(seen), stream)
-                elif event == "start" and _parent_tag(element) == SOAP_BODY:
-                    return root_tag, tag, _PrefixedReader(b"".join(seen), stream)
-                elif event == "end" and tag in (SOAP_BODY, SOAP_ENVELOPE):
-                    return root_tag, None, _PrefixedReader(b"".join(seen), stream)
+            # Fed in slices: the tags are known after a few hundred bytes, and a small document (a
+            # Lecture answer) is then not parsed twice, here and by the reader.
+            for start in range(0, len(chunk), _FEED_SLICE):
+                parser.feed(chunk[start : start + _FEED_SLICE])
+                for event, element in parser.read_events():
+                    tag = str(element.tag)
+                    if root_tag is None:
+                        _check_no_dtd(element, name)
+                        root_tag = tag
+                        if tag != SOAP_ENVELOPE:
+                            return root_tag, root_tag, _PrefixedReader(b"".join(seen), stream)
+                    elif event == "start" and _parent_tag(element) == SOAP_BODY:
+                        return root_tag, tag, _PrefixedReader(b"".join(seen), stream)
+                    elif event == "end" and tag in (SOAP_BODY, SOAP_ENVELOPE):
+                        return root_tag, None, _PrefixedReader(b"".join(seen), stream)
         except etree.XMLSyntaxError as exc:
             if any(b"<!DOCTYPE" in part for part in seen):  # libxml2 may choke on the DTD itself
                 raise DataError("DTDs are not allowed", line=exc.lineno or None, source=name) from exc
