@@ -105,7 +105,12 @@ def test_missing_source_name_is_a_usage_error(tmp_path: Path, capsys: pytest.Cap
     assert code == 2 and "--source" in err
 
 
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def test_the_sandbox_command_serves_until_interrupted(tmp_path: Path) -> None:
+    """Even started as a shell script's background job (SIGINT inherited ignored), Ctrl-C stops it."""
     config = tmp_path / "client.toml"
     process = subprocess.Popen(
         [
@@ -126,6 +131,7 @@ def test_the_sandbox_command_serves_until_interrupted(tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        preexec_fn=_ignore_sigint,
     )
     try:
         assert process.stdout is not None

@@ -353,7 +353,7 @@ def serve_forever(
         host=host,
         **settings,
     )
-    with sandbox, _stop_on_sigterm(stop):
+    with sandbox, _stop_on_signals(stop):
         pki = sandbox.pki
         size = f"{sandbox.establishment_count()} establishments, seed {seed}"
         announce(f"ROR sandbox listening on {sandbox.base_url} ({size})")
@@ -379,7 +379,9 @@ def serve_forever(
 
 
 @contextlib.contextmanager
-def _stop_on_sigterm(stop: threading.Event) -> Iterator[None]:
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Set ``stop`` on SIGTERM and SIGINT. SIGINT is handled explicitly: a process started in the
+    background by a non-interactive shell inherits it ignored, and would otherwise never stop on it."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -387,11 +389,12 @@ def _stop_on_sigterm(stop: threading.Event) -> Iterator[None]:
     def handler(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, action in previous.items():
+            signal.signal(signum, action)
 
 
 def pytest_fixture(
