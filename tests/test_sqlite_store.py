@@ -404,3 +404,15 @@ def test_new_store_files_use_large_pages_and_old_ones_keep_theirs(tmp_path: Path
         store.close()
     with sqlite3.connect(old) as connection:
         assert connection.execute("PRAGMA page_size").fetchone()[0] == 4096
+
+
+def test_staged_rows_carry_the_entity_json_and_content_hash_of_every_kind() -> None:
+    from rorclient.store._rows import staged_row
+    from rorclient.store.base import content_hash
+
+    entities = list(sample_offer().entities())
+    assert {entity.kind for entity in entities} == set(EntityKind)
+    for entity in entities:
+        row = staged_row(entity)
+        assert row[-1] == entity.model_dump_json()
+        assert row[-2] == content_hash(entity)

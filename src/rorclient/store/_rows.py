@@ -75,11 +75,6 @@ def sortable(moment: dt.datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
-def hash_json(data: str) -> str:
-    """:func:`rorclient.store.base.content_hash` of an entity whose ``model_dump_json()`` is ``data``."""
-    return hashlib.sha256(data.encode()).hexdigest()[:32]
-
-
 def code_of(entity: Entity) -> str | None:
     """The TRE_R211/TRE_R212 code of an activity or equipment (what ``activity_code`` filters on)."""
     if entity.kind is EntityKind.ACTIVITY or entity.kind is EntityKind.EQUIPMENT:
@@ -96,7 +91,8 @@ def staged_row(entity: Entity) -> tuple[Any, ...]:
     listing one; activities, equipment and other professionals carry ``unit_ref`` instead and get their
     unit's establishment at swap time.
     """
-    data = entity.model_dump_json()
+    raw = entity.__pydantic_serializer__.to_json(entity)  # model_dump_json() without str round trip
+    data = raw.decode()
     establishment: str | None = None
     unit_ref: str | None = None
     code: str | None = None
@@ -126,6 +122,6 @@ def staged_row(entity: Entity) -> tuple[Any, ...]:
         code,
         entity.record.updated.isoformat(),
         int(entity.closed),
-        hash_json(data),
+        hashlib.sha256(raw).hexdigest()[:32],
         data,
     )

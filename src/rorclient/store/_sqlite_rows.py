@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from rorclient.errors import StoreError
 from rorclient.models import ENTITY_ADAPTER, EntityKind
-from rorclient.store._rows import code_of, from_text, hash_json, staged_row, to_text
+from rorclient.store._rows import code_of, from_text, staged_row, to_text
 from rorclient.store.base import KIND_ORDER, StoredEntity, SyncState, name_key
 
 __all__ = [
@@ -28,7 +28,6 @@ __all__ = [
     "decode_head",
     "decode_row",
     "from_text",
-    "hash_json",
     "live_row",
     "staged_row",
     "sync_state_row",
