@@ -8,6 +8,9 @@ from typing import Any
 
 import pytest
 
+# Before any test module imports it (whichever is collected first): readable assertion failures.
+pytest.register_assert_rewrite("rorclient.testing.store_conformance")
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("RORCLIENT_SHARED_DIR", REPO.parent / "shared"))
 SPEC = SHARED / "ror-spec"
