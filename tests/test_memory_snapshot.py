@@ -83,3 +83,34 @@ def test_restore_inside_a_transaction_is_refused() -> None:
     with store.transaction(), pytest.raises(StoreError, match="inside one of its transactions"):
         store.restore(MemorySnapshot())
     assert store.stats().by_kind
+
+
+def test_restore_inside_a_bulk_load_is_refused() -> None:
+    store = _busy_store()
+    with store.bulk_load(source="other") as bulk:
+        with pytest.raises(StoreError, match="bulk loads"):
+            store.restore(MemorySnapshot())
+        bulk.abort()
+    assert store.stats().by_kind
+
+
+def test_a_dump_is_one_commit_even_when_another_commit_lands_during_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every change in a dump names an entity of the same dump (entities are never removed)."""
+    store = _busy_store()
+    check_open = store._check_open
+    armed = [True]
+
+    def check_open_then_commit() -> object:
+        state = check_open()
+        if armed[0]:  # another writer commits right after dump() starts
+            armed[0] = False
+            apply_site(store, site(EG1, unit("11/1", EG1), unit("11/999", EG1)))
+        return state
+
+    monkeypatch.setattr(store, "_check_open", check_open_then_commit)
+    snapshot = store.dump()
+    assert not armed[0]
+    held = {(row.kind, row.id) for row in snapshot.entities}
+    assert all((change.kind, change.id) in held for change in snapshot.changes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,9 +16,10 @@ import pytest
 
 from rorclient import _parallel_load
 from rorclient.csd import _index, read_csd, read_share
-from rorclient.errors import DataError, RorError
+from rorclient.errors import ConfigError, DataError, RemoteError, RorError
 from rorclient.loader import load_files
 from rorclient.models import Entity
+from rorclient.ror.errors import HttpStatusError, ServerFaultError
 from rorclient.sandbox.dataset import write_extraction
 from rorclient.store import open_store
 from rorclient.store.base import Store, StoredEntity, SyncState, utcnow
@@ -346,3 +348,118 @@ def test_a_stopped_pull_stops_its_readers_and_commits_nothing(tmp_path: Path) ->
         _pull(f"sqlite:///{tmp_path / 'store.db'}", _extraction(tmp_path), readers=2, stop=stop)
     with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
         assert _snapshot(store) == []
+
+
+# -- process handling (found in review) ----------------------------------------------------------
+
+
+def test_an_empty_first_identifiant_oi_is_read_alike_by_every_share() -> None:
+    empty_first = docs.facility("f1", "93/1", eg="eg").replace(
+        '<otherID code="93/1" assigningAuthorityName="X"/>',
+        '<otherID code="" assigningAuthorityName="X"/><otherID code="93/1" assigningAuthorityName="Y"/>',
+    )
+    document = docs.csd(
+        **docs.simple_offer(facilities=[empty_first, docs.facility("f2", "93/2", eg="eg", parent="f1")])
+    )
+    expected = _content(read_csd(document))
+    got = sorted(item for share in range(2) for item in _content(read_share(document, share, 2)))
+    assert got == expected
+
+
+_WRITE_HALF_A_MESSAGE = """
+import os, struct
+from rorclient import _parallel_load
+
+real = _parallel_load._read_share
+
+def dying(connection, inherited, path, share, shares, moment):
+    if share == 1:  # killed in the middle of sending a batch: a length header, then only part of it
+        os.write(connection.fileno(), struct.pack("!i", 4096) + b"partial")
+        os._exit(9)
+    real(connection, inherited, path, share, shares, moment)
+
+_parallel_load._read_share = dying
+"""
+
+
+@pytest.mark.usefixtures("small_files_in_parallel")
+def test_a_reader_killed_in_the_middle_of_a_batch_fails_the_load_cleanly(tmp_path: Path) -> None:
+    namespace: dict[str, Any] = {}
+    exec(_WRITE_HALF_A_MESSAGE, namespace)
+    try:
+        url = f"sqlite:///{tmp_path / 'store.db'}"
+        with open_store(url) as store:
+            with pytest.raises(RorError, match=r"reader process 1 of .* died"):
+                load_files(store, [_extraction(tmp_path)], readers=2)
+            assert _snapshot(store) == []
+            assert store.runs(limit=1)[0].status == "failed"
+    finally:
+        _parallel_load._read_share = namespace["real"]
+
+
+_STUBBORN_PARENT = """
+import signal, sys
+from pathlib import Path
+from rorclient import _parallel_load
+from rorclient.store import open_store
+
+signal.signal(signal.SIGTERM, lambda *_: None)  # a graceful-stop handler, as the daemon installs
+
+def refuse(count, read):
+    raise RuntimeError("stop here")
+
+with open_store("sqlite:///" + sys.argv[2]) as store, store.bulk_load(source="s") as bulk:
+    try:
+        _parallel_load.read_in_parallel(Path(sys.argv[1]), bulk, 2, on_rows=refuse)
+    except RuntimeError:
+        bulk.abort()
+        print("stopped")
+"""
+
+
+def test_readers_stop_when_the_loading_process_stops_reading(tmp_path: Path) -> None:
+    """Readers blocked on a full pipe, in a process whose SIGTERM handler does not exit: the load
+    still ends (readers ignore the inherited handler and hold no end of the loading process's pipes)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "extraction.xml"
+    write_extraction(path, seed=3, establishments=120)  # more than a batch a share: sends block
+    done = subprocess.run(
+        [sys.executable, "-c", _STUBBORN_PARENT, str(path), str(tmp_path / "store.db")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "stopped"
+
+
+@pytest.mark.usefixtures("small_files_in_parallel")
+def test_progress_never_goes_backwards_with_readers(tmp_path: Path) -> None:
+    path = tmp_path / "extraction.xml"
+    write_extraction(path, seed=3, establishments=120)
+    seen: list[int] = []
+    with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        report = load_files(store, [path], readers=2, progress=lambda p: seen.append(p.bytes_read))
+    assert report.readers == 2
+    assert len(seen) > 2 and seen == sorted(seen) and seen[-1] > 0
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        DataError("invalid xs:date 'x'", path="/CSD/facilityDirectory/facility[2]", line=7, source="f.xml"),
+        RemoteError(405, "no such establishment"),
+        HttpStatusError(503, "busy"),
+        ServerFaultError(None, "try later", soap_code="soap:Receiver"),
+        ConfigError("no file to load"),
+    ],
+    ids=lambda error: type(error).__name__,
+)
+def test_errors_keep_their_class_and_details_across_processes(error: RorError) -> None:
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error)
+    assert str(copy) == str(error)
+    assert copy.__dict__ == error.__dict__
+    assert copy.retryable == error.retryable

@@ -13,11 +13,13 @@ that runs other threads cannot fork safely, so it reads alone (see :func:`usable
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import multiprocessing
 import os
 import pickle
+import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +48,7 @@ MIN_PARALLEL_BYTES = 32 * 1024 * 1024
 #: At most this many readers by default: each parses the whole file, so more stop paying off.
 MAX_DEFAULT_READERS = 4
 _BATCH_ROWS = 1_000
+_JOIN_TIMEOUT = 5.0  # seconds a reader gets to end after terminate() before it is killed
 
 _ROWS, _DONE, _FAILED = "rows", "done", "failed"
 
@@ -110,28 +113,31 @@ def read_in_parallel(
     processes: list[Any] = []
     pending: dict[Connection, int] = {}
     entities = 0
+    furthest = 0  # bytes read by the first reader, never reported backwards
     newest: dt.datetime | None = None
     try:
         for share in range(readers):
             receiver, sender = context.Pipe(duplex=False)
+            pending[receiver] = share
             process = context.Process(
                 target=_read_share,
-                args=(sender, path, share, readers, moment),
+                args=(sender, list(pending), path, share, readers, moment),
                 name=f"rorclient-reader-{share}",
                 daemon=True,
             )
-            process.start()
-            sender.close()
+            try:
+                process.start()
+            finally:
+                sender.close()
             processes.append(process)
-            pending[receiver] = share
         while pending:
             for ready in wait(list(pending)):
                 assert isinstance(ready, Connection)
                 share = pending[ready]
                 try:
                     message = ready.recv()
-                except EOFError:
-                    processes[share].join()
+                except (EOFError, OSError):  # a reader killed before or in the middle of a message
+                    processes[share].join(_JOIN_TIMEOUT)
                     raise RorError(
                         f"reader process {share} of {path} died (exit code {processes[share].exitcode})"
                     ) from None
@@ -139,7 +145,8 @@ def read_in_parallel(
                     rows: list[tuple[Any, ...]] = message[1]
                     bulk.add_staged_rows(rows)
                     entities += len(rows)
-                    on_rows(len(rows), message[2])
+                    furthest = max(furthest, message[2])
+                    on_rows(len(rows), furthest)
                 elif message[0] == _DONE:
                     del pending[ready]
                     ready.close()
@@ -150,22 +157,32 @@ def read_in_parallel(
                     raise message[1]
     finally:
         for connection in pending:
-            connection.close()
+            connection.close()  # a reader still writing gets EPIPE
         for process in processes:
             if process.is_alive():
                 process.terminate()
-            process.join()
+            process.join(_JOIN_TIMEOUT)
+            if process.is_alive():
+                process.kill()
+                process.join()
     return FileResult(entities=entities, newest=newest)
 
 
 def _read_share(
     connection: Connection,
+    inherited: list[Connection],
     path: Path,
     share: int,
     shares: int,
     moment: Callable[[dt.datetime], dt.datetime],
 ) -> None:
     """A reader process: stage rows of one share and send them in batches, then the newest update."""
+    # The loading process decides when to stop: a handler it installed (the daemon's graceful SIGTERM)
+    # must not keep a reader alive after terminate(), and Ctrl-C reaches the loading process too.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for receiver in inherited:  # the loading process's ends: held open here, a full pipe never breaks
+        receiver.close()
     read = 0
 
     def count_bytes(done: int) -> None:
@@ -187,8 +204,9 @@ def _read_share(
                 batch = []
         connection.send((_ROWS, batch, read))
         connection.send((_DONE, newest))
-    except BaseException as error:
-        connection.send((_FAILED, _portable(error)))
+    except BaseException as error:  # whatever stops a reader is the load's error
+        with contextlib.suppress(OSError):  # the loading process may already be gone
+            connection.send((_FAILED, _portable(error)))
     finally:
         connection.close()
 

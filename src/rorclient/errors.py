@@ -36,6 +36,11 @@ class RorError(Exception):
     #: Process exit code the command line uses for this family of errors (see docs/cli.md).
     exit_code: ClassVar[int] = 1
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors cross process boundaries (reader processes): keep the class, message and attributes,
+        # whatever the subclass's constructor takes.
+        return _rebuild_error, (type(self), self.args, self.__dict__.copy())
+
 
 class ConfigError(RorError):
     """The settings, a command-line option or a store URL cannot be used as given."""
@@ -65,9 +70,6 @@ class DataError(RorError):
         self.line = line
         self.source = source
         super().__init__(self._render())
-
-    def __reduce__(self) -> tuple[Any, ...]:  # keep path, line and source across processes (pickle)
-        return _rebuild_data_error, (self.message, self.path, self.line, self.source)
 
     def _render(self) -> str:
         where = []
@@ -113,9 +115,9 @@ class RemoteError(RorError):
         self.message = message
         super().__init__(f"ROR error {code}: {message}" if code is not None else f"ROR error: {message}")
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        return RemoteError, (self.code, self.message)
 
-
-def _rebuild_data_error(message: str, path: str | None, line: int | None, source: str | None) -> DataError:
-    return DataError(message, path=path, line=line, source=source)
+def _rebuild_error(cls: type[RorError], args: tuple[Any, ...], state: dict[str, Any]) -> RorError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error

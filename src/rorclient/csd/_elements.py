@@ -782,17 +782,19 @@ class ElementParser:
         """What the document's other facilities and devices need of a facility: its ids, its
         ``parentFacility`` and its ``equipment`` links; no fields, no services, no validation."""
         part = FacilityPart(self.entity_ref(element), "", {})
+        has_id = False
         for child in element:
             tag = child.tag
-            if tag == OTHER_ID and not part.business_id:
+            if tag == OTHER_ID and not has_id:  # the first otherID, whatever its code, as facility()
                 part.business_id = self.required_attribute(child, "code")
+                has_id = True
             elif tag == EXTENSION:
                 for sub in child:
                     if sub.tag == EQUIPMENT:
                         part.equipment.append((self.entity_ref(sub), sub))
                     elif sub.tag == PARENT_FACILITY and part.parent is None:
                         part.parent = (self.entity_ref(sub), sub)
-        if not part.business_id:
+        if not has_id:
             raise self.error("facility without otherID: no identifiantOI", element)
         return part
 

@@ -160,12 +160,14 @@ def read_share(
 ) -> Iterator[Entity]:
     """One of ``shares`` disjoint parts of what :func:`read_csd` yields, for readers running in parallel.
 
-    Every reader parses the whole document and checks all of it that references need (ids,
-    duplicates, dangling references, cycles), but builds and yields only the entities it owns: in each
-    directory, the ``position``-th entity (1-based) belongs to share ``position % shares``; activities
-    go with their facility, equipment with its device, establishments with their own position. The
-    shares together yield exactly the entities of :func:`read_csd`, each once, in a different order.
-    An entity's own invalid content is reported only by the reader of its share.
+    Every reader parses the whole document and checks what links entities together (ids and their
+    duplicates, parents dangling or in a cycle, equipment links), but builds and yields only the
+    entities it owns: in each directory, the ``position``-th entity (1-based) belongs to share
+    ``position % shares``; activities go with their facility, equipment with its device. An entity's
+    own content and own references (a facility's organization and services, a provider's links) are
+    checked by its share only. Whatever :func:`read_csd` refuses, some share refuses; for an accepted
+    document the shares together yield exactly the entities of :func:`read_csd`, each once, in a
+    different order.
     """
     if not 0 <= share < shares:
         raise ValueError(f"share {share} is not one of {shares} shares")

@@ -29,6 +29,7 @@ import signal
 import ssl
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -353,7 +354,7 @@ def serve_forever(
         host=host,
         **settings,
     )
-    with sandbox, _stop_on_signals(stop):
+    with sandbox, _stop_on_signals() as signalled:
         pki = sandbox.pki
         size = f"{sandbox.establishment_count()} establishments, seed {seed}"
         announce(f"ROR sandbox listening on {sandbox.base_url} ({size})")
@@ -371,27 +372,35 @@ def serve_forever(
             announce(f"  client configuration:  {sandbox.write_client_config(write_config)}")
         announce("Press Ctrl-C to stop.")
         try:
-            while not stop.wait(0.5):
-                pass
+            while not (stop.is_set() or signalled.requested):
+                time.sleep(0.2)
         except KeyboardInterrupt:
             pass
         announce("Stopping the sandbox.")
 
 
+class _Signalled:
+    """A stop request from a signal handler: a plain attribute, since a handler that took a lock (as
+    ``threading.Event.set`` does) could deadlock on the very lock the interrupted code holds."""
+
+    requested = False
+
+
 @contextlib.contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """Set ``stop`` on SIGTERM and SIGINT. SIGINT is handled explicitly: a process started in the
-    background by a non-interactive shell inherits it ignored, and would otherwise never stop on it."""
+def _stop_on_signals() -> Iterator[_Signalled]:
+    """Note SIGTERM and SIGINT. SIGINT is handled explicitly: a process started in the background by a
+    non-interactive shell inherits it ignored, and would otherwise never stop on it."""
+    signalled = _Signalled()
     if threading.current_thread() is not threading.main_thread():
-        yield
+        yield signalled
         return
 
     def handler(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        signalled.requested = True
 
     previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
-        yield
+        yield signalled
     finally:
         for signum, action in previous.items():
             signal.signal(signum, action)

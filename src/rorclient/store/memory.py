@@ -201,8 +201,9 @@ class MemoryStore:
     # ---- persistence ---------------------------------------------------------------------------
     def dump(self) -> MemorySnapshot:
         """Everything the store holds now (the last committed state), as plain models."""
-        state = self._check_open()
-        with self._state_lock:
+        self._check_open()
+        with self._state_lock:  # the state and its change log of one commit (the log is shared, growing)
+            state = self._state
             changes = tuple(state.changes)
         runs = sorted(state.runs.values(), key=lambda entry: entry[0])
         return MemorySnapshot(
@@ -225,7 +226,7 @@ class MemoryStore:
             run_counter=len(snapshot.runs),
         )
         self._check_open()
-        if getattr(self._writing, "active", False):
+        if getattr(self._writing, "active", False) or getattr(self._writing, "loads", 0):
             raise StoreError("cannot restore a memory store inside one of its transactions or bulk loads")
         with self._write_lock, self._state_lock:
             self._state = restored
@@ -246,11 +247,13 @@ class MemoryStore:
         """Stage a full snapshot of ``source``; it replaces that source's rows when the block exits."""
         self._check_open()
         load = _MemoryBulkLoad(self, source, run_id)
+        self._writing.loads = getattr(self._writing, "loads", 0) + 1  # restore() refuses to run inside
         try:
             yield load
             if not load._aborted:
                 load._swap()
         finally:
+            self._writing.loads -= 1
             load._staged.clear()
             load._finished = True
 
