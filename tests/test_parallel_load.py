@@ -463,3 +463,11 @@ def test_errors_keep_their_class_and_details_across_processes(error: RorError) -
     assert str(copy) == str(error)
     assert copy.__dict__ == error.__dict__
     assert copy.retryable == error.retryable
+
+
+@pytest.mark.parametrize(("cores", "readers"), [(None, 1), (1, 1), (2, 2), (16, 2)])
+def test_the_default_is_two_readers_to_stay_within_the_memory_budget(
+    monkeypatch: pytest.MonkeyPatch, cores: int | None, readers: int
+) -> None:
+    monkeypatch.setattr(_parallel_load.os, "cpu_count", lambda: cores)
+    assert _parallel_load.default_readers() == readers

@@ -45,8 +45,9 @@ logger = logging.getLogger("rorclient.load")
 
 #: Files smaller than this are read by one process: starting readers would cost more than it saves.
 MIN_PARALLEL_BYTES = 32 * 1024 * 1024
-#: At most this many readers by default: each parses the whole file, so more stop paying off.
-MAX_DEFAULT_READERS = 4
+#: At most this many readers by default. Each reader parses the whole file (more pay off less and
+#: less) and costs about 40 MB: two keep a national load under 250 MB; ask for more with ``readers``.
+MAX_DEFAULT_READERS = 2
 _BATCH_ROWS = 1_000
 _JOIN_TIMEOUT = 5.0  # seconds a reader gets to end after terminate() before it is killed
 
@@ -73,7 +74,7 @@ def later(a: dt.datetime, b: dt.datetime) -> bool:
 
 
 def default_readers() -> int:
-    """Reader processes used when none is asked for: one a core, at most :data:`MAX_DEFAULT_READERS`."""
+    """Reader processes used when none is asked for: two, or one on a single core."""
     return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_READERS))
 
 

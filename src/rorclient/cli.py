@@ -245,7 +245,7 @@ def _readers_option(parser: argparse.ArgumentParser, what: str) -> None:
         type=_positive_int,
         default=None,
         metavar="N",
-        help=f"processes reading {what} of 32 MB or more in parallel (default: one a core, at most 4; "
+        help=f"processes reading {what} of 32 MB or more in parallel (default: 2, 1 on a single core; "
         "1: read in this process)",
     )
 

@@ -71,10 +71,10 @@ def load_files(
     become tombstones. Nothing is visible to readers until every file has been read; any error (a bad
     file, a store failure) leaves the store exactly as it was, and the failed run is recorded.
 
-    ``readers`` is the number of processes that read a large file in parallel (default: one a core, at
-    most 4). Files under 32 MB, stores whose bulk load takes models rather than rows (the memory
-    store, third-party stores), platforms without ``fork`` and processes running other threads read
-    with one process; ``LoadReport.readers`` says what was used.
+    ``readers`` is the number of processes that read a large file in parallel (default: 2, or 1 on a
+    single core; each costs about 40 MB). Files under 32 MB, stores whose bulk load takes models
+    rather than rows (the memory store, third-party stores), platforms without ``fork`` and processes
+    running other threads read with one process; ``LoadReport.readers`` says what was used.
     """
     if readers is not None and readers < 1:
         raise ConfigError(f"readers must be at least 1, not {readers}")

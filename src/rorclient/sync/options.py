@@ -22,8 +22,9 @@ class SyncOptions(BaseModel):
     concurrency: int = Field(default=4, ge=1, le=64)
     """Lecture calls in flight at once."""
     readers: int | None = Field(default=None, ge=1, le=64)
-    """Processes reading a downloaded extraction of 32 MB or more in parallel (default: one a core, at
-    most 4; 1: read in the syncing process). A process running other threads reads alone."""
+    """Processes reading a downloaded extraction of 32 MB or more in parallel (default: 2, or 1 on a
+    single core; about 40 MB each; 1: read in the syncing process). A process running other threads
+    reads alone."""
     batch_size: int = Field(default=2000, ge=1)
     """Establishments fetched, planned and applied together; a cycle listing more runs in batches (the
     watermark still moves only once, at the end)."""
