@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -203,8 +204,8 @@ def test_lenient_dates_accept_what_platines_sends() -> None:
         assert len(notif_ids(answer)) == 2
 
 
-def test_date_times_with_a_zone_are_converted_to_local_time(sandbox: Sandbox, client: httpx.Client) -> None:
-    newest = REFERENCE_TIME.replace(tzinfo=dt.datetime.now().astimezone().tzinfo)
+def test_date_times_with_a_zone_are_converted_to_paris_time(sandbox: Sandbox, client: httpx.Client) -> None:
+    newest = REFERENCE_TIME.replace(tzinfo=ZoneInfo("Europe/Paris"))
     assert (
         notif_ids(
             ask(sandbox, client, notif_body(newest.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")))

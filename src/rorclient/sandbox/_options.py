@@ -44,7 +44,7 @@ class SandboxOptions(BaseModel):
     platines_fixture: bool = False
     """Add the PLATINES prerequisite establishment ``1830000002`` (4 UE, one per activity field 01-04)."""
     clock_start: dt.datetime | None = None
-    """Starting time of the sandbox clock (naive local time); default: now."""
+    """Starting time of the sandbox clock (naive: Paris time, as the ROR's); default: now."""
     clock_ticking: bool = True
     """The clock follows real time (else it only moves with ``advance``)."""
     build_index: Literal["background", "lazy"] = "background"

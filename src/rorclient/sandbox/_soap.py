@@ -19,6 +19,7 @@ from typing import Final
 from lxml import etree
 
 from rorclient.codes import CSD_NS, ROR_NS, SOAP12_NS, Oid
+from rorclient.sandbox._clock import ror_wall_clock
 from rorclient.sandbox._selection import LectureQuery
 
 __all__ = [
@@ -374,9 +375,9 @@ def _date_time(element: etree._Element, lenient: bool) -> dt.datetime | None:
     if extra_day:
         value += dt.timedelta(days=1)
     zone = parts["zone"]
-    if zone:  # ROR date-times are naive local times: bring an explicit offset to local time
+    if zone:  # ROR date-times are naive Paris times: bring an explicit offset to Paris time
         offset = dt.timedelta() if zone == "Z" else _offset(zone)
-        value = value.replace(tzinfo=dt.timezone(offset)).astimezone().replace(tzinfo=None)
+        value = ror_wall_clock(value.replace(tzinfo=dt.timezone(offset)))
     return value
 
 
