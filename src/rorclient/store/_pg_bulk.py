@@ -42,12 +42,11 @@ from rorclient.store._pg_connect import lock_key, translate_errors
 from rorclient.store._pg_rows import (
     ENTITY_COLUMNS,
     STAGING_COPY_COLUMNS,
-    UPSERT_SYNC_STATE,
-    sync_state_row,
 )
 from rorclient.store._pg_schema import STAGING_COLUMNS
 from rorclient.store._pg_url import Target
 from rorclient.store._rows import RowBatches
+from rorclient.store._sql_writes import POSTGRES, sync_state_row
 from rorclient.store.base import KIND_ORDER, ChangeKind, SyncState, utcnow
 
 __all__ = ["BATCH_SIZE", "PostgresBulkLoad", "clean_abandoned_loads", "start_bulk_load"]
@@ -255,7 +254,7 @@ class PostgresBulkLoad(RowBatches):
                 params,
             )
             if self._sync_state is not None:
-                connection.execute(UPSERT_SYNC_STATE, sync_state_row(self._sync_state))
+                connection.execute(POSTGRES.upsert_sync_state, sync_state_row(self._sync_state))
             counted = connection.execute(
                 "SELECT change, count(*) FROM changed GROUP BY change "
                 "UNION ALL SELECT 'deleted', count(*) FROM gone"

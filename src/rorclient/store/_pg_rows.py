@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from rorclient.errors import StoreError
 from rorclient.models import ENTITY_ADAPTER, EntityKind
 from rorclient.store._rows import code_of, from_text, sortable, staged_row, to_text
-from rorclient.store.base import KIND_ORDER, StoredEntity, SyncState, name_key
+from rorclient.store.base import KIND_ORDER, StoredEntity, name_key
 
 __all__ = [
     "ENTITY_COLUMNS",
@@ -25,14 +25,12 @@ __all__ = [
     "STAGING_COPY_COLUMNS",
     "UPSERT_ENTITY",
     "UPSERT_ON_CONFLICT",
-    "UPSERT_SYNC_STATE",
     "decode_head",
     "decode_row",
     "from_text",
     "live_row",
     "sortable",
     "staged_row",
-    "sync_state_row",
     "to_text",
 ]
 
@@ -65,14 +63,6 @@ UPSERT_ENTITY = (
     f"INSERT INTO entities ({ENTITY_COLUMNS}) VALUES "
     f"({', '.join(['%s'] * 14)}, %s::jsonb) {UPSERT_ON_CONFLICT}"
 )
-UPSERT_SYNC_STATE = """INSERT INTO sync_state (source, watermark, taken_at, last_full_pull)
-VALUES (%s, %s, %s, %s) ON CONFLICT (source) DO UPDATE SET
-    watermark = excluded.watermark, taken_at = excluded.taken_at, last_full_pull = excluded.last_full_pull"""
-
-
-def sync_state_row(state: SyncState) -> tuple[str, str | None, str | None, str | None]:
-    """The parameters of :data:`UPSERT_SYNC_STATE`."""
-    return state.source, to_text(state.watermark), to_text(state.taken_at), to_text(state.last_full_pull)
 
 
 def live_row(row: StoredEntity) -> tuple[Any, ...]:

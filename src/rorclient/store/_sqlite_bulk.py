@@ -40,11 +40,10 @@ from typing import Any
 from rorclient.errors import DataError, StoreError
 from rorclient.models import EntityKind
 from rorclient.store._rows import RowBatches
+from rorclient.store._sql_writes import SQLITE, sync_state_row
 from rorclient.store._sqlite_rows import (
     ENTITY_COLUMNS,
     UPSERT_ON_CONFLICT,
-    UPSERT_SYNC_STATE,
-    sync_state_row,
     translate_errors,
 )
 from rorclient.store._sqlite_schema import PAGE_SIZE, STAGING_DDL, STAGING_INDEX
@@ -243,7 +242,7 @@ class SqliteBulkLoad(RowBatches):
                     {**params, "from": tombstones_from},
                 )
                 if self._sync_state is not None:
-                    connection.execute(UPSERT_SYNC_STATE, sync_state_row(self._sync_state))
+                    connection.execute(SQLITE.upsert_sync_state, sync_state_row(self._sync_state))
                 connection.execute("DELETE FROM main.bulk_loads WHERE load_id = ?", (self._load_id,))
                 counted = connection.execute(
                     "SELECT change, count(*) FROM main.changes WHERE seq > ? GROUP BY change", (before,)

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from rorclient.errors import StoreError
 from rorclient.models import ENTITY_ADAPTER, EntityKind
 from rorclient.store._rows import code_of, from_text, staged_row, to_text
-from rorclient.store.base import KIND_ORDER, StoredEntity, SyncState, name_key
+from rorclient.store.base import KIND_ORDER, StoredEntity, name_key
 
 __all__ = [
     "ENTITY_COLUMNS",
@@ -22,7 +22,6 @@ __all__ = [
     "KIND_RANK_OF",
     "ROW_COLUMNS",
     "UPSERT_ON_CONFLICT",
-    "UPSERT_SYNC_STATE",
     "code_of",
     "connect",
     "decode_head",
@@ -30,7 +29,6 @@ __all__ = [
     "from_text",
     "live_row",
     "staged_row",
-    "sync_state_row",
     "to_text",
     "translate_errors",
 ]
@@ -55,16 +53,6 @@ UPSERT_ON_CONFLICT = """ON CONFLICT (kind, id) DO UPDATE SET
     region = excluded.region, name = excluded.name, name_key = excluded.name_key, code = excluded.code,
     updated = excluded.updated, closed = excluded.closed, deleted_at = excluded.deleted_at,
     content_hash = excluded.content_hash, data = excluded.data"""
-
-
-UPSERT_SYNC_STATE = """INSERT INTO main.sync_state (source, watermark, taken_at, last_full_pull)
-VALUES (?, ?, ?, ?) ON CONFLICT (source) DO UPDATE SET
-    watermark = excluded.watermark, taken_at = excluded.taken_at, last_full_pull = excluded.last_full_pull"""
-
-
-def sync_state_row(state: SyncState) -> tuple[str, str | None, str | None, str | None]:
-    """The parameters of :data:`UPSERT_SYNC_STATE`."""
-    return state.source, to_text(state.watermark), to_text(state.taken_at), to_text(state.last_full_pull)
 
 
 def live_row(row: StoredEntity) -> tuple[Any, ...]:

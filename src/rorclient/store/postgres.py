@@ -62,17 +62,14 @@ from rorclient.store._pg_rows import (
     KIND_OF_RANK,
     ROW_COLUMNS,
     UPSERT_ENTITY,
-    UPSERT_SYNC_STATE,
     decode_head,
     decode_row,
     from_text,
     live_row,
-    sortable,
-    sync_state_row,
-    to_text,
 )
 from rorclient.store._pg_schema import migrate
 from rorclient.store._pg_url import Target, parse_url, redact_url
+from rorclient.store._sql_writes import POSTGRES, BookkeepingWrites
 from rorclient.store.base import (
     KIND_ORDER,
     Change,
@@ -508,7 +505,7 @@ _INSERT_CHANGE = (
 _TOMBSTONE = "UPDATE entities SET deleted_at = %s WHERE kind_rank = %s AND id = %s"
 
 
-class _PostgresTransaction(subtree.SubtreeWrites):
+class _PostgresTransaction(subtree.SubtreeWrites, BookkeepingWrites):
     """The :class:`~rorclient.store.StoreTransaction` of :class:`PostgresStore` (and its
     ``subtree.RowAccess``). Writes are queued and sent in batches (``executemany``, pipelined) before
     the next read and at commit, so replacing a large establishment costs a few round trips."""
@@ -525,6 +522,11 @@ class _PostgresTransaction(subtree.SubtreeWrites):
     def _check_open(self) -> None:
         if not self._open:
             raise StoreError("this transaction has ended; open a new one with store.transaction()")
+
+    statements = POSTGRES
+
+    def _write(self, sql: str, params: tuple[Any, ...]) -> None:
+        self._queue(sql, params)
 
     def _queue(self, statement: str, params: tuple[Any, ...]) -> None:
         self._check_open()
@@ -601,35 +603,4 @@ class _PostgresTransaction(subtree.SubtreeWrites):
         self._queue(
             _INSERT_CHANGE,
             (self._seq, self._at, self._source, row.kind.value, row.id, change.value, self._run_id),
-        )
-
-    # ---- StoreTransaction ------------------------------------------------------------------------
-    def set_sync_state(self, state: SyncState) -> None:
-        self._queue(UPSERT_SYNC_STATE, sync_state_row(state))
-
-    def set_pending(self, item: PendingEstablishment) -> None:
-        self._queue(
-            "INSERT INTO pending (source, establishment_id, error, attempts, first_failed, last_failed) "
-            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (source, establishment_id) DO UPDATE SET "
-            "error = excluded.error, attempts = pending.attempts + 1, last_failed = excluded.last_failed",
-            (
-                item.source,
-                item.establishment_id,
-                item.error,
-                item.attempts,
-                to_text(item.first_failed),
-                to_text(item.last_failed),
-            ),
-        )
-
-    def clear_pending(self, source: str, establishment_id: str) -> None:
-        self._queue(
-            "DELETE FROM pending WHERE source = %s AND establishment_id = %s", (source, establishment_id)
-        )
-
-    def record_run(self, report: RunReport) -> None:
-        self._queue(
-            "INSERT INTO runs (run_id, started_key, report) VALUES (%s, %s, %s::jsonb) "
-            "ON CONFLICT (run_id) DO UPDATE SET started_key = excluded.started_key, report = excluded.report",
-            (report.run_id, sortable(report.started), report.model_dump_json()),
         )

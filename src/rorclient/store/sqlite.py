@@ -37,7 +37,7 @@ from typing import Any
 from rorclient.errors import ConfigError, StoreError
 from rorclient.models import EntityKind
 from rorclient.store import subtree
-from rorclient.store._rows import sortable
+from rorclient.store._sql_writes import SQLITE, BookkeepingWrites
 from rorclient.store._sqlite_bulk import SqliteBulkLoad, clean_abandoned_loads, start_bulk_load
 from rorclient.store._sqlite_rows import (
     ENTITY_COLUMNS,
@@ -45,14 +45,11 @@ from rorclient.store._sqlite_rows import (
     KIND_RANK_OF,
     ROW_COLUMNS,
     UPSERT_ON_CONFLICT,
-    UPSERT_SYNC_STATE,
     connect,
     decode_head,
     decode_row,
     from_text,
     live_row,
-    sync_state_row,
-    to_text,
     translate_errors,
 )
 from rorclient.store._sqlite_schema import PAGE_SIZE, migrate
@@ -449,7 +446,7 @@ def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
         yield values[start : start + _CHUNK]
 
 
-class _SqliteTransaction(subtree.SubtreeWrites):
+class _SqliteTransaction(subtree.SubtreeWrites, BookkeepingWrites):
     """The :class:`~rorclient.store.StoreTransaction` of :class:`SqliteStore` (and its
     ``subtree.RowAccess``): every method runs inside the store transaction's connection."""
 
@@ -460,6 +457,11 @@ class _SqliteTransaction(subtree.SubtreeWrites):
         self._open = True
         self._source = ""
         self._at = ""
+
+    statements = SQLITE
+
+    def _write(self, sql: str, params: tuple[Any, ...]) -> None:
+        self._execute(sql, params)
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         if not self._open:
@@ -528,35 +530,4 @@ class _SqliteTransaction(subtree.SubtreeWrites):
         self._execute(
             "INSERT INTO changes (at, source, kind, id, change, run_id) VALUES (?, ?, ?, ?, ?, ?)",
             (self._at, self._source, row.kind.value, row.id, change.value, self._run_id),
-        )
-
-    # ---- StoreTransaction ------------------------------------------------------------------------
-    def set_sync_state(self, state: SyncState) -> None:
-        self._execute(UPSERT_SYNC_STATE, sync_state_row(state))
-
-    def set_pending(self, item: PendingEstablishment) -> None:
-        self._execute(
-            "INSERT INTO pending (source, establishment_id, error, attempts, first_failed, last_failed) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source, establishment_id) DO UPDATE SET "
-            "error = excluded.error, attempts = pending.attempts + 1, last_failed = excluded.last_failed",
-            (
-                item.source,
-                item.establishment_id,
-                item.error,
-                item.attempts,
-                to_text(item.first_failed),
-                to_text(item.last_failed),
-            ),
-        )
-
-    def clear_pending(self, source: str, establishment_id: str) -> None:
-        self._execute(
-            "DELETE FROM pending WHERE source = ? AND establishment_id = ?", (source, establishment_id)
-        )
-
-    def record_run(self, report: RunReport) -> None:
-        self._execute(
-            "INSERT INTO runs (run_id, started_key, report) VALUES (?, ?, ?) "
-            "ON CONFLICT (run_id) DO UPDATE SET started_key = excluded.started_key, report = excluded.report",
-            (report.run_id, sortable(report.started), report.model_dump_json()),
         )
