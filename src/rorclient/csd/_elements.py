@@ -124,6 +124,7 @@ Ref = tuple[str, etree._Element]
 """An ``entityID`` reference and the element holding it (for error locations)."""
 
 _M = TypeVar("_M", bound=BaseModel)
+_V = TypeVar("_V")
 _CodedRow = tuple[str, str, str | None]
 _ExtraRow = tuple[str, str]
 _RecordRow = tuple[str, str, str | None, str | None]
@@ -293,27 +294,22 @@ class ElementParser:
         return value
 
     def date(self, element: etree._Element) -> dt.date:
-        value = parse_date(element.text or "")
-        if value is None:
-            raise self.error(f"invalid xs:date {element.text!r}", element)
-        return value
+        return self._simple(element, parse_date, "xs:date")
 
     def boolean(self, element: etree._Element) -> bool:
-        value = parse_boolean(element.text or "")
-        if value is None:
-            raise self.error(f"invalid xs:boolean {element.text!r}", element)
-        return value
+        return self._simple(element, parse_boolean, "xs:boolean")
 
     def integer(self, element: etree._Element) -> int:
-        value = parse_integer(element.text or "")
-        if value is None:
-            raise self.error(f"invalid xs:integer {element.text!r}", element)
-        return value
+        return self._simple(element, parse_integer, "xs:integer")
 
     def decimal(self, element: etree._Element) -> Decimal:
-        value = parse_decimal(element.text or "")
+        return self._simple(element, parse_decimal, "xs:decimal")
+
+    def _simple(self, element: etree._Element, parse: Callable[[str], _V | None], type_name: str) -> _V:
+        """The element's text as an XML Schema simple type, or a DataError naming it."""
+        value = parse(element.text or "")
         if value is None:
-            raise self.error(f"invalid xs:decimal {element.text!r}", element)
+            raise self.error(f"invalid {type_name} {element.text!r}", element)
         return value
 
     # -- value objects ----------------------------------------------------------------------------
