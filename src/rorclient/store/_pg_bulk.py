@@ -46,7 +46,7 @@ from rorclient.store._pg_rows import (
 from rorclient.store._pg_schema import STAGING_COLUMNS
 from rorclient.store._pg_url import Target
 from rorclient.store._rows import RowBatches
-from rorclient.store._sql_writes import POSTGRES, sync_state_row
+from rorclient.store._sql import POSTGRES, sync_state_row
 from rorclient.store.base import KIND_ORDER, ChangeKind, SyncState, utcnow
 
 __all__ = ["BATCH_SIZE", "PostgresBulkLoad", "clean_abandoned_loads", "start_bulk_load"]

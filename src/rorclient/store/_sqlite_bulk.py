@@ -40,7 +40,7 @@ from typing import Any
 from rorclient.errors import DataError, StoreError
 from rorclient.models import EntityKind
 from rorclient.store._rows import RowBatches
-from rorclient.store._sql_writes import SQLITE, sync_state_row
+from rorclient.store._sql import SQLITE, sync_state_row
 from rorclient.store._sqlite_rows import (
     ENTITY_COLUMNS,
     UPSERT_ON_CONFLICT,

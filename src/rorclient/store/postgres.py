@@ -69,7 +69,7 @@ from rorclient.store._pg_rows import (
 )
 from rorclient.store._pg_schema import migrate
 from rorclient.store._pg_url import Target, parse_url, redact_url
-from rorclient.store._sql_writes import POSTGRES, BookkeepingWrites
+from rorclient.store._sql import POSTGRES, BookkeepingWrites
 from rorclient.store.base import (
     KIND_ORDER,
     Change,
@@ -81,7 +81,6 @@ from rorclient.store.base import (
     StoredEntity,
     StoreStats,
     SyncState,
-    name_key,
     utcnow,
 )
 
@@ -90,7 +89,6 @@ __all__ = ["PostgresStore", "redact_url"]
 Connection = psycopg.Connection[TupleRow]
 
 _FETCH = 2_000  # rows per round trip when streaming
-_ACTIVITY_RANK = KIND_ORDER[EntityKind.ACTIVITY]
 
 
 class PostgresStore:
@@ -186,7 +184,7 @@ class PostgresStore:
         return None if stored.deleted and not include_deleted else stored
 
     def find(self, query: EntityQuery) -> Page:
-        where, params = _where(query)
+        where, params = POSTGRES.where(query)
         with self._snapshot() as connection:
             counted = connection.execute(f"SELECT count(*) FROM entities{where}", params).fetchone()
             rows = connection.execute(
@@ -209,7 +207,7 @@ class PostgresStore:
         snapshot through a server-side cursor on a connection of its own (closed when the iterator ends
         or is closed)."""
         self._check_open()
-        where, params = _where(EntityQuery(kind=kind, source=source, include_deleted=include_deleted))
+        where, params = POSTGRES.where(EntityQuery(kind=kind, source=source, include_deleted=include_deleted))
         connection = connect(self._target, autocommit=False)
         connection.isolation_level = IsolationLevel.REPEATABLE_READ
         connection.read_only = True
@@ -462,41 +460,6 @@ def _acquire(connection: Connection, key: int, timeout: float | None) -> bool:
 
 def _milliseconds(seconds: float) -> sql.Literal:
     return sql.Literal(f"{max(1, round(seconds * 1000))}ms")
-
-
-def _where(query: EntityQuery) -> tuple[str, list[Any]]:
-    """The WHERE clause (with its leading space) and parameters of ``query``."""
-    clauses: list[str] = []
-    params: list[Any] = []
-    if not query.include_deleted:
-        clauses.append("deleted_at IS NULL")
-    if query.kind is not None:
-        clauses.append("kind_rank = %s")
-        params.append(KIND_ORDER[EntityKind(query.kind)])
-    for column, value in (
-        ("source", query.source),
-        ("region", query.region),
-        ("establishment", query.establishment),
-        ("parent", query.parent),
-    ):
-        if value is not None:
-            clauses.append(f"{column} = %s")
-            params.append(value)
-    if query.closed is not None:
-        clauses.append("closed = %s")
-        params.append(query.closed)
-    if query.name_contains is not None:
-        clauses.append("strpos(name_key, %s) > 0")
-        params.append(name_key(query.name_contains))
-    if query.activity_code is not None:
-        live = "" if query.include_deleted else " AND offered.deleted_at IS NULL"
-        clauses.append(
-            f"((kind_rank = {_ACTIVITY_RANK} AND code = %s) OR (kind = 'unit' AND id IN ("
-            f"SELECT offered.parent FROM entities AS offered WHERE offered.kind_rank = {_ACTIVITY_RANK} "
-            f"AND offered.code = %s{live})))"
-        )
-        params += [query.activity_code, query.activity_code]
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
 _INSERT_CHANGE = (

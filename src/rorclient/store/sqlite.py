@@ -37,7 +37,7 @@ from typing import Any
 from rorclient.errors import ConfigError, StoreError
 from rorclient.models import EntityKind
 from rorclient.store import subtree
-from rorclient.store._sql_writes import SQLITE, BookkeepingWrites
+from rorclient.store._sql import SQLITE, BookkeepingWrites
 from rorclient.store._sqlite_bulk import SqliteBulkLoad, clean_abandoned_loads, start_bulk_load
 from rorclient.store._sqlite_rows import (
     ENTITY_COLUMNS,
@@ -63,7 +63,6 @@ from rorclient.store.base import (
     StoredEntity,
     StoreStats,
     SyncState,
-    name_key,
     utcnow,
 )
 
@@ -191,7 +190,7 @@ class SqliteStore:
         return None if stored.deleted and not include_deleted else stored
 
     def find(self, query: EntityQuery) -> Page:
-        where, params = _where(query)
+        where, params = SQLITE.where(query)
         with self._snapshot() as connection:
             total = connection.execute(f"SELECT count(*) FROM entities{where}", params).fetchone()[0]
             rows = connection.execute(
@@ -212,7 +211,7 @@ class SqliteStore:
         """Every entity, ordered by kind (legal entities first) then id, streamed from one consistent
         snapshot through a connection of its own (closed when the iterator ends or is closed)."""
         self._check_open()
-        where, params = _where(EntityQuery(kind=kind, source=source, include_deleted=include_deleted))
+        where, params = SQLITE.where(EntityQuery(kind=kind, source=source, include_deleted=include_deleted))
         connection = self._connect(writer=False)
         try:
             with translate_errors("read", self.path):
@@ -405,40 +404,6 @@ class SqliteStore:
 def _rollback(connection: sqlite3.Connection) -> None:
     if connection.in_transaction:
         connection.execute("ROLLBACK")
-
-
-def _where(query: EntityQuery) -> tuple[str, list[Any]]:
-    """The WHERE clause (with its leading space) and parameters of ``query``."""
-    clauses: list[str] = []
-    params: list[Any] = []
-    if not query.include_deleted:
-        clauses.append("deleted_at IS NULL")
-    if query.kind is not None:
-        clauses.append("kind_rank = ?")
-        params.append(KIND_RANK_OF[EntityKind(query.kind)])
-    for column, value in (
-        ("source", query.source),
-        ("region", query.region),
-        ("establishment", query.establishment),
-        ("parent", query.parent),
-    ):
-        if value is not None:
-            clauses.append(f"{column} = ?")
-            params.append(value)
-    if query.closed is not None:
-        clauses.append("closed = ?")
-        params.append(int(query.closed))
-    if query.name_contains is not None:
-        clauses.append("instr(name_key, ?) > 0")
-        params.append(name_key(query.name_contains))
-    if query.activity_code is not None:
-        live = "" if query.include_deleted else " AND offered.deleted_at IS NULL"
-        clauses.append(
-            "((kind = 'activity' AND code = ?) OR (kind = 'unit' AND id IN (SELECT offered.parent "
-            f"FROM entities AS offered WHERE offered.kind = 'activity' AND offered.code = ?{live})))"
-        )
-        params += [query.activity_code, query.activity_code]
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
 def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:

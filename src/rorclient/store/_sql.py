@@ -1,0 +1,163 @@
+"""SQL both stores write the same way: the entity filters of queries, and the bookkeeping writes (sync
+state, pending establishments, run reports).
+
+Written once; the dialects differ in their parameter placeholder (``?``, ``%s``), how they store a
+boolean and a report, their substring function, and the key their entity table is indexed on (SQLite:
+``kind``, PostgreSQL: ``kind_rank``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from rorclient.models import EntityKind
+from rorclient.store._rows import sortable, to_text
+from rorclient.store.base import KIND_ORDER, EntityQuery, PendingEstablishment, RunReport, SyncState, name_key
+
+__all__ = ["POSTGRES", "SQLITE", "BookkeepingWrites", "SqlStatements", "sync_state_row"]
+
+
+@dataclass(frozen=True, slots=True)
+class SqlStatements:
+    """What differs between the two SQL dialects, and the bookkeeping statements written in each."""
+
+    placeholder: str
+    contains: str
+    """``{haystack}`` contains ``{needle}``, as a condition."""
+    is_kind: Callable[[str, EntityKind], str]
+    """The condition "the row (of the table prefix, e.g. ``offered.``) is of this kind", on the column
+    the dialect's entity key starts with."""
+    boolean: Callable[[bool], Any]
+    upsert_sync_state: str
+    set_pending: str
+    clear_pending: str
+    record_run: str
+
+    def where(self, query: EntityQuery) -> tuple[str, list[Any]]:
+        """The WHERE clause (with its leading space) and parameters of ``query`` on ``entities``."""
+        p = self.placeholder
+        clauses: list[str] = []
+        params: list[Any] = []
+        if not query.include_deleted:
+            clauses.append("deleted_at IS NULL")
+        if query.kind is not None:
+            clauses.append(f"kind_rank = {p}")
+            params.append(KIND_ORDER[EntityKind(query.kind)])
+        for column, value in (
+            ("source", query.source),
+            ("region", query.region),
+            ("establishment", query.establishment),
+            ("parent", query.parent),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = {p}")
+                params.append(value)
+        if query.closed is not None:
+            clauses.append(f"closed = {p}")
+            params.append(self.boolean(query.closed))
+        if query.name_contains is not None:
+            clauses.append(self.contains.format(haystack="name_key", needle=p))
+            params.append(name_key(query.name_contains))
+        if query.activity_code is not None:
+            live = "" if query.include_deleted else " AND offered.deleted_at IS NULL"
+            activity, unit = EntityKind.ACTIVITY, EntityKind.UNIT
+            clauses.append(
+                f"(({self.is_kind('', activity)} AND code = {p}) OR ({self.is_kind('', unit)} "
+                f"AND id IN (SELECT offered.parent FROM entities AS offered "
+                f"WHERE {self.is_kind('offered.', activity)} AND offered.code = {p}{live})))"
+            )
+            params += [query.activity_code, query.activity_code]
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _statements(
+    placeholder: str,
+    *,
+    json_cast: str,
+    contains: str,
+    is_kind: Callable[[str, EntityKind], str],
+    boolean: Callable[[bool], Any],
+) -> SqlStatements:
+    def params(count: int) -> str:
+        return ", ".join([placeholder] * count)
+
+    return SqlStatements(
+        placeholder=placeholder,
+        contains=contains,
+        is_kind=is_kind,
+        boolean=boolean,
+        upsert_sync_state=(
+            f"INSERT INTO sync_state (source, watermark, taken_at, last_full_pull) VALUES ({params(4)}) "
+            "ON CONFLICT (source) DO UPDATE SET watermark = excluded.watermark, "
+            "taken_at = excluded.taken_at, last_full_pull = excluded.last_full_pull"
+        ),
+        set_pending=(
+            "INSERT INTO pending (source, establishment_id, error, attempts, first_failed, last_failed) "
+            f"VALUES ({params(6)}) ON CONFLICT (source, establishment_id) DO UPDATE SET "
+            "error = excluded.error, attempts = pending.attempts + 1, last_failed = excluded.last_failed"
+        ),
+        clear_pending=(
+            f"DELETE FROM pending WHERE source = {placeholder} AND establishment_id = {placeholder}"
+        ),
+        record_run=(
+            f"INSERT INTO runs (run_id, started_key, report) VALUES ({params(3)}{json_cast}) "
+            "ON CONFLICT (run_id) DO UPDATE SET started_key = excluded.started_key, report = excluded.report"
+        ),
+    )
+
+
+SQLITE = _statements(
+    "?",
+    json_cast="",
+    contains="instr({haystack}, {needle}) > 0",
+    is_kind=lambda prefix, kind: f"{prefix}kind = '{kind.value}'",
+    boolean=int,
+)
+POSTGRES = _statements(
+    "%s",
+    json_cast="::jsonb",
+    contains="strpos({haystack}, {needle}) > 0",
+    is_kind=lambda prefix, kind: f"{prefix}kind_rank = {KIND_ORDER[kind]}",
+    boolean=bool,
+)
+
+
+def sync_state_row(state: SyncState) -> tuple[str, str | None, str | None, str | None]:
+    """The parameters of :attr:`SqlStatements.upsert_sync_state`."""
+    return state.source, to_text(state.watermark), to_text(state.taken_at), to_text(state.last_full_pull)
+
+
+class BookkeepingWrites:
+    """The sync-state, pending and run writes of a SQL store's transaction; the transaction class gives
+    its dialect's :class:`SqlStatements` and how it sends one statement (:meth:`_write`)."""
+
+    statements: ClassVar[SqlStatements]
+
+    def _write(self, sql: str, params: tuple[Any, ...]) -> None:
+        raise NotImplementedError
+
+    def set_sync_state(self, state: SyncState) -> None:
+        self._write(self.statements.upsert_sync_state, sync_state_row(state))
+
+    def set_pending(self, item: PendingEstablishment) -> None:
+        self._write(
+            self.statements.set_pending,
+            (
+                item.source,
+                item.establishment_id,
+                item.error,
+                item.attempts,
+                to_text(item.first_failed),
+                to_text(item.last_failed),
+            ),
+        )
+
+    def clear_pending(self, source: str, establishment_id: str) -> None:
+        self._write(self.statements.clear_pending, (source, establishment_id))
+
+    def record_run(self, report: RunReport) -> None:
+        self._write(
+            self.statements.record_run, (report.run_id, sortable(report.started), report.model_dump_json())
+        )
