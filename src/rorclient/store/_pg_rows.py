@@ -7,14 +7,10 @@ Times the store makes itself (``deleted_at``, the change log's ``at``) are ``tim
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
-from pydantic import ValidationError
-
-from rorclient.errors import StoreError
-from rorclient.models import ENTITY_ADAPTER, EntityKind
-from rorclient.store._rows import code_of, from_text, sortable, staged_row, to_text
+from rorclient.models import EntityKind
+from rorclient.store._rows import code_of, decode_head, decode_row, from_text, sortable, staged_row, to_text
 from rorclient.store.base import KIND_ORDER, StoredEntity, name_key
 
 __all__ = [
@@ -35,7 +31,6 @@ __all__ = [
 ]
 
 KIND_OF_RANK: dict[int, EntityKind] = {rank: kind for kind, rank in KIND_ORDER.items()}
-_KIND_OF_VALUE = {kind.value: kind for kind in EntityKind}
 _VALUE_OF_KIND = {kind: kind.value for kind in EntityKind}
 
 #: Columns of ``entities`` in insertion order (see :func:`live_row`).
@@ -83,48 +78,4 @@ def live_row(row: StoredEntity) -> tuple[Any, ...]:
         row.deleted_at,
         row.content_hash,
         row.entity.model_dump_json(),
-    )
-
-
-def decode_head(row: tuple[Any, ...]) -> StoredEntity:
-    """A :class:`StoredEntity` without its ``entity`` (read from :data:`HEAD_COLUMNS`), for comparisons."""
-    kind, id_, source, parent, establishment, region, name, updated, closed, deleted_at, digest = row[:11]
-    fields: dict[str, Any] = {
-        "kind": _KIND_OF_VALUE[kind],
-        "id": id_,
-        "parent": parent,
-        "establishment": establishment,
-        "source": source,
-        "name": name,
-        "region": region,
-        "updated": dt.datetime.fromisoformat(updated),
-        "closed": closed,
-        "deleted": deleted_at is not None,
-        "deleted_at": deleted_at,
-        "content_hash": digest,
-    }
-    return StoredEntity.model_construct(**fields)
-
-
-def decode_row(row: tuple[Any, ...]) -> StoredEntity:
-    """The full :class:`StoredEntity` of a row read with :data:`ROW_COLUMNS`."""
-    kind, id_, source, parent, establishment, region, name, updated, closed, deleted_at, digest, data = row
-    try:
-        entity = ENTITY_ADAPTER.validate_json(data)
-    except ValidationError as error:
-        raise StoreError(f"the stored {kind} {id_!r} cannot be read back: {error}") from error
-    return StoredEntity(
-        kind=_KIND_OF_VALUE[kind],
-        id=id_,
-        parent=parent,
-        establishment=establishment,
-        source=source,
-        name=name,
-        region=region,
-        updated=dt.datetime.fromisoformat(updated),
-        closed=closed,
-        deleted=deleted_at is not None,
-        deleted_at=deleted_at,
-        content_hash=digest,
-        entity=entity,
     )

@@ -9,11 +9,15 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
+from pydantic import ValidationError
+
+from rorclient.errors import StoreError
 from rorclient.geography import region_of
-from rorclient.models import Entity, EntityKind
-from rorclient.store.base import KIND_ORDER, name_key
+from rorclient.models import ENTITY_ADAPTER, Entity, EntityKind
+from rorclient.store.base import KIND_ORDER, StoredEntity, name_key
 
 _VALUE_OF_KIND = {kind: kind.value for kind in EntityKind}  # a dict lookup beats Enum.value
+_KIND_OF_VALUE = {kind.value: kind for kind in EntityKind}
 
 
 @runtime_checkable
@@ -124,4 +128,53 @@ def staged_row(entity: Entity) -> tuple[Any, ...]:
         int(entity.closed),
         hashlib.sha256(raw).hexdigest()[:32],
         data,
+    )
+
+
+def _moment(value: dt.datetime | str | None) -> dt.datetime | None:
+    """A date-time column as read: text from SQLite, already a ``datetime`` from PostgreSQL."""
+    return from_text(value) if isinstance(value, str) else value
+
+
+def decode_head(row: tuple[Any, ...]) -> StoredEntity:
+    """A :class:`StoredEntity` without its ``entity`` (read from :data:`HEAD_COLUMNS`), for comparisons."""
+    kind, id_, source, parent, establishment, region, name, updated, closed, deleted_at, digest = row[:11]
+    fields: dict[str, Any] = {
+        "kind": _KIND_OF_VALUE[kind],
+        "id": id_,
+        "parent": parent,
+        "establishment": establishment,
+        "source": source,
+        "name": name,
+        "region": region,
+        "updated": dt.datetime.fromisoformat(updated),
+        "closed": bool(closed),
+        "deleted": deleted_at is not None,
+        "deleted_at": _moment(deleted_at),
+        "content_hash": digest,
+    }
+    return StoredEntity.model_construct(**fields)
+
+
+def decode_row(row: tuple[Any, ...]) -> StoredEntity:
+    """The full :class:`StoredEntity` of a row read with :data:`ROW_COLUMNS`."""
+    kind, id_, source, parent, establishment, region, name, updated, closed, deleted_at, digest, data = row
+    try:
+        entity = ENTITY_ADAPTER.validate_json(data)
+    except ValidationError as error:
+        raise StoreError(f"the stored {kind} {id_!r} cannot be read back: {error}") from error
+    return StoredEntity(
+        kind=_KIND_OF_VALUE[kind],
+        id=id_,
+        parent=parent,
+        establishment=establishment,
+        source=source,
+        name=name,
+        region=region,
+        updated=dt.datetime.fromisoformat(updated),
+        closed=bool(closed),
+        deleted=deleted_at is not None,
+        deleted_at=_moment(deleted_at),
+        content_hash=digest,
+        entity=entity,
     )

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from rorclient.errors import StoreError
-from rorclient.models import ENTITY_ADAPTER, EntityKind
-from rorclient.store._rows import code_of, from_text, staged_row, to_text
+from rorclient.models import EntityKind
+from rorclient.store._rows import code_of, decode_head, decode_row, from_text, staged_row, to_text
 from rorclient.store.base import KIND_ORDER, StoredEntity, name_key
 
 __all__ = [
@@ -34,7 +31,6 @@ __all__ = [
 ]
 
 KIND_RANK_OF: dict[EntityKind, int] = dict(KIND_ORDER)
-_KIND_OF_VALUE = {kind.value: kind for kind in EntityKind}
 _VALUE_OF_KIND = {kind: kind.value for kind in EntityKind}  # a dict lookup beats Enum.value
 
 #: Columns of ``entities`` in insertion order (see :func:`live_row`).
@@ -73,50 +69,6 @@ def live_row(row: StoredEntity) -> tuple[Any, ...]:
         to_text(row.deleted_at),
         row.content_hash,
         row.entity.model_dump_json(),
-    )
-
-
-def decode_head(row: tuple[Any, ...]) -> StoredEntity:
-    """A :class:`StoredEntity` without its ``entity`` (read from :data:`HEAD_COLUMNS`), for comparisons."""
-    kind, id_, source, parent, establishment, region, name, updated, closed, deleted_at, digest = row[:11]
-    fields: dict[str, Any] = {
-        "kind": _KIND_OF_VALUE[kind],
-        "id": id_,
-        "parent": parent,
-        "establishment": establishment,
-        "source": source,
-        "name": name,
-        "region": region,
-        "updated": dt.datetime.fromisoformat(updated),
-        "closed": bool(closed),
-        "deleted": deleted_at is not None,
-        "deleted_at": from_text(deleted_at),
-        "content_hash": digest,
-    }
-    return StoredEntity.model_construct(**fields)
-
-
-def decode_row(row: tuple[Any, ...]) -> StoredEntity:
-    """The full :class:`StoredEntity` of a row read with :data:`ROW_COLUMNS`."""
-    kind, id_, source, parent, establishment, region, name, updated, closed, deleted_at, digest, data = row
-    try:
-        entity = ENTITY_ADAPTER.validate_json(data)
-    except ValidationError as error:
-        raise StoreError(f"the stored {kind} {id_!r} cannot be read back: {error}") from error
-    return StoredEntity(
-        kind=_KIND_OF_VALUE[kind],
-        id=id_,
-        parent=parent,
-        establishment=establishment,
-        source=source,
-        name=name,
-        region=region,
-        updated=dt.datetime.fromisoformat(updated),
-        closed=bool(closed),
-        deleted=deleted_at is not None,
-        deleted_at=from_text(deleted_at),
-        content_hash=digest,
-        entity=entity,
     )
 
 
