@@ -16,7 +16,6 @@ from rorclient.store.base import KIND_ORDER, StoredEntity, name_key
 __all__ = [
     "ENTITY_COLUMNS",
     "HEAD_COLUMNS",
-    "KIND_OF_RANK",
     "ROW_COLUMNS",
     "STAGING_COPY_COLUMNS",
     "UPSERT_ENTITY",
@@ -30,7 +29,6 @@ __all__ = [
     "to_text",
 ]
 
-KIND_OF_RANK: dict[int, EntityKind] = {rank: kind for kind, rank in KIND_ORDER.items()}
 _VALUE_OF_KIND = {kind: kind.value for kind in EntityKind}
 
 #: Columns of ``entities`` in insertion order (see :func:`live_row`).

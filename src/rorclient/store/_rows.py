@@ -131,7 +131,7 @@ def staged_row(entity: Entity) -> tuple[Any, ...]:
     )
 
 
-def _moment(value: dt.datetime | str | None) -> dt.datetime | None:
+def moment_of(value: dt.datetime | str | None) -> dt.datetime | None:
     """A date-time column as read: text from SQLite, already a ``datetime`` from PostgreSQL."""
     return from_text(value) if isinstance(value, str) else value
 
@@ -150,7 +150,7 @@ def decode_head(row: tuple[Any, ...]) -> StoredEntity:
         "updated": dt.datetime.fromisoformat(updated),
         "closed": bool(closed),
         "deleted": deleted_at is not None,
-        "deleted_at": _moment(deleted_at),
+        "deleted_at": moment_of(deleted_at),
         "content_hash": digest,
     }
     return StoredEntity.model_construct(**fields)
@@ -174,7 +174,7 @@ def decode_row(row: tuple[Any, ...]) -> StoredEntity:
         updated=dt.datetime.fromisoformat(updated),
         closed=bool(closed),
         deleted=deleted_at is not None,
-        deleted_at=_moment(deleted_at),
+        deleted_at=moment_of(deleted_at),
         content_hash=digest,
         entity=entity,
     )

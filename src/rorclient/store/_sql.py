@@ -1,5 +1,5 @@
-"""SQL both stores write the same way: the entity filters of queries, and the bookkeeping writes (sync
-state, pending establishments, run reports).
+"""SQL both stores write the same way: the entity filters of queries, and the bookkeeping reads and
+writes (statistics, change log, sync state, pending establishments, run reports).
 
 Written once; the dialects differ in their parameter placeholder (``?``, ``%s``), how they store a
 boolean and a report, their substring function, and the key their entity table is indexed on (SQLite:
@@ -8,15 +8,30 @@ boolean and a report, their substring function, and the key their entity table i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from rorclient.models import EntityKind
-from rorclient.store._rows import sortable, to_text
-from rorclient.store.base import KIND_ORDER, EntityQuery, PendingEstablishment, RunReport, SyncState, name_key
+from rorclient.store._rows import from_text, moment_of, sortable, to_text
+from rorclient.store.base import (
+    KIND_ORDER,
+    Change,
+    ChangeKind,
+    EntityQuery,
+    PendingEstablishment,
+    RunReport,
+    StoreStats,
+    SyncState,
+    name_key,
+)
 
-__all__ = ["POSTGRES", "SQLITE", "BookkeepingWrites", "SqlStatements", "sync_state_row"]
+__all__ = ["POSTGRES", "SQLITE", "BookkeepingReads", "BookkeepingWrites", "SqlStatements", "sync_state_row"]
+
+_KIND_OF_RANK = {rank: kind for kind, rank in KIND_ORDER.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +45,9 @@ class SqlStatements:
     """The condition "the row (of the table prefix, e.g. ``offered.``) is of this kind", on the column
     the dialect's entity key starts with."""
     boolean: Callable[[bool], Any]
+    no_limit: Any
+    """The LIMIT parameter that means "all rows"."""
+    select_runs: str
     upsert_sync_state: str
     set_pending: str
     clear_pending: str
@@ -79,6 +97,8 @@ def _statements(
     contains: str,
     is_kind: Callable[[str, EntityKind], str],
     boolean: Callable[[bool], Any],
+    no_limit: Any,
+    select_runs: str,
 ) -> SqlStatements:
     def params(count: int) -> str:
         return ", ".join([placeholder] * count)
@@ -88,6 +108,8 @@ def _statements(
         contains=contains,
         is_kind=is_kind,
         boolean=boolean,
+        no_limit=no_limit,
+        select_runs=select_runs,
         upsert_sync_state=(
             f"INSERT INTO sync_state (source, watermark, taken_at, last_full_pull) VALUES ({params(4)}) "
             "ON CONFLICT (source) DO UPDATE SET watermark = excluded.watermark, "
@@ -114,6 +136,8 @@ SQLITE = _statements(
     contains="instr({haystack}, {needle}) > 0",
     is_kind=lambda prefix, kind: f"{prefix}kind = '{kind.value}'",
     boolean=int,
+    no_limit=-1,
+    select_runs="SELECT report FROM runs ORDER BY started_key DESC, rowid DESC LIMIT ?",
 )
 POSTGRES = _statements(
     "%s",
@@ -121,6 +145,8 @@ POSTGRES = _statements(
     contains="strpos({haystack}, {needle}) > 0",
     is_kind=lambda prefix, kind: f"{prefix}kind_rank = {KIND_ORDER[kind]}",
     boolean=bool,
+    no_limit=None,
+    select_runs="SELECT report::text FROM runs ORDER BY started_key DESC, recorded DESC LIMIT %s",
 )
 
 
@@ -161,3 +187,109 @@ class BookkeepingWrites:
         self._write(
             self.statements.record_run, (report.run_id, sortable(report.started), report.model_dump_json())
         )
+
+
+class BookkeepingReads:
+    """``stats``, ``changes``, ``sync_state(s)``, ``pending`` and ``runs`` of a SQL store; the store
+    gives its dialect's :class:`SqlStatements`, :meth:`_read` (one statement) and :meth:`_snapshot`
+    (several statements in one read transaction, yielding an object with ``execute``)."""
+
+    statements: ClassVar[SqlStatements]
+
+    def _read(self, query: str, params: Sequence[Any] = ()) -> Sequence[Sequence[Any]]:
+        raise NotImplementedError
+
+    def _snapshot(self) -> AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def stats(self) -> StoreStats:
+        by_kind: dict[str, int] = defaultdict(int)
+        by_source: dict[str, int] = defaultdict(int)
+        deleted = 0
+        with self._snapshot() as connection:
+            groups = connection.execute(
+                "SELECT kind_rank, source, deleted_at IS NOT NULL, count(*) FROM entities "
+                "GROUP BY kind_rank, source, deleted_at IS NOT NULL ORDER BY kind_rank, source"
+            ).fetchall()
+            last = connection.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()
+        for kind_rank, source, is_deleted, count in groups:
+            if is_deleted:
+                deleted += count
+            else:
+                by_kind[_KIND_OF_RANK[kind_rank].value] += count
+                by_source[source] += count
+        return StoreStats(
+            by_kind=dict(by_kind),
+            by_source=dict(sorted(by_source.items())),
+            deleted=deleted,
+            last_change_seq=int(last[0]) if last is not None else 0,
+        )
+
+    def changes(self, since: int = 0, limit: int | None = None) -> list[Change]:
+        """Change-log entries with ``seq > since``, oldest first."""
+        p = self.statements.placeholder
+        rows = self._read(
+            "SELECT seq, at, source, kind, id, change, run_id FROM changes "
+            f"WHERE seq > {p} ORDER BY seq LIMIT {p}",
+            (since, self.statements.no_limit if limit is None else limit),
+        )
+        return [
+            Change(
+                seq=seq,
+                at=moment_of(at),
+                source=source,
+                kind=EntityKind(kind),
+                id=id_,
+                change=ChangeKind(change),
+                run_id=run_id,
+            )
+            for seq, at, source, kind, id_, change, run_id in rows
+        ]
+
+    def sync_state(self, source: str) -> SyncState | None:
+        states = self._sync_states(f"WHERE source = {self.statements.placeholder}", (source,))
+        return states[0] if states else None
+
+    def sync_states(self) -> list[SyncState]:
+        return self._sync_states("", ())
+
+    def _sync_states(self, where: str, params: Sequence[Any]) -> list[SyncState]:
+        rows = self._read(
+            f"SELECT source, watermark, taken_at, last_full_pull FROM sync_state {where} ORDER BY source",
+            params,
+        )
+        return [
+            SyncState(
+                source=source,
+                watermark=from_text(watermark),
+                taken_at=dt.datetime.fromisoformat(taken_at),
+                last_full_pull=from_text(last_full_pull),
+            )
+            for source, watermark, taken_at, last_full_pull in rows
+        ]
+
+    def pending(self, source: str | None = None) -> list[PendingEstablishment]:
+        where, params = (
+            ("", ()) if source is None else (f"WHERE source = {self.statements.placeholder}", (source,))
+        )
+        rows = self._read(
+            "SELECT source, establishment_id, error, attempts, first_failed, last_failed "
+            f"FROM pending {where} ORDER BY source, establishment_id",
+            params,
+        )
+        return [
+            PendingEstablishment(
+                source=row_source,
+                establishment_id=establishment_id,
+                error=error,
+                attempts=attempts,
+                first_failed=dt.datetime.fromisoformat(first_failed),
+                last_failed=dt.datetime.fromisoformat(last_failed),
+            )
+            for row_source, establishment_id, error, attempts, first_failed, last_failed in rows
+        ]
+
+    def runs(self, limit: int = 20) -> list[RunReport]:
+        """Most recent runs first (by ``started``, then by order of first recording)."""
+        rows = self._read(self.statements.select_runs, (limit,))
+        return [RunReport.model_validate_json(report) for (report,) in rows]

@@ -59,28 +59,21 @@ from rorclient.store._pg_bulk import PostgresBulkLoad, clean_abandoned_loads, st
 from rorclient.store._pg_connect import connect, lock_key, translate_errors
 from rorclient.store._pg_rows import (
     HEAD_COLUMNS,
-    KIND_OF_RANK,
     ROW_COLUMNS,
     UPSERT_ENTITY,
     decode_head,
     decode_row,
-    from_text,
     live_row,
 )
 from rorclient.store._pg_schema import migrate
 from rorclient.store._pg_url import Target, parse_url, redact_url
-from rorclient.store._sql import POSTGRES, BookkeepingWrites
+from rorclient.store._sql import POSTGRES, BookkeepingReads, BookkeepingWrites
 from rorclient.store.base import (
     KIND_ORDER,
-    Change,
     ChangeKind,
     EntityQuery,
     Page,
-    PendingEstablishment,
-    RunReport,
     StoredEntity,
-    StoreStats,
-    SyncState,
     utcnow,
 )
 
@@ -91,7 +84,7 @@ Connection = psycopg.Connection[TupleRow]
 _FETCH = 2_000  # rows per round trip when streaming
 
 
-class PostgresStore:
+class PostgresStore(BookkeepingReads):
     """A :class:`~rorclient.store.Store` in a PostgreSQL schema. See the module docstring.
 
     ``lock_timeout`` is how long a writer waits for another writer's transaction, in seconds, before
@@ -160,6 +153,8 @@ class PostgresStore:
             self._local.reader = connection
         return connection
 
+    statements = POSTGRES
+
     def _read(self, query: str, params: Sequence[Any] = ()) -> list[TupleRow]:
         """Run one read statement (its own snapshot) and return every row."""
         with translate_errors("read", self._target):
@@ -218,97 +213,6 @@ class PostgresStore:
                     yield from (decode_row(row) for row in rows)
         finally:
             connection.close()
-
-    def stats(self) -> StoreStats:
-        by_kind: dict[str, int] = defaultdict(int)
-        by_source: dict[str, int] = defaultdict(int)
-        deleted = 0
-        with self._snapshot() as connection:
-            groups = connection.execute(
-                "SELECT kind_rank, source, deleted_at IS NOT NULL, count(*) FROM entities "
-                "GROUP BY kind_rank, source, deleted_at IS NOT NULL ORDER BY kind_rank, source"
-            ).fetchall()
-            last = connection.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()
-        for kind_rank, source, is_deleted, count in groups:
-            if is_deleted:
-                deleted += count
-            else:
-                by_kind[KIND_OF_RANK[kind_rank].value] += count
-                by_source[source] += count
-        return StoreStats(
-            by_kind=dict(by_kind),
-            by_source=dict(sorted(by_source.items())),
-            deleted=deleted,
-            last_change_seq=int(last[0]) if last is not None else 0,
-        )
-
-    def changes(self, since: int = 0, limit: int | None = None) -> list[Change]:
-        """Change-log entries with ``seq > since``, oldest first."""
-        rows = self._read(
-            "SELECT seq, at, source, kind, id, change, run_id FROM changes "
-            "WHERE seq > %s ORDER BY seq LIMIT %s",
-            (since, limit),
-        )
-        return [
-            Change(
-                seq=seq,
-                at=at,
-                source=source,
-                kind=EntityKind(kind),
-                id=id_,
-                change=ChangeKind(change),
-                run_id=run_id,
-            )
-            for seq, at, source, kind, id_, change, run_id in rows
-        ]
-
-    def sync_state(self, source: str) -> SyncState | None:
-        states = self._sync_states("WHERE source = %s", (source,))
-        return states[0] if states else None
-
-    def sync_states(self) -> list[SyncState]:
-        return self._sync_states("", ())
-
-    def _sync_states(self, where: str, params: Sequence[Any]) -> list[SyncState]:
-        rows = self._read(
-            f"SELECT source, watermark, taken_at, last_full_pull FROM sync_state {where} ORDER BY source",
-            params,
-        )
-        return [
-            SyncState(
-                source=source,
-                watermark=from_text(watermark),
-                taken_at=dt.datetime.fromisoformat(taken_at),
-                last_full_pull=from_text(last_full_pull),
-            )
-            for source, watermark, taken_at, last_full_pull in rows
-        ]
-
-    def pending(self, source: str | None = None) -> list[PendingEstablishment]:
-        where, params = ("WHERE source = %s", (source,)) if source is not None else ("", ())
-        rows = self._read(
-            "SELECT source, establishment_id, error, attempts, first_failed, last_failed "
-            f"FROM pending {where} ORDER BY source, establishment_id",
-            params,
-        )
-        return [
-            PendingEstablishment(
-                source=row_source,
-                establishment_id=establishment_id,
-                error=error,
-                attempts=attempts,
-                first_failed=dt.datetime.fromisoformat(first_failed),
-                last_failed=dt.datetime.fromisoformat(last_failed),
-            )
-            for row_source, establishment_id, error, attempts, first_failed, last_failed in rows
-        ]
-
-    def runs(self, limit: int = 20) -> list[RunReport]:
-        """Most recent runs first (by ``started``, then by order of first recording)."""
-        rows = self._read(
-            "SELECT report::text FROM runs ORDER BY started_key DESC, recorded DESC LIMIT %s", (limit,)
-        )
-        return [RunReport.model_validate_json(report) for (report,) in rows]
 
     # ---- writes ----------------------------------------------------------------------------------
     @contextmanager

@@ -37,32 +37,25 @@ from typing import Any
 from rorclient.errors import ConfigError, StoreError
 from rorclient.models import EntityKind
 from rorclient.store import subtree
-from rorclient.store._sql import SQLITE, BookkeepingWrites
+from rorclient.store._sql import SQLITE, BookkeepingReads, BookkeepingWrites
 from rorclient.store._sqlite_bulk import SqliteBulkLoad, clean_abandoned_loads, start_bulk_load
 from rorclient.store._sqlite_rows import (
     ENTITY_COLUMNS,
     HEAD_COLUMNS,
-    KIND_RANK_OF,
     ROW_COLUMNS,
     UPSERT_ON_CONFLICT,
     connect,
     decode_head,
     decode_row,
-    from_text,
     live_row,
     translate_errors,
 )
 from rorclient.store._sqlite_schema import PAGE_SIZE, migrate
 from rorclient.store.base import (
-    Change,
     ChangeKind,
     EntityQuery,
     Page,
-    PendingEstablishment,
-    RunReport,
     StoredEntity,
-    StoreStats,
-    SyncState,
     utcnow,
 )
 
@@ -71,7 +64,6 @@ __all__ = ["SqliteStore", "path_from_url"]
 _URL_PREFIX = "sqlite:///"
 _CHUNK = 500  # ids per IN (...) list, well under SQLite's bound-parameter limit
 _FETCH = 500  # rows per fetch when streaming
-_KIND_OF_RANK = {rank: kind for kind, rank in KIND_RANK_OF.items()}
 
 
 def path_from_url(url: str) -> Path:
@@ -86,7 +78,7 @@ def path_from_url(url: str) -> Path:
     return Path(raw).expanduser()
 
 
-class SqliteStore:
+class SqliteStore(BookkeepingReads):
     """A :class:`~rorclient.store.Store` in one SQLite file. See the module docstring."""
 
     def __init__(
@@ -162,6 +154,13 @@ class SqliteStore:
             self._local.reader = connection
         return connection
 
+    statements = SQLITE
+
+    def _read(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Run one read statement and return every row."""
+        with translate_errors("read", self.path):
+            return self._reader().execute(query, params).fetchall()
+
     @contextmanager
     def _snapshot(self) -> Iterator[sqlite3.Connection]:
         """A read transaction, for reads made of several statements."""
@@ -222,116 +221,6 @@ class SqliteStore:
                     yield from (decode_row(row) for row in rows)
         finally:
             connection.close()
-
-    def stats(self) -> StoreStats:
-        by_kind: dict[str, int] = defaultdict(int)
-        by_source: dict[str, int] = defaultdict(int)
-        deleted = 0
-        with self._snapshot() as connection:
-            groups = connection.execute(
-                "SELECT kind_rank, source, deleted_at IS NOT NULL, count(*) FROM entities "
-                "GROUP BY kind_rank, source, deleted_at IS NOT NULL ORDER BY kind_rank, source"
-            ).fetchall()
-            last_seq = connection.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0]
-        for kind_rank, source, is_deleted, count in groups:
-            if is_deleted:
-                deleted += count
-            else:
-                by_kind[_KIND_OF_RANK[kind_rank].value] += count
-                by_source[source] += count
-        return StoreStats(
-            by_kind=dict(by_kind),
-            by_source=dict(sorted(by_source.items())),
-            deleted=deleted,
-            last_change_seq=last_seq,
-        )
-
-    def changes(self, since: int = 0, limit: int | None = None) -> list[Change]:
-        """Change-log entries with ``seq > since``, oldest first."""
-        with translate_errors("read", self.path):
-            rows = (
-                self._reader()
-                .execute(
-                    "SELECT seq, at, source, kind, id, change, run_id FROM changes "
-                    "WHERE seq > ? ORDER BY seq LIMIT ?",
-                    (since, -1 if limit is None else limit),
-                )
-                .fetchall()
-            )
-        return [
-            Change(
-                seq=seq,
-                at=dt.datetime.fromisoformat(at),
-                source=source,
-                kind=EntityKind(kind),
-                id=id_,
-                change=ChangeKind(change),
-                run_id=run_id,
-            )
-            for seq, at, source, kind, id_, change, run_id in rows
-        ]
-
-    def sync_state(self, source: str) -> SyncState | None:
-        states = self._sync_states("WHERE source = ?", (source,))
-        return states[0] if states else None
-
-    def sync_states(self) -> list[SyncState]:
-        return self._sync_states("", ())
-
-    def _sync_states(self, where: str, params: Sequence[Any]) -> list[SyncState]:
-        with translate_errors("read", self.path):
-            rows = (
-                self._reader()
-                .execute(
-                    "SELECT source, watermark, taken_at, last_full_pull FROM sync_state "
-                    f"{where} ORDER BY source",
-                    params,
-                )
-                .fetchall()
-            )
-        return [
-            SyncState(
-                source=source,
-                watermark=from_text(watermark),
-                taken_at=dt.datetime.fromisoformat(taken_at),
-                last_full_pull=from_text(last_full_pull),
-            )
-            for source, watermark, taken_at, last_full_pull in rows
-        ]
-
-    def pending(self, source: str | None = None) -> list[PendingEstablishment]:
-        where, params = ("WHERE source = ?", (source,)) if source is not None else ("", ())
-        with translate_errors("read", self.path):
-            rows = (
-                self._reader()
-                .execute(
-                    "SELECT source, establishment_id, error, attempts, first_failed, last_failed "
-                    f"FROM pending {where} ORDER BY source, establishment_id",
-                    params,
-                )
-                .fetchall()
-            )
-        return [
-            PendingEstablishment(
-                source=row_source,
-                establishment_id=establishment_id,
-                error=error,
-                attempts=attempts,
-                first_failed=dt.datetime.fromisoformat(first_failed),
-                last_failed=dt.datetime.fromisoformat(last_failed),
-            )
-            for row_source, establishment_id, error, attempts, first_failed, last_failed in rows
-        ]
-
-    def runs(self, limit: int = 20) -> list[RunReport]:
-        """Most recent runs first (by ``started``, then by order of first recording)."""
-        with translate_errors("read", self.path):
-            rows = (
-                self._reader()
-                .execute("SELECT report FROM runs ORDER BY started_key DESC, rowid DESC LIMIT ?", (limit,))
-                .fetchall()
-            )
-        return [RunReport.model_validate_json(report) for (report,) in rows]
 
     # ---- writes ----------------------------------------------------------------------------------
     @contextmanager
