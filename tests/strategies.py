@@ -79,6 +79,7 @@ def records(draw: st.DrawFn) -> RecordMeta:
         updated=updated,
         status=draw(st.sampled_from(("Active", "Active", "Inactive"))),
         source_directory=draw(st.none() | st.just("urn:ror:93")),
+        extras=draw(_subsequence(RECORD_EXTRAS)),
     )
 
 
@@ -101,10 +102,14 @@ def addresses(draw: st.DrawFn) -> Address:
             max_size=2,
         )
     )
+    record = draw(st.none() | records())
     return Address(
         type=draw(st.none() | st.sampled_from(("geographique", "postale"))),
         lines=tuple(lines),
-        record=draw(st.none() | records()),
+        record=record,
+        language=draw(st.none() | st.just("fr")),
+        # A further extension only round-trips after the first one, which holds the record.
+        extras=draw(_subsequence(ADDRESS_EXTRAS)) if record is not None else (),
     )
 
 
@@ -116,6 +121,7 @@ def geocodes(draw: st.DrawFn) -> Geocode:
         longitude=draw(degrees),
         coordinate_system=draw(st.sampled_from(("WGS84", "Lambert93"))),
         record=draw(records()),  # the writer must emit a record; a model without one cannot round-trip
+        extras=draw(_subsequence(GEOCODE_EXTRAS)),
     )
 
 
@@ -128,6 +134,7 @@ def telecoms(draw: st.DrawFn) -> Telecom:
         purpose=draw(st.none() | texts),
         confidentiality=draw(coded(Oid.CONFIDENTIALITY)) if with_extension else None,
         record=draw(records()) if with_extension else None,
+        extras=draw(_subsequence(CONTACT_POINT_EXTRAS)),
     )
 
 
@@ -154,6 +161,7 @@ def locations(draw: st.DrawFn) -> Location:
         coordinates=draw(st.none() | geocodes()),
         city=draw(coded(Oid.CITY)),
         record=draw(records()),
+        extras=draw(_subsequence(LOCATION_EXTRAS)),
     )
 
 
@@ -198,6 +206,41 @@ def extra(
     (kept,) = read_offer(document.encode()).legal_entities[0].extras
     return kept
 
+
+def kept(fragment: str) -> ExtraElement:
+    """An element of a sub-object (``record``, ``geocode``...) as the reader keeps it, from its XML
+    (``csd:`` prefix): the reader serialises every kept element the same way, wherever it sits."""
+    document = (
+        f'<csd:CSD xmlns:csd="{CSD_NS}"><csd:organizationDirectory><csd:organization entityID="urn:uuid:1">'
+        f'<csd:otherID code="1" assigningAuthorityName="{Oid.ID_NAT_STRUCT}"/><csd:codedType code="1"/>'
+        '<csd:primaryName>x</csd:primaryName><csd:record created="2020-01-01T00:00:00" '
+        f'updated="2020-01-01T00:00:00" status="Active">{fragment}</csd:record></csd:organization>'
+        "</csd:organizationDirectory><csd:serviceDirectory/><csd:facilityDirectory/><csd:providerDirectory/>"
+        "<csd:deviceDirectory/></csd:CSD>"
+    )
+    (element,) = read_offer(document.encode()).legal_entities[0].record.extras
+    return element
+
+
+_RECORD = '<csd:record created="2021-03-04T05:06:07" updated="2021-03-04T05:06:07" status="Active"/>'
+RECORD_EXTRAS = (
+    kept(
+        '<csd:extension type="recordExtension" urn="urn:ror:reconciliation">'
+        "<csd:recognation>ROR-93</csd:recognation><csd:comments>Fusion des UF 12 et 13</csd:comments>"
+        "</csd:extension>"
+    ),
+)
+ADDRESS_EXTRAS = (
+    kept(f'<csd:extension type="addressExtension" urn="urn:ror:address">{_RECORD}</csd:extension>'),
+)
+GEOCODE_EXTRAS = (
+    kept(
+        '<csd:extension type="geoCodeExtension" urn="urn:ror:geocode">'
+        f"<csd:coordonneesFiables>true</csd:coordonneesFiables>{_RECORD}</csd:extension>"
+    ),
+)
+CONTACT_POINT_EXTRAS = (kept("<csd:certificate>MIIBszCCAVmgAwIBAgIUQ</csd:certificate>"),)
+LOCATION_EXTRAS = (kept("<csd:calculatedDistance>2.5</csd:calculatedDistance>"),)
 
 _CODED = {"code": "1", "codingScheme": "1.2.250.1.213.3.3.1"}
 ORGANIZATION_EXTRAS = (

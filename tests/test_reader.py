@@ -8,21 +8,30 @@ import io
 import zipfile
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from rorclient.csd import _index
 from rorclient.csd.reader import read_csd, read_offer
+from rorclient.csd.writer import csd_bytes
 from rorclient.errors import ConfigError, DataError, RemoteError
 from rorclient.models import (
     Activity,
+    Address,
+    AddressLine,
+    CodedValue,
     Entity,
     EntityKind,
     Equipment,
     Establishment,
+    Geocode,
     LegalEntity,
+    Location,
     Offer,
     Professional,
+    RecordMeta,
+    Telecom,
     Unit,
     UnitLevel,
 )
@@ -591,3 +600,81 @@ def test_reading_stops_cleanly_when_the_consumer_stops(tmp_path: Path) -> None:
     iterator.close()  # type: ignore[attr-defined]
 
     assert first.kind is EntityKind.LEGAL_ENTITY
+
+
+def test_extensions_and_unmodeled_children_of_sub_objects_are_kept(spill: bool, csd_schema: Any) -> None:
+    """record/extension (reconciliation comments), geocode/extension (coordonneesFiables), a
+    contactPoint's certificate, location/calculatedDistance, address/@language and further address
+    extensions: read, kept verbatim, written back valid, read again equal."""
+    comments = (
+        '<extension type="recordExtension" urn="urn:ror"><recognation>R93</recognation>'
+        "<comments>Fusion des UF 12 et 13</comments></extension>"
+    )
+    commented = docs.record().replace("/>", f">{comments}</record>")
+    geocode_extension = (
+        '<extension type="geoCodeExtension" urn="urn:ror"><coordonneesFiables>false</coordonneesFiables>'
+        f"{docs.record()}</extension>"
+    )
+    location = (
+        '<location><address type="geographique" language="fr"><addressLine cityName="BOBIGNY"/>'
+        f'<extension type="a" urn="a">{docs.record()}</extension>'
+        f'<extension type="b" urn="b">{docs.record("2019-01-01T00:00:00")}</extension></address>'
+        "<geoCoordinates><latitude>48.9</latitude><longitude>2.4</longitude><coordinateSystem>WGS84"
+        f"</coordinateSystem>{geocode_extension}{docs.record()}</geoCoordinates>"
+        '<cityNumber code="93008" codingScheme="1.2.250.1.213.2.12"/>'
+        f"<calculatedDistance>2.5</calculatedDistance>{docs.record()}</location>"
+    )
+    contact = (
+        '<contact><confidentialityLevel code="1" codingScheme="1.2.250.1.213.1.1.4.344"/><contactPoint>'
+        '<codedType code="3" codingScheme="1.2.250.1.213.3.3.1"/><equipment>a@b.fr</equipment>'
+        "<certificate>MIIBszCCAVmgAwIBAgIUQ</certificate></contactPoint>"
+        f"{docs.record()}</contact>"
+    )
+    parts = docs.simple_offer(
+        organizations=[
+            docs.organization("ej", "1000000001", rec=commented),
+            docs.organization("eg", "1000000002", parent="ej", extension=f"{contact}{location}"),
+        ],
+        services=[docs.service("s1").replace(docs.record(), commented)],
+    )
+
+    offer = read_offer(docs.csd(**parts))
+
+    (ej,) = offer.legal_entities
+    (eg,) = offer.establishments
+    (activity,) = offer.activities
+    assert [e.name for e in ej.record.extras] == [f"{CSD}extension"]
+    assert "<csd:comments>Fusion des UF 12 et 13</csd:comments>" in ej.record.extras[0].xml
+    assert activity.record.extras == ej.record.extras  # a service's record goes through the index
+    assert eg.location is not None and eg.location.address is not None
+    assert eg.location.address.language == "fr"
+    assert eg.location.address.record is not None
+    assert eg.location.address.record.created == dt.datetime(2020, 1, 1, 8, 0)
+    assert [e.name for e in eg.location.address.extras] == [f"{CSD}extension"]
+    assert eg.location.coordinates is not None
+    assert "<csd:coordonneesFiables>false</csd:coordonneesFiables>" in eg.location.coordinates.extras[0].xml
+    assert [e.xml for e in eg.location.extras] == [
+        '<csd:calculatedDistance xmlns:csd="urn:ihe:iti:csd:2013">2.5</csd:calculatedDistance>'
+    ]
+    assert [e.name for e in eg.contacts[0].telecoms[0].extras] == [f"{CSD}certificate"]
+
+    written = csd_bytes(offer)
+    assert list(csd_schema.iter_errors(io.BytesIO(written))) == []
+    assert read_offer(written) == offer
+
+
+def test_entities_without_the_kept_sub_object_content_serialise_as_before() -> None:
+    """Fields added to sub-objects are left out of the stored JSON while empty: stores written by an
+    earlier version keep their content hashes, so an upgrade reports no change."""
+    record = RecordMeta(created=dt.datetime(2020, 1, 1), updated=dt.datetime(2020, 1, 2))
+    address = Address(lines=(AddressLine(text="x"),), record=record)
+    geocode = Geocode(latitude=Decimal("1.5"), longitude=Decimal("2"), record=record)
+    telecom = Telecom(channel=CodedValue(code="2"), value="0100000000")
+    location = Location(city=CodedValue(code="93008"), record=record, address=address, coordinates=geocode)
+
+    assert record.model_dump_json() == (
+        '{"created":"2020-01-01T00:00:00","updated":"2020-01-02T00:00:00","status":"Active","source_directory":null}'
+    )
+    for model in (address, geocode, telecom, location):
+        dumped = model.model_dump(mode="json")
+        assert "extras" not in dumped and "language" not in dumped, type(model).__name__

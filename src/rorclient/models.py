@@ -22,10 +22,11 @@ can emit it again.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -65,6 +66,12 @@ CLOSED_LOCATION_STATUSES = frozenset({"1", "2"})
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _kept(default: tuple[()] | None = ()) -> Any:
+    """A field added after the first release: left out of the serialised form while empty, so that
+    stored entities without it keep their content hash (no spurious ``updated`` after an upgrade)."""
+    return Field(default=default, exclude_if=operator.not_)
 
 
 class EntityKind(StrEnum):
@@ -127,18 +134,6 @@ class Identifier(_Model):
     authority: str
 
 
-class RecordMeta(_Model):
-    """The CSD ``record`` metadata carried by every object and many sub-objects (RG_EXP_020).
-
-    Date-times are kept as the ROR sends them: without a time zone in every known sample.
-    """
-
-    created: dt.datetime
-    updated: dt.datetime
-    status: str = "Active"
-    source_directory: str | None = None
-
-
 class ExtraElement(_Model):
     """An XML element rorclient does not model, kept verbatim.
 
@@ -150,6 +145,21 @@ class ExtraElement(_Model):
     xml: str
 
 
+class RecordMeta(_Model):
+    """The CSD ``record`` metadata carried by every object and many sub-objects (RG_EXP_020).
+
+    Date-times are kept as the ROR sends them: without a time zone in every known sample.
+    ``extras`` holds the record's ``extension`` elements verbatim (reconciliation data: ``recognation``,
+    ``comments``).
+    """
+
+    created: dt.datetime
+    updated: dt.datetime
+    status: str = "Active"
+    source_directory: str | None = None
+    extras: tuple[ExtraElement, ...] = _kept()
+
+
 class AddressLine(_Model):
     """One ``addressLine``: optional text and its structured parts (``postCode``, ``cityName``...)."""
 
@@ -158,9 +168,14 @@ class AddressLine(_Model):
 
 
 class Address(_Model):
+    """A CSD ``address``; ``extras`` keeps its further ``extension`` elements (the first one gives
+    ``record``) verbatim."""
+
     type: str | None = None
     lines: tuple[AddressLine, ...] = ()
     record: RecordMeta | None = None
+    language: str | None = _kept(None)
+    extras: tuple[ExtraElement, ...] = _kept()
 
     def part(self, name: str) -> str | None:
         """The first value of a structured part (``postCode``, ``cityName``...) across the lines."""
@@ -186,6 +201,8 @@ class Telecom(_Model):
     purpose: str | None = None
     confidentiality: CodedValue | None = None
     record: RecordMeta | None = None
+    #: Children not modelled (``certificate``, further ``extension`` elements), verbatim.
+    extras: tuple[ExtraElement, ...] = _kept()
 
 
 class Contact(_Model):
@@ -201,10 +218,13 @@ class Contact(_Model):
 
 
 class Geocode(_Model):
+    """CSD ``geocode``; ``extras`` keeps its ``extension`` elements (``coordonneesFiables``) verbatim."""
+
     latitude: Decimal
     longitude: Decimal
     coordinate_system: str = "WGS84"
     record: RecordMeta | None = None
+    extras: tuple[ExtraElement, ...] = _kept()
 
 
 class Location(_Model):
@@ -217,6 +237,8 @@ class Location(_Model):
     coordinates: Geocode | None = None
     city: CodedValue
     record: RecordMeta
+    #: Children not modelled (``calculatedDistance`` of a search answer...), verbatim.
+    extras: tuple[ExtraElement, ...] = _kept()
 
 
 class Age(_Model):

@@ -7,13 +7,16 @@ entity element go to ``extras``, children of its ``extension`` element(s) to ``e
 document order. A second occurrence of an element the model holds only once (a second ``careMode``,
 ``record``...) is kept there too, so nothing read is dropped.
 
-Not kept (the models have no place for them; documented in :mod:`rorclient.csd.reader`): deeper content
-of modeled sub-objects — ``record/extension``, ``address/@language``, ``otherName/@xml:lang``,
-``contactPoint/certificate``, ``geocode/extension``, ``location/calculatedDistance``, provider
-``demographic`` beyond its first ``name`` (contact points, addresses, gender, date of birth, further
-names, name ``otherName``/``suffix``/``extension``), and the children of the link elements
-(``facility/organizations/organization/{service/*,extension}``, ``provider/organizations/organization/*``,
-``provider/facilities/facility/*``).
+Sub-objects keep what they do not model too, in their own ``extras``: ``record/extension``
+(reconciliation), ``geocode/extension`` (``coordonneesFiables``), a ``contactPoint``'s ``certificate``,
+``location/calculatedDistance``, an address's further ``extension`` elements (and ``address/@language``
+as a field).
+
+Not kept (the models have no place for them; documented in :mod:`rorclient.csd.reader`):
+``otherName/@xml:lang``, provider ``demographic`` beyond its first ``name`` (contact points, addresses,
+gender, date of birth, further names, name ``otherName``/``suffix``/``extension``), and the children of
+the link elements (``facility/organizations/organization/{service/*,extension}``,
+``provider/organizations/organization/*``, ``provider/facilities/facility/*``).
 """
 
 from __future__ import annotations
@@ -127,7 +130,7 @@ _M = TypeVar("_M", bound=BaseModel)
 _V = TypeVar("_V")
 _CodedRow = tuple[str, str, str | None]
 _ExtraRow = tuple[str, str]
-_RecordRow = tuple[str, str, str | None, str | None]
+_RecordRow = tuple[str, str, str | None, str | None, tuple[_ExtraRow, ...]]
 
 ServicePayload = tuple[
     _CodedRow, tuple[_CodedRow, ...], _RecordRow, tuple[_ExtraRow, ...], tuple[_ExtraRow, ...]
@@ -343,34 +346,33 @@ class ElementParser:
         return _new_identifier({"value": code, "authority": element.get("assigningAuthorityName") or ""})
 
     def record_row(self, element: etree._Element) -> _RecordRow:
-        """The attributes of a ``record``, validated."""
-        row = (
-            element.get("created"),
-            element.get("updated"),
-            element.get("status"),
-            element.get("sourceDirectory"),
-        )
+        """The attributes and extensions of a ``record``, validated."""
+        row = self._record_key(element)
         if row not in self._record_cache:
             self._new_record(row, element)
-        return row  # type: ignore[return-value]  # _new_record checked created and updated
+        return row  # _new_record checked created and updated
 
     def record(self, element: etree._Element) -> RecordMeta:
-        row = (
+        row = self._record_key(element)
+        value = self._record_cache.get(row)
+        return self._new_record(row, element) if value is None else value
+
+    def _record_key(self, element: etree._Element) -> tuple[Any, ...]:
+        return (
             element.get("created"),
             element.get("updated"),
             element.get("status"),
             element.get("sourceDirectory"),
+            tuple(self.unmodeled_row(child) for child in element) if len(element) else (),
         )
-        value = self._record_cache.get(row)  # type: ignore[arg-type]
-        return self._new_record(row, element) if value is None else value
 
     def record_from_row(self, row: _RecordRow) -> RecordMeta:
         """The RecordMeta of a row :meth:`record_row` validated."""
         value = self._record_cache.get(row)
         return self._new_record(row, None) if value is None else value
 
-    def _new_record(self, row: tuple[str | None, ...], element: etree._Element | None) -> RecordMeta:
-        created_text, updated_text, status, source_directory = row
+    def _new_record(self, row: tuple[Any, ...], element: etree._Element | None) -> RecordMeta:
+        created_text, updated_text, status, source_directory, extras = row
         created = self._datetime(created_text, element, "created")
         updated = (
             created if updated_text == created_text else self._datetime(updated_text, element, "updated")
@@ -382,10 +384,12 @@ class ElementParser:
         }
         if status is not None:
             fields["status"] = status
+        if extras:
+            fields["extras"] = _extra_elements(extras)
         value = _new_record(fields)
         if len(self._record_cache) >= _RECORD_CACHE_LIMIT:
             self._record_cache.clear()
-        self._record_cache[row] = value  # type: ignore[index]
+        self._record_cache[row] = value
         return value
 
     def _datetime(self, text: str | None, element: etree._Element | None, name: str) -> dt.datetime:
@@ -419,13 +423,24 @@ class ElementParser:
 
     def address(self, element: etree._Element) -> Address:
         lines: list[AddressLine] = []
-        record: RecordMeta | None = None
+        extension_seen = False
+        values: dict[str, Any] = {"type": element.get("type"), "record": None}
+        extras: list[ExtraElement] = []
         for child in element:
             if child.tag == ADDRESS_LINE:
                 lines.append(_new_address_line({"text": child.text or None, "parts": dict(child.attrib)}))
-            elif child.tag == EXTENSION and record is None:
-                record = self._extension_record(child)
-        return _new_address({"type": element.get("type"), "lines": tuple(lines), "record": record})
+            elif child.tag == EXTENSION and not extension_seen:
+                extension_seen = True
+                values["record"] = self._extension_record(child)
+            else:
+                extras.append(self.unmodeled(child))
+        values["lines"] = tuple(lines)
+        language = element.get("language")
+        if language is not None:
+            values["language"] = language
+        if extras:
+            values["extras"] = tuple(extras)
+        return _new_address(values)
 
     def _extension_record(self, extension: etree._Element) -> RecordMeta | None:
         for child in extension:
@@ -435,6 +450,7 @@ class ElementParser:
 
     def geocode(self, element: etree._Element) -> Geocode:
         values: dict[str, Any] = {}
+        extras: list[ExtraElement] = []
         for child in element:
             tag = child.tag
             if tag == LATITUDE:
@@ -443,15 +459,21 @@ class ElementParser:
                 values["longitude"] = self.decimal(child)
             elif tag == COORDINATE_SYSTEM:
                 values["coordinate_system"] = child.text or ""
-            elif tag == RECORD:
+            elif tag == RECORD and "record" not in values:
                 values["record"] = self.record(child)
+            else:
+                extras.append(self.unmodeled(child))
         for name in ("latitude", "longitude"):
             if name not in values:
                 raise self.error(f"missing {name}", element)
+        if extras:
+            values["extras"] = tuple(extras)
         return _new_geocode(values)
 
     def telecom(self, element: etree._Element) -> Telecom:
         values: dict[str, Any] = {}
+        extras: list[ExtraElement] = []
+        extension_seen = False
         for child in element:
             tag = child.tag
             if tag == CODED_TYPE:
@@ -460,14 +482,19 @@ class ElementParser:
                 values["value"] = child.text
             elif tag == PURPOSE:
                 values["purpose"] = child.text
-            elif tag == EXTENSION:
+            elif tag == EXTENSION and not extension_seen:
+                extension_seen = True
                 for sub in child:
                     if sub.tag == CONFIDENTIALITY_LEVEL:
                         values["confidentiality"] = self.coded(sub)
                     elif sub.tag == RECORD:
                         values["record"] = self.record(sub)
+            else:
+                extras.append(self.unmodeled(child))
         if "channel" not in values:
             raise self.error("missing codedType (communication channel)", element)
+        if extras:
+            values["extras"] = tuple(extras)
         return _new_telecom(values)
 
     def contact(self, element: etree._Element) -> Contact:
@@ -495,6 +522,7 @@ class ElementParser:
 
     def location(self, element: etree._Element) -> Location:
         values: dict[str, Any] = {}
+        extras: list[ExtraElement] = []
         for child in element:
             tag = child.tag
             if tag == NAME:
@@ -509,9 +537,13 @@ class ElementParser:
                 values["coordinates"] = self.geocode(child)
             elif tag == CITY_NUMBER:
                 values["city"] = self.coded(child)
-            elif tag == RECORD:
+            elif tag == RECORD and "record" not in values:
                 values["record"] = self.record(child)
+            else:
+                extras.append(self.unmodeled(child))
         self._require(values, element, city="cityNumber", record="record")
+        if extras:
+            values["extras"] = tuple(extras)
         return _new_location(values)
 
     def patients(self, element: etree._Element) -> PatientsType:
@@ -847,8 +879,8 @@ class ElementParser:
                 "code": self.coded_from_row(code),
                 "act_families": tuple(self.coded_from_row(row) for row in families),
                 "record": self.record_from_row(record),
-                "extras": tuple(ExtraElement(name=name, xml=xml) for name, xml in extras),
-                "extension_extras": tuple(ExtraElement(name=name, xml=xml) for name, xml in ext_extras),
+                "extras": _extra_elements(extras),
+                "extension_extras": _extra_elements(ext_extras),
             }
         )
 
@@ -942,3 +974,7 @@ def _copy_children(source: etree._Element, target: etree._Element) -> None:
         copy = etree.SubElement(target, child.tag, dict(child.attrib))
         _copy_children(child, copy)
         copy.tail = child.tail
+
+
+def _extra_elements(rows: tuple[_ExtraRow, ...]) -> tuple[ExtraElement, ...]:
+    return tuple(ExtraElement(name=name, xml=xml) for name, xml in rows)

@@ -109,6 +109,20 @@ PROVIDER: Final = (
     "record",
 )
 PROVIDER_EXTENSION: Final = ("operationalStatus", "mailBoxMSS")
+RECORD: Final = ("extension",)
+ADDRESS: Final = ("addressLine", "extension")
+CONTACT_POINT: Final = ("codedType", "equipment", "purpose", "certificate", "extension")
+GEOCODE: Final = ("latitude", "longitude", "coordinateSystem", "extension", "record")
+LOCATION: Final = (
+    "name",
+    "description",
+    "status",
+    "address",
+    "geoCoordinates",
+    "cityNumber",
+    "calculatedDistance",
+    "record",
+)
 
 #: Sequence of each complex type the writer fills, by a short name.
 ORDER: Final[dict[str, tuple[str, ...]]] = {
@@ -122,6 +136,11 @@ ORDER: Final[dict[str, tuple[str, ...]]] = {
     "deviceExtension": DEVICE_EXTENSION,
     "provider": PROVIDER,
     "providerExtension": PROVIDER_EXTENSION,
+    "record": RECORD,
+    "address": ADDRESS,
+    "contactPoint": CONTACT_POINT,
+    "geocode": GEOCODE,
+    "location": LOCATION,
 }
 
 _EXTENSIONS: Final = frozenset(name for name in ORDER if name.endswith("Extension"))

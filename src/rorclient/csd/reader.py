@@ -48,9 +48,10 @@ children of its ``extension`` elements in ``extension_extras``, in document orde
 is canonical (the CSD namespace always as prefix ``csd``, only the namespaces used declared), so the same
 content read from an extraction or from a SOAP Lecture response compares equal. Comments and processing
 instructions are dropped, and so is ignorable whitespace between elements.
-Deeper unmodeled content of modeled sub-objects is not kept; see :mod:`rorclient.csd._elements` for the
-list (``record/extension``, ``contactPoint/certificate``, provider demographics beyond the first name,
-children of link elements...).
+Sub-objects keep theirs in their own ``extras`` (``record/extension`` with its reconciliation comments,
+``geocode/extension``, ``contactPoint/certificate``, ``location/calculatedDistance``...). What is still
+not kept is listed in :mod:`rorclient.csd._elements` (``otherName/@xml:lang``, provider demographics
+beyond the first name, children of link elements).
 
 **Memory.** Each entity element is cleared once read and its predecessors deleted. The ``entityID``
 index (business ids, services waiting for their facilities, device links, entities waiting for their

@@ -710,7 +710,8 @@ class _ElementBuilder:
         }
         if record.source_directory is not None:
             attrib["sourceDirectory"] = record.source_directory
-        etree.SubElement(parent, _tag("record"), attrib)
+        element = etree.SubElement(parent, _tag("record"), attrib)
+        _slot_extras(element, "record", record.extras)
 
     def _address(self, parent: _E, name: str, address: Address, owner: Any) -> None:
         if not address.lines:
@@ -719,6 +720,8 @@ class _ElementBuilder:
                 path=_where(owner),
             )
         attrib = {"type": address.type} if address.type is not None else {}
+        if address.language is not None:
+            attrib["language"] = address.language
         element = etree.SubElement(parent, _tag(name), attrib)
         for line in address.lines:
             line_element = etree.SubElement(element, _tag("addressLine"), line.parts)
@@ -726,6 +729,7 @@ class _ElementBuilder:
                 line_element.text = line.text
         if address.record is not None:
             self._record(self._extension_element(element), address.record)
+        _slot_extras(element, "address", address.extras)
 
     def _contact(self, parent: _E, contact: Contact) -> None:
         element = etree.SubElement(parent, _tag("contact"))
@@ -754,6 +758,7 @@ class _ElementBuilder:
             extension = self._extension_element(element)
             _coded(extension, "confidentialityLevel", telecom.confidentiality or contact.confidentiality)
             self._record(extension, telecom.record or contact.record)
+        _slot_extras(element, "contactPoint", telecom.extras)
 
     def _location(self, parent: _E, location: Location, owner: Any) -> None:
         element = etree.SubElement(parent, _tag("location"))
@@ -769,6 +774,7 @@ class _ElementBuilder:
             self._geocode(element, "geoCoordinates", location.coordinates, location.record)
         _coded(element, "cityNumber", location.city)
         self._record(element, location.record)
+        _slot_extras(element, "location", location.extras)
 
     def _geocode(self, parent: _E, name: str, geocode: Geocode, fallback: RecordMeta) -> None:
         element = etree.SubElement(parent, _tag(name))
@@ -777,6 +783,7 @@ class _ElementBuilder:
         _text(element, "coordinateSystem", geocode.coordinate_system)
         # record is mandatory in a geocode: a model without one borrows its owner's.
         self._record(element, geocode.record or fallback)
+        _slot_extras(element, "geocode", geocode.extras)
 
     def _patients(self, parent: _E, patients: PatientsType) -> None:
         element = etree.SubElement(parent, _tag("patientsType"))
