@@ -36,7 +36,6 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
 
-from rorclient.errors import DataError, StoreError
 from rorclient.models import EntityKind
 from rorclient.store._pg_connect import lock_key, translate_errors
 from rorclient.store._pg_rows import (
@@ -47,7 +46,8 @@ from rorclient.store._pg_schema import STAGING_COLUMNS
 from rorclient.store._pg_url import Target
 from rorclient.store._rows import RowBatches
 from rorclient.store._sql import POSTGRES, sync_state_row
-from rorclient.store.base import KIND_ORDER, ChangeKind, SyncState, utcnow
+from rorclient.store._sql_bulk import SqlBulkLoad
+from rorclient.store.base import KIND_ORDER, ChangeKind, utcnow
 
 __all__ = ["BATCH_SIZE", "PostgresBulkLoad", "clean_abandoned_loads", "start_bulk_load"]
 
@@ -112,7 +112,7 @@ def start_bulk_load(
     return load
 
 
-class PostgresBulkLoad(RowBatches):
+class PostgresBulkLoad(SqlBulkLoad):
     """The :class:`~rorclient.store.BulkLoad` of :class:`~rorclient.store.postgres.PostgresStore`.
 
     Use it from one thread at a time. See the module docstring for how staging and the swap work.
@@ -132,24 +132,15 @@ class PostgresBulkLoad(RowBatches):
         self.table_name = f"{STAGING_PREFIX}{load_id}"
         self.table = sql.Identifier(self.table_name)
         self.lock_key = lock_key(target.schema, "load", load_id)
-        self._source = source
-        self._run_id = run_id
-        self._batch: list[tuple[Any, ...]] = []
-        self._count = 0
+        super().__init__(source, run_id)
         self._dirty = False  # rows were staged since the last check for copies
         self._indexed = False
-        self._sync_state: SyncState | None = None
-        self._result = dict.fromkeys(ChangeKind, 0)
-        self.aborted = False
-        self._finished = False
-        self._discarded = False
 
     # ---- BulkLoad --------------------------------------------------------------------------------
     def preview(self) -> dict[ChangeKind, int]:
         """What the swap would change now, counted in SQL; nothing is written to the store."""
         self._check_active()
         self._prepare()
-        counts = dict.fromkeys(ChangeKind, 0)
         params = {"source": self._source}
         connection = self._connection
         with translate_errors("preview a bulk load on", self._target), connection.transaction():
@@ -163,23 +154,7 @@ class PostgresBulkLoad(RowBatches):
                 params,
             ).fetchall()
             gone = connection.execute(_query("SELECT count(*) " + _GONE, self.table), params).fetchone()
-        for change, count in rows:
-            counts[ChangeKind(change)] = count
-        counts[ChangeKind.DELETED] = gone[0] if gone is not None else 0
-        return counts
-
-    def set_sync_state(self, state: SyncState) -> None:
-        self._check_active()
-        self._sync_state = state
-
-    def abort(self) -> None:
-        """Discard the staged snapshot now; the ``with`` block then ends without touching the store."""
-        self.aborted = True
-        self.discard()
-
-    @property
-    def result(self) -> dict[ChangeKind, int]:
-        return dict(self._result)
+        return self._counts(rows, gone[0] if gone is not None else 0)
 
     # ---- the swap and the clean-up (called by PostgresStore.bulk_load) ---------------------------
     def swap(self, *, write_lock: int, lock_timeout: float) -> None:
@@ -261,9 +236,7 @@ class PostgresBulkLoad(RowBatches):
             ).fetchall()
             connection.execute("DELETE FROM bulk_loads WHERE load_id = %s", (self.load_id,))
             connection.execute(sql.SQL("DROP TABLE {}").format(self.table))
-        for change, count in counted:
-            self._result[ChangeKind(change)] = count
-        self._finished = True
+        self._finish(counted)
 
     def discard(self) -> None:
         """Drop the staging table and the registration (if the swap did not already), release the load's
@@ -289,12 +262,6 @@ class PostgresBulkLoad(RowBatches):
             connection.close()
 
     # ---- internals -------------------------------------------------------------------------------
-    def _check_active(self) -> None:
-        if self.aborted:
-            raise StoreError(f"the bulk load of {self._source!r} was aborted")
-        if self._finished:
-            raise StoreError(f"the bulk load of {self._source!r} has ended")
-
     def _flush(self) -> None:
         if not self._batch:
             return
@@ -345,11 +312,6 @@ class PostgresBulkLoad(RowBatches):
                 self._indexed = True
             connection.execute(sql.SQL("ANALYZE {}").format(table))
         self._dirty = False
-
-    def _conflict(self, kind: str, id_: str) -> DataError:
-        return DataError(
-            f"{kind} {id_!r} appears twice with different content in the bulk load of source {self._source!r}"
-        )
 
 
 def _scalar(connection: psycopg.Connection[TupleRow], query: str) -> int:

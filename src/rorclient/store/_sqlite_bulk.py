@@ -35,19 +35,19 @@ import threading
 import uuid
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
 
-from rorclient.errors import DataError, StoreError
+from rorclient.errors import StoreError
 from rorclient.models import EntityKind
 from rorclient.store._rows import RowBatches
 from rorclient.store._sql import SQLITE, sync_state_row
+from rorclient.store._sql_bulk import SqlBulkLoad
 from rorclient.store._sqlite_rows import (
     ENTITY_COLUMNS,
     UPSERT_ON_CONFLICT,
     translate_errors,
 )
 from rorclient.store._sqlite_schema import PAGE_SIZE, STAGING_DDL, STAGING_INDEX
-from rorclient.store.base import KIND_ORDER, ChangeKind, SyncState, utcnow
+from rorclient.store.base import KIND_ORDER, ChangeKind, utcnow
 
 __all__ = ["BATCH_SIZE", "SqliteBulkLoad", "clean_abandoned_loads", "start_bulk_load"]
 
@@ -126,7 +126,7 @@ def start_bulk_load(
     return load
 
 
-class SqliteBulkLoad(RowBatches):
+class SqliteBulkLoad(SqlBulkLoad):
     """The :class:`~rorclient.store.BulkLoad` of :class:`~rorclient.store.sqlite.SqliteStore`.
 
     Use it from one thread at a time. See the module docstring for how staging and the swap work.
@@ -145,24 +145,15 @@ class SqliteBulkLoad(RowBatches):
         self._connection = connection
         self._load_id = load_id
         self._staging_path = staging_path
-        self._source = source
-        self._run_id = run_id
-        self._batch: list[tuple[Any, ...]] = []
-        self._count = 0
+        super().__init__(source, run_id)
         self._indexed = False
-        self._sync_state: SyncState | None = None
-        self._result = dict.fromkeys(ChangeKind, 0)
-        self.aborted = False
-        self._finished = False
         self._registered = False  # in bulk_loads, until the swap or discard() removes it
-        self._discarded = False
 
     # ---- BulkLoad --------------------------------------------------------------------------------
     def preview(self) -> dict[ChangeKind, int]:
         """What the swap would change now, counted in SQL; nothing is written to the store."""
         self._check_active()
         self._prepare()
-        counts = dict.fromkeys(ChangeKind, 0)
         connection = self._connection
         with translate_errors("preview a bulk load on", self._db_path):
             connection.execute("BEGIN")
@@ -175,23 +166,7 @@ class SqliteBulkLoad(RowBatches):
                 gone = connection.execute(f"SELECT count(*) {_GONE}", {"source": self._source}).fetchone()[0]
             finally:
                 connection.execute("COMMIT")
-        for change, count in rows:
-            counts[ChangeKind(change)] = count
-        counts[ChangeKind.DELETED] = gone
-        return counts
-
-    def set_sync_state(self, state: SyncState) -> None:
-        self._check_active()
-        self._sync_state = state
-
-    def abort(self) -> None:
-        """Discard the staged snapshot now; the ``with`` block then ends without touching the store."""
-        self.aborted = True
-        self.discard()
-
-    @property
-    def result(self) -> dict[ChangeKind, int]:
-        return dict(self._result)
+        return self._counts(rows, gone)
 
     # ---- the swap and the clean-up (called by SqliteStore.bulk_load) -----------------------------
     def swap(self) -> None:
@@ -253,9 +228,7 @@ class SqliteBulkLoad(RowBatches):
                     connection.execute("ROLLBACK")
                 raise
         self._registered = False
-        for change, count in counted:
-            self._result[ChangeKind(change)] = count
-        self._finished = True
+        self._finish(counted)
 
     def discard(self) -> None:
         """Drop the staging file and the registration (if the swap did not already); idempotent."""
@@ -283,12 +256,6 @@ class SqliteBulkLoad(RowBatches):
             _remove(self._staging_path)
 
     # ---- internals -------------------------------------------------------------------------------
-    def _check_active(self) -> None:
-        if self.aborted:
-            raise StoreError(f"the bulk load of {self._source!r} was aborted")
-        if self._finished:
-            raise StoreError(f"the bulk load of {self._source!r} has ended")
-
     def _flush(self) -> None:
         if not self._batch:
             return
@@ -349,11 +316,6 @@ class SqliteBulkLoad(RowBatches):
                 connection.execute("COMMIT")
                 connection.execute(STAGING_INDEX)
         self._indexed = True
-
-    def _conflict(self, kind: str, id_: str) -> DataError:
-        return DataError(
-            f"{kind} {id_!r} appears twice with different content in the bulk load of source {self._source!r}"
-        )
 
 
 def _staging_path(db_path: Path, load_id: str) -> Path:
