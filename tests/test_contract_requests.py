@@ -10,12 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from lxml import etree
 
 from rorclient.models import CodedValue
-from rorclient.ror import RorClient, VihfSettings
+from rorclient.ror import HttpRequest, HttpResponse, RorClient, VihfSettings
 from tests.conftest import SPEC
 
 SOAP = "http://www.w3.org/2003/05/soap-envelope"
@@ -40,12 +39,12 @@ class Recorder:
     """A fake ROR that records every request and answers with an empty, valid response."""
 
     def __init__(self) -> None:
-        self.requests: list[httpx.Request] = []
+        self.requests: list[HttpRequest] = []
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
+    def __call__(self, request: HttpRequest) -> HttpResponse:
         self.requests.append(request)
         body = NOTIF_RESPONSE if b"TR-Notif" in request.content else EMPTY_LECTURE
-        return httpx.Response(200, content=body, headers={"Content-Type": "application/soap+xml"})
+        return HttpResponse(content=body, headers={"Content-Type": "application/soap+xml"})
 
     def envelope(self) -> etree._Element:
         return etree.fromstring(self.requests[-1].content)
@@ -62,7 +61,7 @@ def make_client(recorder: Recorder, wsdl: Path | None, vihf: VihfSettings | None
         soap_url="https://ror.test/ROR/0.1/CSD_ROR_Binding",
         wsdl=wsdl,
         vihf=vihf,
-        transport=httpx.MockTransport(recorder),
+        handler=recorder,
     )
 
 
@@ -112,7 +111,7 @@ def test_requests_carry_the_soap12_action_of_their_operation(call: str, wsdl: Pa
     request = recorder.requests[-1]
     action = "ror-update" if call.startswith("notif") else "ror-search"
     assert request.method == "POST"
-    assert request.headers["Content-Type"] == (
+    assert request.headers["content-type"] == (
         f'application/soap+xml; charset=UTF-8; action="urn:asip:ror:2015:stored-function:{action}"'
     )
     assert request.url == "https://ror.test/ROR/0.1/CSD_ROR_Binding"

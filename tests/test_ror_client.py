@@ -8,12 +8,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 
 from rorclient.errors import ConfigError, DataError, RemoteError, RorError
 from rorclient.models import Offer
 from rorclient.ror import (
+    HttpRequest,
+    HttpResponse,
     HttpStatusError,
     NotifEntry,
     RetryPolicy,
@@ -29,7 +30,7 @@ SOAP = "http://www.w3.org/2003/05/soap-envelope"
 CSD = "urn:ihe:iti:csd:2013"
 ROR = "urn:asip:ror:2015"
 URL = "https://ror.test/ROR/0.1/CSD_ROR_Binding"
-Handler = Callable[[httpx.Request], httpx.Response]
+Handler = Callable[[HttpRequest], HttpResponse]
 
 
 def envelope(body: bytes) -> bytes:
@@ -44,18 +45,20 @@ def fault(code: str, erreur: str = '<r:erreur code="405" message="bad count"/>')
     )
 
 
-def soap(status: int, body: bytes, **headers: str) -> httpx.Response:
-    return httpx.Response(status, content=body, headers={"Content-Type": "application/soap+xml", **headers})
+def soap(status: int, body: bytes, **headers: str) -> HttpResponse:
+    return HttpResponse(
+        status=status, content=body, headers={"Content-Type": "application/soap+xml", **headers}
+    )
 
 
 class Script:
     """Answers requests from a list of responses (the last one repeats), counting them."""
 
-    def __init__(self, *answers: httpx.Response | Exception) -> None:
+    def __init__(self, *answers: HttpResponse | Exception) -> None:
         self.answers = list(answers)
-        self.requests: list[httpx.Request] = []
+        self.requests: list[HttpRequest] = []
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
+    def __call__(self, request: HttpRequest) -> HttpResponse:
         self.requests.append(request)
         answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
         if isinstance(answer, Exception):
@@ -82,7 +85,7 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 
 def client(handler: Handler, **options: object) -> RorClient:
-    return RorClient(name="idf", soap_url=URL, transport=httpx.MockTransport(handler), **options)  # type: ignore[arg-type]
+    return RorClient(name="idf", soap_url=URL, handler=handler, **options)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -140,13 +143,11 @@ def test_requests_name_rorclient_and_its_version(lecture_body: bytes) -> None:
     script = Script(soap(200, lecture_body))
     with client(script) as ror:
         ror.read_establishment("1830000002")
-    assert script.requests[0].headers["User-Agent"] == f"rorclient/{rorclient.__version__}"
+    assert script.requests[0].headers["user-agent"] == f"rorclient/{rorclient.__version__}"
 
 
 def test_a_text_html_content_type_on_a_soap_body_is_tolerated(lecture_body: bytes) -> None:
-    with client(
-        Script(httpx.Response(200, content=lecture_body, headers={"Content-Type": "text/html"}))
-    ) as ror:
+    with client(Script(HttpResponse(content=lecture_body, headers={"Content-Type": "text/html"}))) as ror:
         assert ror.read_establishment("1830000002").establishments
 
 
@@ -219,7 +220,7 @@ def test_503_with_retry_after_is_retried_after_the_requested_delay(
 
 @pytest.mark.parametrize("status", [429, 502, 503, 504])
 def test_busy_statuses_are_retried_and_then_reported(status: int, sleeps: list[float]) -> None:
-    script = Script(httpx.Response(status, headers={"Retry-After": "2"}))
+    script = Script(HttpResponse(status=status, headers={"Retry-After": "2"}))
     with client(script, retry=RetryPolicy(max_attempts=3)) as ror, pytest.raises(ServerBusyError) as caught:
         ror.changed_establishments("2024-01-01")
     assert (caught.value.status, caught.value.retry_after) == (status, 2)
@@ -229,7 +230,9 @@ def test_busy_statuses_are_retried_and_then_reported(status: int, sleeps: list[f
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 500])
 def test_other_statuses_fail_at_once(status: int, sleeps: list[float]) -> None:
-    script = Script(httpx.Response(status, text="<html>error</html>", headers={"Content-Type": "text/html"}))
+    script = Script(
+        HttpResponse(status=status, content=b"<html>error</html>", headers={"Content-Type": "text/html"})
+    )
     with client(script) as ror, pytest.raises(HttpStatusError) as caught:
         ror.read_establishment("1830000002")
     assert caught.value.status == status and not caught.value.retryable
@@ -238,8 +241,8 @@ def test_other_statuses_fail_at_once(status: int, sleeps: list[float]) -> None:
 
 
 def test_an_html_page_with_status_200_is_an_unexpected_response() -> None:
-    page = httpx.Response(
-        200, text="<!DOCTYPE html><html><body>Portail</body></html>", headers={"Content-Type": "text/html"}
+    page = HttpResponse(
+        content=b"<!DOCTYPE html><html><body>Portail</body></html>", headers={"Content-Type": "text/html"}
     )
     with client(Script(page)) as ror, pytest.raises(UnexpectedResponseError, match="text/html"):
         ror.read_establishment("1830000002")
@@ -260,7 +263,7 @@ def test_read_establishments_yields_each_result_and_keeps_going_after_errors(lec
         "</careServicesResponse>".encode()
     )
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: HttpRequest) -> HttpResponse:
         return soap(200, inline_error if b'code="bad' in request.content else lecture_body)
 
     with client(handler) as ror:
@@ -274,7 +277,7 @@ def test_concurrency_is_bounded_by_max_concurrency(lecture_body: bytes) -> None:
     lock = threading.Lock()
     active = peak = 0
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: HttpRequest) -> HttpResponse:
         nonlocal active, peak
         with lock:
             active += 1
@@ -293,7 +296,7 @@ def test_concurrency_is_bounded_by_max_concurrency(lecture_body: bytes) -> None:
 def test_reads_run_in_parallel_up_to_the_requested_concurrency(lecture_body: bytes) -> None:
     barrier = threading.Barrier(4, timeout=5)
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: HttpRequest) -> HttpResponse:
         barrier.wait()  # only returns once 4 requests are in flight together
         return soap(200, lecture_body)
 
@@ -357,6 +360,11 @@ def test_a_closed_client_refuses_calls(lecture_body: bytes) -> None:
 
 
 def test_every_error_is_a_ror_error(sleeps: list[float]) -> None:
-    for answer in (httpx.ConnectError("refused"), httpx.ReadTimeout("slow"), httpx.Response(418)):
+    answers: tuple[Exception | HttpResponse, ...] = (
+        ConnectionRefusedError("refused"),
+        TimeoutError("slow"),
+        HttpResponse(status=418),
+    )
+    for answer in answers:
         with client(Script(answer), retry=RetryPolicy(max_attempts=1)) as ror, pytest.raises(RorError):
             ror.read_unit("x")

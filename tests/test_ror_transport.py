@@ -16,6 +16,9 @@ from rorclient.ror import (
     CertificateRevokedError,
     ClientCertificateRejectedError,
     ConnectError,
+    HttpHandler,
+    HttpRequest,
+    HttpResponse,
     IncompleteResponseError,
     RequestTimeoutError,
     RetryPolicy,
@@ -32,11 +35,14 @@ URL = "https://ror.test/ROR/0.1/CSD_ROR_Binding"
 ONE_TRY = RetryPolicy(max_attempts=1)
 
 
-def failing(error: Exception) -> httpx.MockTransport:
-    def handler(request: httpx.Request) -> httpx.Response:
+def failing(error: Exception) -> HttpHandler:
+    """A handler raising ``error``: httpx errors raised in a handler reach the translation as the
+    network's would."""
+
+    def handler(request: HttpRequest) -> HttpResponse:
         raise error
 
-    return httpx.MockTransport(handler)
+    return handler
 
 
 def ssl_wrapped(kind: type[httpx.TransportError], reason: str) -> httpx.TransportError:
@@ -47,8 +53,8 @@ def ssl_wrapped(kind: type[httpx.TransportError], reason: str) -> httpx.Transpor
     return error
 
 
-def call_with(transport: httpx.MockTransport, **options: object) -> Exception:
-    ror = RorClient(name="idf", soap_url=URL, transport=transport, retry=ONE_TRY, **options)  # type: ignore[arg-type]
+def call_with(handler: HttpHandler, **options: object) -> Exception:
+    ror = RorClient(name="idf", soap_url=URL, handler=handler, retry=ONE_TRY, **options)  # type: ignore[arg-type]
     with ror, pytest.raises(Exception) as caught:
         ror.read_establishment("1830000002")
     return caught.value
@@ -82,24 +88,39 @@ def test_network_failures_are_retryable_transport_errors(
         assert isinstance(error, RequestTimeoutError) and error.phase == phase
 
 
+def test_a_handler_simulates_network_failures_with_os_errors() -> None:
+    """The in-process handler's contract: ``OSError`` is a connection failure, ``TimeoutError`` a
+    timeout, and an ``OSError`` while the body is read a body cut short; all typed and retryable."""
+
+    def cut() -> Iterator[bytes]:
+        yield b"<s:Envelope"
+        raise ConnectionResetError("reset by peer")
+
+    refused = call_with(failing(ConnectionRefusedError("[Errno 111] Connection refused")))
+    timed_out = call_with(failing(TimeoutError()))
+    cut_short = call_with(lambda request: HttpResponse(chunks=cut()))
+    assert type(refused) is ConnectError and "Connection refused" in str(refused)
+    assert type(timed_out) is RequestTimeoutError
+    assert type(cut_short) is IncompleteResponseError
+    assert all(isinstance(e, TransportError) and e.retryable for e in (refused, timed_out, cut_short))
+
+
 def test_transient_network_failures_are_retried_until_success(samples_dir: Path) -> None:
     body = (samples_dir / "lecture_response_body.xml").read_bytes()
-    answers: list[Exception | httpx.Response] = [
+    answers: list[Exception | HttpResponse] = [
         httpx.ConnectError("refused"),
         httpx.ReadTimeout("slow"),
         httpx.RemoteProtocolError("cut"),
-        httpx.Response(200, content=body),
+        HttpResponse(content=body),
     ]
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: HttpRequest) -> HttpResponse:
         answer = answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
         return answer
 
-    with RorClient(
-        soap_url=URL, transport=httpx.MockTransport(handler), retry=RetryPolicy(wait_scale=0)
-    ) as ror:
+    with RorClient(soap_url=URL, handler=handler, retry=RetryPolicy(wait_scale=0)) as ror:
         assert ror.read_establishment("1830000002").establishments
     assert not answers
 
@@ -136,15 +157,13 @@ def test_tls_failures_are_specific_and_never_retried(
     calls = 0
     original = raised
 
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(request: HttpRequest) -> HttpResponse:
         nonlocal calls
         calls += 1
         raise original
 
     with (
-        RorClient(
-            soap_url=URL, transport=httpx.MockTransport(handler), retry=RetryPolicy(wait_scale=0)
-        ) as ror,
+        RorClient(soap_url=URL, handler=handler, retry=RetryPolicy(wait_scale=0)) as ror,
         pytest.raises(TlsError) as caught,
     ):
         ror.read_establishment("1830000002")
@@ -164,14 +183,12 @@ def test_certificate_verification_error_says_why() -> None:
 
 
 def test_a_body_trickling_past_the_total_deadline_is_a_timeout() -> None:
-    class Trickle(httpx.SyncByteStream):
-        def __iter__(self) -> Iterator[bytes]:
-            for _ in range(50):
-                time.sleep(0.01)
-                yield b" "
+    def trickle() -> Iterator[bytes]:
+        for _ in range(50):
+            time.sleep(0.01)
+            yield b" "
 
-    transport = httpx.MockTransport(lambda request: httpx.Response(200, stream=Trickle()))
-    error = call_with(transport, timeouts=Timeouts(total=0.05))
+    error = call_with(lambda request: HttpResponse(chunks=trickle()), timeouts=Timeouts(total=0.05))
     assert isinstance(error, RequestTimeoutError) and error.phase == "deadline"
     assert "within 0.05 s" in str(error)
 
@@ -184,10 +201,11 @@ def test_an_invalid_url_is_a_configuration_error() -> None:
 def test_urls_in_messages_lose_credentials_and_query() -> None:
     assert safe_url("https://user:secret@ror.test:8443/a/b?token=abc#x") == "https://ror.test:8443/a/b?…"
     assert safe_url("https://[::1]:443/x") == "https://[::1]:443/x"
-    transport = failing(httpx.ConnectError("refused"))
     with (
         RorClient(
-            soap_url="https://me:hunter2@ror.test/x?key=s3cr3t", transport=transport, retry=ONE_TRY
+            soap_url="https://me:hunter2@ror.test/x?key=s3cr3t",
+            handler=failing(httpx.ConnectError("refused")),
+            retry=ONE_TRY,
         ) as ror,
         pytest.raises(ConnectError) as caught,
     ):
@@ -218,7 +236,7 @@ def test_passwords_and_keys_never_reach_logs_or_error_messages(
                 client_cert=pki.client.pkcs12,
                 password=password,
                 ca_bundle=pki.ca_bundle,
-                transport=failing(error),
+                handler=failing(error),
                 retry=RetryPolicy(max_attempts=2, wait_scale=0),
             ) as ror:
                 messages.append(repr(ror))

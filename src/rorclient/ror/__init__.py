@@ -25,7 +25,16 @@ from rorclient.ror.errors import (
     UnexpectedResponseError,
     UnknownClientCaError,
 )
-from rorclient.ror.models import DownloadResult, NotifEntry, Timeouts, VihfProfile, VihfSettings
+from rorclient.ror.models import (
+    DownloadResult,
+    HttpHandler,
+    HttpRequest,
+    HttpResponse,
+    NotifEntry,
+    Timeouts,
+    VihfProfile,
+    VihfSettings,
+)
 
 __all__ = [
     "DEFAULT_UNIT_ID_AUTHORITY",
@@ -34,6 +43,9 @@ __all__ = [
     "CodeFilter",
     "ConnectError",
     "DownloadResult",
+    "HttpHandler",
+    "HttpRequest",
+    "HttpResponse",
     "HttpStatusError",
     "IncompleteResponseError",
     "NotifEntry",

@@ -16,7 +16,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -34,22 +34,18 @@ from rorclient.ror.errors import (
     UnknownClientCaError,
     safe_url,
 )
-from rorclient.ror.models import Timeouts
+from rorclient.ror.models import HttpHandler, HttpRequest, HttpResponse, Timeouts
 
 __all__ = [
     "BUSY_STATUSES",
     "HttpReply",
     "HttpSession",
-    "HttpTransport",
     "StreamedReply",
     "busy_error",
     "parse_retry_after",
 ]
 
 _log = logging.getLogger("rorclient.ror")
-
-#: What tests may give instead of the network: any ``httpx`` transport, e.g. ``httpx.MockTransport``.
-HttpTransport = httpx.BaseTransport
 
 # Small SOAP requests go out in two writes (headers, body): without TCP_NODELAY, Nagle's algorithm holds
 # the second until the server's delayed ACK, adding ~40 ms to every call.
@@ -104,7 +100,7 @@ class HttpSession:
         user_agent: str,
         client_subject: str | None = None,
         max_response_bytes: int = 256 * 1024 * 1024,
-        transport: HttpTransport | None = None,
+        handler: HttpHandler | None = None,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
@@ -119,8 +115,9 @@ class HttpSession:
             headers={"User-Agent": user_agent},
             follow_redirects=False,
             trust_env=False,
-            transport=transport
-            or httpx.HTTPTransport(
+            transport=_in_process(handler)
+            if handler is not None
+            else httpx.HTTPTransport(
                 verify=verify, limits=limits, trust_env=False, socket_options=_SOCKET_OPTIONS
             ),
         )
@@ -339,3 +336,40 @@ def busy_error(status: int, headers: Mapping[str, str], operation: str, url: str
     return ServerBusyError(
         f"{operation}: {safe_url(url)} answered HTTP {status}{hint}", status=status, retry_after=retry_after
     )
+
+
+def _in_process(handler: HttpHandler) -> httpx.BaseTransport:
+    """An httpx transport that asks ``handler`` instead of the network; the handler's ``OSError`` and
+    ``TimeoutError`` become the httpx errors the network would give, translated like them."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen = HttpRequest(
+            method=request.method,
+            url=str(request.url),
+            headers={name.lower(): value for name, value in request.headers.items()},
+            content=request.read(),
+        )
+        try:
+            response: HttpResponse = handler(seen)
+        except TimeoutError as exc:
+            raise httpx.ReadTimeout(str(exc) or "timed out", request=request) from exc
+        except OSError as exc:
+            raise httpx.ConnectError(str(exc), request=request) from exc
+        if response.chunks is None:
+            return httpx.Response(response.status, headers=response.headers, content=response.content)
+        return httpx.Response(response.status, headers=response.headers, stream=_Chunks(response.chunks))
+
+    return httpx.MockTransport(answer)
+
+
+class _Chunks(httpx.SyncByteStream):
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = chunks
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._chunks
+        except TimeoutError as exc:
+            raise httpx.ReadTimeout(str(exc) or "timed out") from exc
+        except OSError as exc:
+            raise httpx.RemoteProtocolError(f"body cut short: {exc}") from exc

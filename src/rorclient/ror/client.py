@@ -49,13 +49,13 @@ from rorclient.errors import ConfigError, RorError
 from rorclient.models import Entity, Offer
 from rorclient.ror import _params
 from rorclient.ror._download import ProgressCallback, download_file
-from rorclient.ror._http import BUSY_STATUSES, HttpReply, HttpSession, HttpTransport, busy_error
+from rorclient.ror._http import BUSY_STATUSES, HttpReply, HttpSession, busy_error
 from rorclient.ror._responses import check_xml_body, find_fault, parse_notif
 from rorclient.ror._retry import RetryPolicy, retry_call
 from rorclient.ror._soap import SoapCodec, SoapRequest
 from rorclient.ror._vihf import vihf_header
 from rorclient.ror.errors import HttpStatusError, safe_url
-from rorclient.ror.models import DownloadResult, NotifEntry, Timeouts, VihfSettings
+from rorclient.ror.models import DownloadResult, HttpHandler, NotifEntry, Timeouts, VihfSettings
 from rorclient.tls import CertificateFileNotFoundError, CertificateFormatError, CertificateInfo, Credentials
 
 __all__ = ["DEFAULT_UNIT_ID_AUTHORITY", "RorClient"]
@@ -87,7 +87,8 @@ class RorClient:
     * ``establishment_id_authority``: ``assigningAuthorityName`` sent with an idNat_Struct in Lecture
       (default ``1.2.250.1.71.1.2.14``, as PLATINES); ``unit_id_authority`` the same for identifiantOI;
     * ``cache_dir``: where :meth:`load_file` puts downloaded files;
-    * ``transport``: an ``httpx`` transport replacing the network (tests).
+    * ``handler``: answers every request in this process instead of the network (tests, demonstrations;
+      see :data:`~rorclient.ror.HttpHandler`).
 
     Certificate problems found while loading (expired, wrong password, seal-only...) raise the
     :mod:`rorclient.tls` errors here, before any connection.
@@ -116,7 +117,7 @@ class RorClient:
         establishment_id_authority: str = Oid.STRUCTURE_ID_TYPE,
         unit_id_authority: str = DEFAULT_UNIT_ID_AUTHORITY,
         cache_dir: str | os.PathLike[str] | None = None,
-        transport: HttpTransport | None = None,
+        handler: HttpHandler | None = None,
     ) -> None:
         self.name = name or (source.name if source else "ror")
         self.soap_url = soap_url or (source.soap_url if source else None)
@@ -139,7 +140,7 @@ class RorClient:
         self._establishment_authority = establishment_id_authority
         self._unit_authority = unit_id_authority
         self._cache_dir = Path(cache_dir) if cache_dir else Path(platformdirs.user_cache_dir("rorclient"))
-        self._transport = transport
+        self._handler = handler
         # A WSDL given by the user is checked now; rorclient's own is loaded on the first SOAP call.
         self._codec: SoapCodec | None = SoapCodec(wsdl, schema_dir=schema_dir) if wsdl is not None else None
         context = self._credentials.ssl_context() if self._credentials else _server_only_context(bundle)
@@ -351,7 +352,7 @@ class RorClient:
             max_concurrency=self._max_concurrency,
             user_agent=f"rorclient/{__version__}",
             client_subject=self.certificate.subject if self.certificate else None,
-            transport=self._transport,
+            handler=self._handler,
         )
 
     def _header(self) -> etree._Element | None:

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["DownloadResult", "NotifEntry", "Timeouts", "VihfProfile", "VihfSettings"]
+__all__ = [
+    "DownloadResult",
+    "HttpHandler",
+    "HttpRequest",
+    "HttpResponse",
+    "NotifEntry",
+    "Timeouts",
+    "VihfProfile",
+    "VihfSettings",
+]
 
 
 class _Frozen(BaseModel):
@@ -91,3 +101,31 @@ class VihfSettings(_Frozen):
     platines_xsi_namespace: bool = False
     """Spell the ``xsi`` namespace as PLATINES does (``http://wwww.w3.org/...``, four w) for servers that
     turn out to depend on it."""
+
+
+class HttpRequest(_Frozen):
+    """A request as a :data:`HttpHandler` sees it: header names in lower case, the body read."""
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    content: bytes
+
+
+class HttpResponse(BaseModel):
+    """What a :data:`HttpHandler` answers: a status, headers and a body, given whole (``content``) or
+    as chunks (``chunks``, an iterable read as the client reads the body). Raising ``TimeoutError``
+    from the chunks simulates a read timeout, any other ``OSError`` a body cut short."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    status: int = 200
+    headers: dict[str, str] = Field(default_factory=dict)
+    content: bytes = b""
+    chunks: Iterable[bytes] | None = None
+
+
+HttpHandler: TypeAlias = Callable[[HttpRequest], HttpResponse]
+"""Answers the requests of a :class:`~rorclient.ror.RorClient` in-process instead of the network (tests,
+demonstrations, recorded answers). Raising ``TimeoutError`` simulates a timeout, any other ``OSError``
+(``ConnectionRefusedError``...) a connection failure."""
