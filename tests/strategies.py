@@ -107,9 +107,10 @@ def addresses(draw: st.DrawFn) -> Address:
         type=draw(st.none() | st.sampled_from(("geographique", "postale"))),
         lines=tuple(lines),
         record=record,
-        language=draw(st.none() | st.just("fr")),
+        language=draw(st.none() | st.just("fr") | st.just("")),
         # A further extension only round-trips after the first one, which holds the record.
         extras=draw(_subsequence(ADDRESS_EXTRAS)) if record is not None else (),
+        extension_extras=draw(_subsequence(LOCAL_EXTRAS)) if record is not None else (),
     )
 
 
@@ -135,6 +136,7 @@ def telecoms(draw: st.DrawFn) -> Telecom:
         confidentiality=draw(coded(Oid.CONFIDENTIALITY)) if with_extension else None,
         record=draw(records()) if with_extension else None,
         extras=draw(_subsequence(CONTACT_POINT_EXTRAS)),
+        extension_extras=draw(_subsequence(LOCAL_EXTRAS)) if with_extension else (),
     )
 
 
@@ -241,6 +243,8 @@ GEOCODE_EXTRAS = (
 )
 CONTACT_POINT_EXTRAS = (kept("<csd:certificate>MIIBszCCAVmgAwIBAgIUQ</csd:certificate>"),)
 LOCATION_EXTRAS = (kept("<csd:calculatedDistance>2.5</csd:calculatedDistance>"),)
+# What the XSD's base extension type allows before its own children: one un-namespaced element.
+LOCAL_EXTRAS = (kept("<note>vérifié</note>"),)
 
 _CODED = {"code": "1", "codingScheme": "1.2.250.1.213.3.3.1"}
 ORGANIZATION_EXTRAS = (

@@ -22,6 +22,7 @@ can emit it again.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import operator
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
@@ -66,6 +67,9 @@ CLOSED_LOCATION_STATUSES = frozenset({"1", "2"})
 
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+_IS_NONE = functools.partial(operator.is_, None)
 
 
 def _kept(default: tuple[()] | None = ()) -> Any:
@@ -168,14 +172,17 @@ class AddressLine(_Model):
 
 
 class Address(_Model):
-    """A CSD ``address``; ``extras`` keeps its further ``extension`` elements (the first one gives
-    ``record``) verbatim."""
+    """A CSD ``address``. Its first ``extension`` gives ``record``; what else that extension holds is
+    kept verbatim in ``extension_extras``, further ``extension`` elements (and any unknown child) in
+    ``extras``. (An ``extras`` extension without a ``record`` here is written after the one carrying
+    it; with no ``record`` at all it would be read back as the first one.)"""
 
     type: str | None = None
     lines: tuple[AddressLine, ...] = ()
     record: RecordMeta | None = None
-    language: str | None = _kept(None)
+    language: str | None = Field(default=None, exclude_if=_IS_NONE)
     extras: tuple[ExtraElement, ...] = _kept()
+    extension_extras: tuple[ExtraElement, ...] = _kept()
 
     def part(self, name: str) -> str | None:
         """The first value of a structured part (``postCode``, ``cityName``...) across the lines."""
@@ -203,6 +210,8 @@ class Telecom(_Model):
     record: RecordMeta | None = None
     #: Children not modelled (``certificate``, further ``extension`` elements), verbatim.
     extras: tuple[ExtraElement, ...] = _kept()
+    #: Children of the first ``extension`` besides ``confidentialityLevel`` and ``record``, verbatim.
+    extension_extras: tuple[ExtraElement, ...] = _kept()
 
 
 class Contact(_Model):

@@ -165,6 +165,18 @@ _new_record = validator(RecordMeta)
 _new_telecom = validator(Telecom)
 
 
+# The children of a ``location`` the model holds, and the field each fills (the first occurrence).
+_LOCATION_FIELDS = {
+    NAME: "name",
+    DESCRIPTION: "description",
+    STATUS: "status",
+    ADDRESS: "address",
+    GEO_COORDINATES: "coordinates",
+    CITY_NUMBER: "city",
+    RECORD: "record",
+}
+
+
 @dataclass(slots=True)
 class OrganizationPart:
     entity_id: str
@@ -423,15 +435,20 @@ class ElementParser:
 
     def address(self, element: etree._Element) -> Address:
         lines: list[AddressLine] = []
-        extension_seen = False
         values: dict[str, Any] = {"type": element.get("type"), "record": None}
         extras: list[ExtraElement] = []
+        extension_extras: list[ExtraElement] = []
+        extension_seen = False
         for child in element:
             if child.tag == ADDRESS_LINE:
                 lines.append(_new_address_line({"text": child.text or None, "parts": dict(child.attrib)}))
             elif child.tag == EXTENSION and not extension_seen:
                 extension_seen = True
-                values["record"] = self._extension_record(child)
+                for sub in child:
+                    if sub.tag == RECORD and values["record"] is None:
+                        values["record"] = self.record(sub)
+                    else:
+                        extension_extras.append(self.unmodeled(sub))
             else:
                 extras.append(self.unmodeled(child))
         values["lines"] = tuple(lines)
@@ -440,6 +457,8 @@ class ElementParser:
             values["language"] = language
         if extras:
             values["extras"] = tuple(extras)
+        if extension_extras:
+            values["extension_extras"] = tuple(extension_extras)
         return _new_address(values)
 
     def _extension_record(self, extension: etree._Element) -> RecordMeta | None:
@@ -453,11 +472,11 @@ class ElementParser:
         extras: list[ExtraElement] = []
         for child in element:
             tag = child.tag
-            if tag == LATITUDE:
+            if tag == LATITUDE and "latitude" not in values:
                 values["latitude"] = self.decimal(child)
-            elif tag == LONGITUDE:
+            elif tag == LONGITUDE and "longitude" not in values:
                 values["longitude"] = self.decimal(child)
-            elif tag == COORDINATE_SYSTEM:
+            elif tag == COORDINATE_SYSTEM and "coordinate_system" not in values:
                 values["coordinate_system"] = child.text or ""
             elif tag == RECORD and "record" not in values:
                 values["record"] = self.record(child)
@@ -473,28 +492,33 @@ class ElementParser:
     def telecom(self, element: etree._Element) -> Telecom:
         values: dict[str, Any] = {}
         extras: list[ExtraElement] = []
+        extension_extras: list[ExtraElement] = []
         extension_seen = False
         for child in element:
             tag = child.tag
-            if tag == CODED_TYPE:
+            if tag == CODED_TYPE and "channel" not in values:
                 values["channel"] = self.coded(child)
-            elif tag == EQUIPMENT:
+            elif tag == EQUIPMENT and "value" not in values:
                 values["value"] = child.text
-            elif tag == PURPOSE:
+            elif tag == PURPOSE and "purpose" not in values:
                 values["purpose"] = child.text
             elif tag == EXTENSION and not extension_seen:
                 extension_seen = True
                 for sub in child:
-                    if sub.tag == CONFIDENTIALITY_LEVEL:
+                    if sub.tag == CONFIDENTIALITY_LEVEL and "confidentiality" not in values:
                         values["confidentiality"] = self.coded(sub)
-                    elif sub.tag == RECORD:
+                    elif sub.tag == RECORD and "record" not in values:
                         values["record"] = self.record(sub)
+                    else:
+                        extension_extras.append(self.unmodeled(sub))
             else:
                 extras.append(self.unmodeled(child))
         if "channel" not in values:
             raise self.error("missing codedType (communication channel)", element)
         if extras:
             values["extras"] = tuple(extras)
+        if extension_extras:
+            values["extension_extras"] = tuple(extension_extras)
         return _new_telecom(values)
 
     def contact(self, element: etree._Element) -> Contact:
@@ -525,22 +549,19 @@ class ElementParser:
         extras: list[ExtraElement] = []
         for child in element:
             tag = child.tag
-            if tag == NAME:
-                values["name"] = child.text
-            elif tag == DESCRIPTION:
-                values["description"] = child.text
-            elif tag == STATUS:
-                values["status"] = self.coded(child)
-            elif tag == ADDRESS:
-                values["address"] = self.address(child)
-            elif tag == GEO_COORDINATES:
-                values["coordinates"] = self.geocode(child)
-            elif tag == CITY_NUMBER:
-                values["city"] = self.coded(child)
-            elif tag == RECORD and "record" not in values:
-                values["record"] = self.record(child)
-            else:
+            key = _LOCATION_FIELDS.get(tag)  # type: ignore[arg-type]  # tags are str here
+            if key is None or key in values:
                 extras.append(self.unmodeled(child))
+            elif key == "name" or key == "description":
+                values[key] = child.text
+            elif key == "address":
+                values[key] = self.address(child)
+            elif key == "coordinates":
+                values[key] = self.geocode(child)
+            elif key == "record":
+                values[key] = self.record(child)
+            else:  # status, city
+                values[key] = self.coded(child)
         self._require(values, element, city="cityNumber", record="record")
         if extras:
             values["extras"] = tuple(extras)

@@ -111,7 +111,9 @@ PROVIDER: Final = (
 PROVIDER_EXTENSION: Final = ("operationalStatus", "mailBoxMSS")
 RECORD: Final = ("extension",)
 ADDRESS: Final = ("addressLine", "extension")
+ADDRESS_EXTENSION: Final = ("record",)
 CONTACT_POINT: Final = ("codedType", "equipment", "purpose", "certificate", "extension")
+CONTACT_POINT_EXTENSION: Final = ("confidentialityLevel", "record")
 GEOCODE: Final = ("latitude", "longitude", "coordinateSystem", "extension", "record")
 LOCATION: Final = (
     "name",
@@ -138,7 +140,9 @@ ORDER: Final[dict[str, tuple[str, ...]]] = {
     "providerExtension": PROVIDER_EXTENSION,
     "record": RECORD,
     "address": ADDRESS,
+    "addressExtension": ADDRESS_EXTENSION,
     "contactPoint": CONTACT_POINT,
+    "contactPointExtension": CONTACT_POINT_EXTENSION,
     "geocode": GEOCODE,
     "location": LOCATION,
 }

@@ -727,8 +727,11 @@ class _ElementBuilder:
             line_element = etree.SubElement(element, _tag("addressLine"), line.parts)
             if line.text is not None:
                 line_element.text = line.text
-        if address.record is not None:
-            self._record(self._extension_element(element), address.record)
+        if address.record is not None or address.extension_extras:
+            extension = self._extension_element(element)
+            if address.record is not None:
+                self._record(extension, address.record)
+            _slot_extras(extension, "addressExtension", address.extension_extras)
         _slot_extras(element, "address", address.extras)
 
     def _contact(self, parent: _E, contact: Contact) -> None:
@@ -753,11 +756,12 @@ class _ElementBuilder:
             _text(element, "equipment", telecom.value)
         if telecom.purpose is not None:
             _text(element, "purpose", telecom.purpose)
-        if telecom.confidentiality is not None or telecom.record is not None:
+        if telecom.confidentiality is not None or telecom.record is not None or telecom.extension_extras:
             # The XSD wants both in the extension; the contact supplies whichever the telecom lacks.
             extension = self._extension_element(element)
             _coded(extension, "confidentialityLevel", telecom.confidentiality or contact.confidentiality)
             self._record(extension, telecom.record or contact.record)
+            _slot_extras(extension, "contactPointExtension", telecom.extension_extras)
         _slot_extras(element, "contactPoint", telecom.extras)
 
     def _location(self, parent: _E, location: Location, owner: Any) -> None:
