@@ -18,8 +18,15 @@ from typing import Any
 from rorclient.csd.writer import write_csd
 from rorclient.errors import ConfigError, RemoteError, RorError, TransportError
 from rorclient.models import EntityKind, Offer, Unit
-from rorclient.sandbox.dataset import delete_unit, generate_dataset, mutate
-from rorclient.sandbox.mutations import close_establishment, movable_units, move_unit, new_establishment
+from rorclient.sandbox.dataset import generate_dataset
+from rorclient.sandbox.mutations import (
+    close_establishment,
+    delete_unit,
+    movable_units,
+    move_unit,
+    mutate,
+    new_establishment,
+)
 from rorclient.store.base import Store
 
 START = dt.datetime(2025, 1, 6, 8, 0, 0)

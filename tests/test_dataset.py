@@ -17,22 +17,20 @@ import pytest
 from lxml import etree
 
 from rorclient.codes import Oid
+from rorclient.csd.reader import read_offer
 from rorclient.csd.writer import csd_bytes
 from rorclient.errors import ConfigError
 from rorclient.geography import region_of_id
 from rorclient.models import EntityKind, Offer, Unit, UnitLevel
 from rorclient.sandbox import _vocab as vocab
 from rorclient.sandbox.dataset import (
-    MUTATIONS,
     REFERENCE_TIME,
-    add_elementary_unit,
-    delete_unit,
     establishments_for_size,
     generate_dataset,
     main,
-    mutate,
     write_extraction,
 )
+from rorclient.sandbox.mutations import MUTATIONS, add_elementary_unit, delete_unit, mutate
 from tests.conftest import NOMENCLATURES
 
 STRUCTURE_ID = re.compile(r"1(?:\d\d|2[AB])\d{7}|197[0-9]\d{6}")
@@ -373,3 +371,26 @@ def test_impossible_or_unknown_mutation_is_a_config_error(offers: list[Offer]) -
         mutate(_hospital(offers), "reopening", random.Random(1), LATER)
     with pytest.raises(ConfigError, match="teleport"):
         mutate(_hospital(offers), "teleport", random.Random(1), LATER)
+
+
+def test_some_units_carry_reconciliation_comments_that_survive_the_csd_round_trip(
+    offers: list[Offer],
+) -> None:
+    units = [unit for offer in offers for unit in offer.units]
+    commented = [unit for unit in units if unit.record.extras]
+    assert 0 < len(commented) < len(units) / 10  # about one in 25
+    assert all("<csd:comments>" in unit.record.extras[0].xml for unit in commented)
+    again = read_offer(csd_bytes(offers))
+    assert {u.id: u.record for u in again.units if u.record.extras} == {u.id: u.record for u in commented}
+
+
+def test_a_mutation_keeps_the_comments_of_a_record(offers: list[Offer]) -> None:
+    offer = next(o for o in offers if any(u.record.extras for u in o.units))
+    unit = next(u for u in offer.units if u.record.extras)
+    renamed = next(
+        m
+        for m in (mutate(offer, "rename", random.Random(seed), REFERENCE_TIME) for seed in range(500))
+        if next(u for u in m.units if u.id == unit.id).name != unit.name
+    )
+    after = next(u for u in renamed.units if u.id == unit.id)
+    assert after.record.updated == REFERENCE_TIME and after.record.extras == unit.record.extras

@@ -12,9 +12,9 @@ import pytest
 from lxml import etree
 
 from rorclient.codes import Oid
-from rorclient.models import CodedValue, Contact, Offer, UnitLevel
+from rorclient.models import CodedValue, Contact, Offer, RecordMeta, UnitLevel
 from rorclient.sandbox import PLATINES_ESTABLISHMENT_ID, Sandbox, pytest_fixture
-from rorclient.sandbox.dataset import REFERENCE_TIME
+from rorclient.sandbox.dataset import REFERENCE_TIME, reconciliation_extension
 from tests._sandbox_support import (
     CSD,
     NS,
@@ -317,8 +317,13 @@ def test_reading_one_unit_returns_its_subtree_ancestors_and_owners(
 # -- access profiles ------------------------------------------------------------------------------------
 
 
+def _commented(record: RecordMeta) -> RecordMeta:
+    return record.model_copy(update={"extras": (reconciliation_extension("vérifié", recognation="R"),)})
+
+
 def _sensitive_variant(offer: Offer) -> Offer:
-    """The offer with a sensitive elementary unit, restricted contacts and a drop zone."""
+    """The offer with a sensitive elementary unit, restricted contacts, a drop zone, and reconciliation
+    comments on the establishment and every unit."""
     restricted = CodedValue(code="3", coding_scheme=Oid.CONFIDENTIALITY)
     unit = next(u for u in offer.units if u.level is UnitLevel.ELEMENTARY_UNIT)
     contact = Contact(
@@ -327,7 +332,9 @@ def _sensitive_variant(offer: Offer) -> Offer:
         record=unit.record,
     )
     units = tuple(
-        u.model_copy(update={"sensitive": True, "contacts": (contact,)}) if u is unit else u
+        u.model_copy(update={"sensitive": True, "contacts": (contact,)})
+        if u is unit
+        else u.model_copy(update={"record": _commented(u.record)})
         for u in offer.units
     )
     establishment = offer.establishments[0]
@@ -340,7 +347,15 @@ def _sensitive_variant(offer: Offer) -> Offer:
     return offer.model_copy(
         update={
             "units": units,
-            "establishments": (establishment.model_copy(update={"drop_zone": True, "contacts": contacts}),),
+            "establishments": (
+                establishment.model_copy(
+                    update={
+                        "drop_zone": True,
+                        "contacts": contacts,
+                        "record": _commented(establishment.record),
+                    }
+                ),
+            ),
         }
     )
 
@@ -365,11 +380,22 @@ def test_vihf_profiles_filter_what_they_must(
     csd_schema.validate(serialised(answer))
     sensitive_units = answer.xpath(".//csd:facility[csd:extension/csd:sensitiveUnit='true']", namespaces=NS)
     drop_zone = answer.findall(".//csd:dropZone", NS)
+    commented = answer.xpath("//csd:record[csd:extension/csd:comments]/..", namespaces=NS)
     if profile == 1:
         assert sensitive_units and drop_zone and _levels(answer) >= {"1", "2", "3"}
     else:
         assert not sensitive_units and not drop_zone
         assert _levels(answer) <= ({"1"} if profile in (0, 3) else {"1", "2"})
+    if profile in (1, 2):
+        assert len(commented) > 1
+    elif profile == 0:
+        assert not commented
+        assert answer.findall(".//csd:record/csd:extension/csd:recognation", NS)  # only comments go
+    else:  # comments stay on organisations and MS-only units
+        assert commented
+        for owner in commented:
+            codes = {code for code in owner.xpath("csd:extension/csd:typeActivity/@code", namespaces=NS)}
+            assert owner.tag == f"{{{CSD}}}organization" or codes <= {"04"}
     # The PLATINES Schematron of the profile, but for three checks: one contradicts the XSD (which requires
     # sensitiveUnit in the extension of every internal organisation, not only of elementary units), two
     # target what the synthetic data lack (an activity on every pôle/service/UF, providers' status).

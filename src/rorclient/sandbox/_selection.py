@@ -15,6 +15,9 @@ Access profiles (PLATINES ``Profil_VIHF`` → ``Profil_Utilisateur`` code, rules
            equipment, skills and specific acts only on MS units; professionals only on MS/05 units
 ==  =====  ==========================================================================================
 
+Reconciliation comments (``record/extension/comments``) go from every record under profile 0 and, under
+profile 3, from the records of units with an activity field other than MS, as the Schematron checks it.
+
 Query filters (RG_ALIM_020 and the PLATINES catalogue): a unit *matches* when it has one of the
 requested activity fields, when (elementary units only) it takes one of the requested publics, and
 when it was updated after ``dateRef`` (inferred semantics: "modified after"); the answer holds the
@@ -29,6 +32,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
+from lxml import etree
+
 from rorclient.codes import CSD_NS
 from rorclient.models import (
     Contact,
@@ -37,6 +42,7 @@ from rorclient.models import (
     LegalEntity,
     Offer,
     Professional,
+    RecordMeta,
     Unit,
     UnitLevel,
 )
@@ -79,6 +85,9 @@ _RESTRICTION_UNIT_EXTENSION: Final = _names(
     "psychiatricSector",
 )
 _FACILITY_TYPE: Final = _names("facilityType")
+# Recognised in the canonical serialisation of a kept record extension (prefix csd, see the reader).
+_COMMENTS: Final = "<csd:comments"
+_PARSER: Final = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 _PRICE: Final = _names("price")
 
 
@@ -131,10 +140,10 @@ def apply_profile(offer: Offer, profile: int) -> Offer:
     return offer.model_copy(
         update={
             "legal_entities": tuple(
-                _filter_organisation(e, organisation_level) for e in offer.legal_entities
+                _filter_organisation(e, organisation_level, profile) for e in offer.legal_entities
             ),
             "establishments": tuple(
-                _filter_organisation(e, organisation_level) for e in offer.establishments
+                _filter_organisation(e, organisation_level, profile) for e in offer.establishments
             ),
             "units": kept_units,
             "activities": tuple(a for a in offer.activities if a.unit_id in kept_ids),
@@ -189,11 +198,15 @@ def _without(extras: tuple[ExtraElement, ...], names: frozenset[str]) -> tuple[E
     return tuple(extra for extra in extras if extra.name not in names)
 
 
-def _filter_organisation(org: LegalEntity | Establishment, level: int) -> LegalEntity | Establishment:
+def _filter_organisation(
+    org: LegalEntity | Establishment, level: int, profile: int
+) -> LegalEntity | Establishment:
     changes: dict[str, object] = {
         "contacts": _contacts(org.contacts, level),
         "extension_extras": _without(org.extension_extras, _ORGANISATION_RESTRICTED),
     }
+    if profile == 0:
+        changes["record"] = without_comments(org.record)
     if isinstance(org, Establishment):
         changes["drop_zone"] = None
     return org.model_copy(update=changes)
@@ -206,12 +219,29 @@ def _filter_unit(unit: Unit, profile: int, level: int) -> Unit:
         hidden = hidden | _CAPACITIES
     if profile == 0 or (profile == 3 and not ms):
         hidden = hidden | _SKILLS
-    return unit.model_copy(
-        update={
-            "contacts": _contacts(unit.contacts, level),
-            "extension_extras": _without(unit.extension_extras, hidden),
-        }
-    )
+    changes: dict[str, object] = {
+        "contacts": _contacts(unit.contacts, level),
+        "extension_extras": _without(unit.extension_extras, hidden),
+    }
+    if profile == 0 or (profile == 3 and any(coded.code != _MS for coded in unit.activity_fields)):
+        changes["record"] = without_comments(unit.record)
+    return unit.model_copy(update=changes)
+
+
+def without_comments(record: RecordMeta) -> RecordMeta:
+    """``record`` without the ``comments`` of its extensions (``recognation`` stays)."""
+    if not any(_COMMENTS in extra.xml for extra in record.extras):
+        return record
+    return record.model_copy(update={"extras": tuple(_strip_comments(extra) for extra in record.extras)})
+
+
+def _strip_comments(extra: ExtraElement) -> ExtraElement:
+    if _COMMENTS not in extra.xml:
+        return extra
+    element = etree.fromstring(extra.xml, _PARSER)
+    for comment in element.findall(f"{{{CSD_NS}}}comments"):
+        element.remove(comment)
+    return ExtraElement(name=extra.name, xml=etree.tostring(element, encoding="unicode"))
 
 
 def _relink(professionals: Iterable[Professional], unit_ids: set[str]) -> tuple[Professional, ...]:

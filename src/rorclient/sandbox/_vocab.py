@@ -46,6 +46,7 @@ __all__ = [
     "PROFESSIONS",
     "PROFESSION_ACTIVITY",
     "PROFILES",
+    "RECONCILIATION_COMMENTS",
     "STREET_NAMES",
     "STREET_TYPES",
     "SUPPORTED_PATIENTS",
@@ -326,6 +327,14 @@ ESPIC: Final = {
     "6": "Etablissement de santé privé d'intérêt collectif",
     "7": "Etablissement de santé privé non lucratif, non déclaré d'intérêt collectif",
 }
+
+#: Reconciliation comments (``record/extension/comments``) a regional directory leaves on a unit.
+RECONCILIATION_COMMENTS: Final = (
+    "Fusion de deux UF lors de la reprise FINESS",
+    "Rattachement au pôle corrigé après contrôle ARS",
+    "Doublon supprimé : identifiant conservé",
+    "Libellé harmonisé avec le référentiel régional",
+)
 
 #: TRE_R286-TypeFermeture codes used for closed establishments.
 CLOSING_REASONS: Final = (Code("DEF", "Définitive"), Code("PRO", "Provisoire"))

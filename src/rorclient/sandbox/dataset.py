@@ -28,14 +28,17 @@ import random
 import sys
 import time
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+import zlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import IO, Final, Literal, cast
 
-from rorclient.codes import Oid
+from lxml import etree
+
+from rorclient.codes import CSD_NS, Oid
 from rorclient.csd.writer import ID_NAT_PS_OID, UNIT_ID_AUTHORITY, CsdWriter, WriterOptions, WriteStats
 from rorclient.errors import ConfigError
 from rorclient.geography import region_of_department
@@ -48,6 +51,7 @@ from rorclient.models import (
     Contact,
     Equipment,
     Establishment,
+    ExtraElement,
     Geocode,
     Identifier,
     LegalEntity,
@@ -59,7 +63,6 @@ from rorclient.models import (
     RecordMeta,
     Telecom,
     Unit,
-    UnitLevel,
 )
 from rorclient.sandbox import _vocab as vocab
 from rorclient.sandbox._vocab import City, Code
@@ -67,17 +70,14 @@ from rorclient.sandbox._vocab import City, Code
 __all__ = [
     "CREATED_UNIT_NUMBERS",
     "MAX_ESTABLISHMENTS",
-    "MUTATIONS",
     "REFERENCE_TIME",
-    "add_elementary_unit",
     "dataset_plan",
-    "delete_unit",
     "establishments_for_size",
     "generate_dataset",
     "generate_group",
     "locate_establishment",
     "locate_unit",
-    "mutate",
+    "location_status",
     "structure_id",
     "write_extraction",
 ]
@@ -274,7 +274,8 @@ def _confidentiality(level: str) -> CodedValue:
     return _coded(level, Oid.CONFIDENTIALITY, vocab.CONFIDENTIALITY_LEVELS[level])
 
 
-def _location_status(code: str) -> CodedValue:
+def location_status(code: str) -> CodedValue:
+    """A TRE_R203 location status (1 closed for good, 2 closed for now, 3 operational), labelled."""
     return _coded(code, Oid.LOCATION_STATUS, vocab.LOCATION_STATUSES[code])
 
 
@@ -416,7 +417,7 @@ class _Group:
 
     def location(self, city: City, record: RecordMeta, status: str, *, coordinates: bool = True) -> Location:
         return Location(
-            status=_location_status(status),
+            status=location_status(status),
             coordinates=self.geocode(city, record) if coordinates else None,
             city=_coded(city.insee, Oid.CITY, city.name),
             record=self.child_record(record),
@@ -715,7 +716,7 @@ class _Site:
             creation_date=record.created.date() if rng.random() < 0.8 else None,
             final_closing_date=final_closing,
             location=location,
-            record=record,
+            record=_reconciled(record, unit_id),
         )
 
     def _offer_of(self, node: _Node, unit: Unit) -> None:
@@ -780,6 +781,33 @@ class _Site:
 _EQUIPMENT_RATE: Final = {"01": 0.35, "02": 0.5, "03": 0.2, "04": 0.25, "05": 0.15}
 
 
+_RECONCILED_ONE_IN: Final = 25
+
+
+def _reconciled(record: RecordMeta, unit_id: str) -> RecordMeta:
+    """About one unit in 25 carries a reconciliation comment in its record (``record/extension``).
+    Chosen from the unit's id rather than drawn, so that the random stream, hence every other value of
+    the dataset, stays what it was before comments were generated."""
+    digest = zlib.crc32(unit_id.encode())
+    if digest % _RECONCILED_ONE_IN:
+        return record
+    comment = vocab.RECONCILIATION_COMMENTS[digest // _RECONCILED_ONE_IN % len(vocab.RECONCILIATION_COMMENTS)]
+    return record.model_copy(update={"extras": (reconciliation_extension(comment),)})
+
+
+def reconciliation_extension(comments: str, *, recognation: str | None = None) -> ExtraElement:
+    """A ``record/extension`` (``recordExtension``) as the reader keeps it, in canonical form."""
+    extension = etree.Element(
+        f"{{{CSD_NS}}}extension",
+        {"type": WriterOptions().extension_type, "urn": WriterOptions().extension_urn},
+        nsmap={"csd": CSD_NS},
+    )
+    if recognation is not None:
+        etree.SubElement(extension, f"{{{CSD_NS}}}recognation").text = recognation
+    etree.SubElement(extension, f"{{{CSD_NS}}}comments").text = comments
+    return ExtraElement(name=str(extension.tag), xml=etree.tostring(extension, encoding="unicode"))
+
+
 def _closing_date(rng: random.Random, record: RecordMeta) -> dt.date:
     """A closing date between the creation and the last update of the closed entity."""
     first, last = record.created.date(), record.updated.date()
@@ -802,176 +830,6 @@ def _propagate_fields(root: _Node) -> None:
         for child in node.children:
             found.update(child.fields)
         node.fields = sorted(found, key=order.index)
-
-
-# --------------------------------------------------------------------------------------------------
-# Mutations: the changes a ROR sees between two reads of an establishment
-# --------------------------------------------------------------------------------------------------
-
-MUTATIONS: Final = ("rename", "new_unit", "closure", "reopening", "deletion", "contact_change")
-
-
-def mutate(
-    offer: Offer,
-    kind: str,
-    rng: random.Random,
-    at: dt.datetime,
-    *,
-    new_unit_id: Callable[[str], str] | None = None,
-) -> Offer:
-    """``offer`` with one change of ``kind`` (one of :data:`MUTATIONS`) applied at ``at``.
-
-    ``new_unit_id`` numbers the unit a ``new_unit`` change creates (see :func:`add_elementary_unit`).
-
-    The changed objects get ``record.updated = at`` (RG_EXP_024); a deleted unit also refreshes its
-    parent (RG_EXP_025); a new unit is created with ``created == updated == at`` (RG_EXP_023). Raises
-    :class:`~rorclient.errors.ConfigError` when the offer has nothing the change could apply to (no unit
-    to rename, no closed unit to reopen...).
-    """
-    units = list(offer.units)
-    elementary = [u for u in units if u.level is UnitLevel.ELEMENTARY_UNIT]
-    if kind == "rename":
-        unit = _pick(rng, units, kind)
-        return _replace_units(offer, {unit.id: _touch(unit, at, name=f"{unit.name} ({rng.randint(2, 99)})")})
-    if kind == "new_unit":
-        return add_elementary_unit(offer, rng, at, new_unit_id=new_unit_id)
-    if kind == "closure":
-        unit = _pick(rng, [u for u in elementary if not u.closed], kind)
-        return _replace_units(offer, {unit.id: _with_status(unit, at, "1", closing=at.date())})
-    if kind == "reopening":
-        unit = _pick(rng, [u for u in elementary if u.closed], kind)
-        return _replace_units(offer, {unit.id: _with_status(unit, at, "3", closing=None)})
-    if kind == "deletion":
-        return delete_unit(offer, _pick(rng, elementary, kind).id, at)
-    if kind == "contact_change":
-        unit = _pick(rng, [u for u in units if u.contacts], kind)
-        contact = unit.contacts[0]
-        telecom = contact.telecoms[0]
-        new_value = f"0{rng.randint(1, 5)}{rng.randint(0, 99_999_999):08d}"
-        record = RecordMeta(created=contact.record.created, updated=max(at, contact.record.updated))
-        changed = contact.model_copy(
-            update={
-                "telecoms": (telecom.model_copy(update={"value": new_value, "record": record}),),
-                "record": record,
-            }
-        )
-        return _replace_units(offer, {unit.id: _touch(unit, at, contacts=(changed, *unit.contacts[1:]))})
-    raise ConfigError(f"unknown mutation {kind!r}: expected one of {', '.join(MUTATIONS)}")
-
-
-def add_elementary_unit(
-    offer: Offer,
-    rng: random.Random,
-    at: dt.datetime,
-    *,
-    new_unit_id: Callable[[str], str] | None = None,
-) -> Offer:
-    """``offer`` with a new open UE (a copy of a random UE's field, care mode and activities).
-
-    ``new_unit_id(region)`` gives the new unit's identifiantOI. Without it the unit is numbered after the
-    highest id of ``offer``, which is unique within this offer only: a caller holding several
-    establishments (units move between them, RG_EXP_019) must allocate ids across all of them, as the
-    sandbox does from :data:`CREATED_UNIT_NUMBERS`.
-    """
-    model = _pick(rng, [u for u in offer.units if u.level is UnitLevel.ELEMENTARY_UNIT], "new_unit")
-    region = model.id.partition("/")[0]
-    if new_unit_id is not None:
-        unit_id = new_unit_id(region)
-    else:
-        unit_id = f"{region}/{max(int(unit.id.partition('/')[2]) for unit in offer.units) + 1}"
-    record = RecordMeta(created=at, updated=at)
-    unit = model.model_copy(
-        update={
-            "id": unit_id,
-            "other_ids": (Identifier(value=unit_id, authority=UNIT_ID_AUTHORITY),),
-            "name": f"{model.name} - ANNEXE",
-            "contacts": (),
-            "final_closing_date": None,
-            "location": None,
-            "creation_date": at.date(),
-            "patients": model.patients.model_copy(update={"record": record}),
-            "record": record,
-        }
-    )
-    activities = tuple(
-        activity.model_copy(update={"unit_id": unit_id, "record": record})
-        for activity in offer.activities
-        if activity.unit_id == model.id
-    )
-    return offer.model_copy(
-        update={"units": (*offer.units, unit), "activities": (*offer.activities, *activities)}
-    )
-
-
-def delete_unit(offer: Offer, unit_id: str, at: dt.datetime) -> Offer:
-    """``offer`` without a unit, its descendants and what they own; the parent is refreshed (RG_EXP_025)."""
-    gone = {unit_id}
-    for unit in offer.units:  # parents come before their children
-        if unit.parent_unit_id in gone:
-            gone.add(unit.id)
-    target = next(u for u in offer.units if u.id == unit_id)
-    units = tuple(
-        _touch(u, at) if u.id == target.parent_unit_id else u for u in offer.units if u.id not in gone
-    )
-    establishments = offer.establishments
-    if target.parent_unit_id is None:
-        establishments = tuple(
-            e.model_copy(update={"record": _bumped(e.record, at)}) if e.id == target.establishment_id else e
-            for e in offer.establishments
-        )
-    professionals = tuple(
-        p.model_copy(
-            update={
-                "unit_ids": tuple(i for i in p.unit_ids if i not in gone),
-                "record": _bumped(p.record, at),
-            }
-        )
-        if set(p.unit_ids) & gone
-        else p
-        for p in offer.professionals
-    )
-    return offer.model_copy(
-        update={
-            "establishments": establishments,
-            "units": units,
-            "activities": tuple(a for a in offer.activities if a.unit_id not in gone),
-            "equipment": tuple(e for e in offer.equipment if e.unit_id not in gone),
-            "professionals": professionals,
-        }
-    )
-
-
-def _pick(rng: random.Random, candidates: Sequence[Unit], kind: str) -> Unit:
-    if not candidates:
-        raise ConfigError(f"no unit of this offer can take a {kind} mutation")
-    return rng.choice(candidates)
-
-
-def _bumped(record: RecordMeta, at: dt.datetime) -> RecordMeta:
-    return RecordMeta(
-        created=record.created,
-        updated=max(at, record.updated),
-        status=record.status,
-        source_directory=record.source_directory,
-    )
-
-
-def _touch(unit: Unit, at: dt.datetime, **changes: object) -> Unit:
-    return unit.model_copy(update={**changes, "record": _bumped(unit.record, at)})
-
-
-def _with_status(unit: Unit, at: dt.datetime, status: str, *, closing: dt.date | None) -> Unit:
-    changes: dict[str, object] = {"final_closing_date": closing}
-    if unit.location is not None:
-        record = _bumped(unit.location.record, at)
-        changes["location"] = unit.location.model_copy(
-            update={"status": _location_status(status), "record": record}
-        )
-    return _touch(unit, at, **changes)
-
-
-def _replace_units(offer: Offer, changed: dict[str, Unit]) -> Offer:
-    return offer.model_copy(update={"units": tuple(changed.get(unit.id, unit) for unit in offer.units)})
 
 
 # --------------------------------------------------------------------------------------------------

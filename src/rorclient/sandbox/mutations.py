@@ -1,7 +1,8 @@
-"""Changes the sandbox applies to its ground truth, beyond the single-offer ones of :mod:`.dataset`.
+"""Changes the sandbox applies to its ground truth: the single-offer ones of :func:`mutate`, and the
+ones that span establishments.
 
 :data:`MUTATION_KINDS` lists every kind :meth:`rorclient.sandbox.Sandbox.mutate` draws from: the six of
-:data:`rorclient.sandbox.dataset.MUTATIONS` (``rename``, ``new_unit``, ``closure``, ``reopening``,
+:data:`MUTATIONS` (``rename``, ``new_unit``, ``closure``, ``reopening``,
 ``deletion``, ``contact_change``) plus:
 
 ``move``
@@ -22,27 +23,198 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict
 
 from rorclient.codes import Oid
+from rorclient.csd.writer import UNIT_ID_AUTHORITY
 from rorclient.errors import ConfigError
-from rorclient.models import CodedValue, Establishment, Offer, RecordMeta, Unit, UnitLevel
+from rorclient.models import CodedValue, Establishment, Identifier, Offer, RecordMeta, Unit, UnitLevel
 from rorclient.sandbox import _vocab as vocab
-from rorclient.sandbox.dataset import MUTATIONS, generate_group, mutate
+from rorclient.sandbox.dataset import generate_group, location_status
 
 __all__ = [
+    "MUTATIONS",
     "MUTATION_KINDS",
     "Mutation",
+    "add_elementary_unit",
     "close_establishment",
+    "delete_unit",
     "movable_units",
     "move_unit",
+    "mutate",
     "mutate_offer",
     "new_establishment",
     "stamp_created",
 ]
+
+
+# --------------------------------------------------------------------------------------------------
+# Mutations: the changes a ROR sees between two reads of an establishment
+# --------------------------------------------------------------------------------------------------
+
+MUTATIONS: Final = ("rename", "new_unit", "closure", "reopening", "deletion", "contact_change")
+
+
+def mutate(
+    offer: Offer,
+    kind: str,
+    rng: random.Random,
+    at: dt.datetime,
+    *,
+    new_unit_id: Callable[[str], str] | None = None,
+) -> Offer:
+    """``offer`` with one change of ``kind`` (one of :data:`MUTATIONS`) applied at ``at``.
+
+    ``new_unit_id`` numbers the unit a ``new_unit`` change creates (see :func:`add_elementary_unit`).
+
+    The changed objects get ``record.updated = at`` (RG_EXP_024); a deleted unit also refreshes its
+    parent (RG_EXP_025); a new unit is created with ``created == updated == at`` (RG_EXP_023). Raises
+    :class:`~rorclient.errors.ConfigError` when the offer has nothing the change could apply to (no unit
+    to rename, no closed unit to reopen...).
+    """
+    units = list(offer.units)
+    elementary = [u for u in units if u.level is UnitLevel.ELEMENTARY_UNIT]
+    if kind == "rename":
+        unit = _pick(rng, units, kind)
+        return _replace_units(offer, {unit.id: _touch(unit, at, name=f"{unit.name} ({rng.randint(2, 99)})")})
+    if kind == "new_unit":
+        return add_elementary_unit(offer, rng, at, new_unit_id=new_unit_id)
+    if kind == "closure":
+        unit = _pick(rng, [u for u in elementary if not u.closed], kind)
+        return _replace_units(offer, {unit.id: _with_status(unit, at, "1", closing=at.date())})
+    if kind == "reopening":
+        unit = _pick(rng, [u for u in elementary if u.closed], kind)
+        return _replace_units(offer, {unit.id: _with_status(unit, at, "3", closing=None)})
+    if kind == "deletion":
+        return delete_unit(offer, _pick(rng, elementary, kind).id, at)
+    if kind == "contact_change":
+        unit = _pick(rng, [u for u in units if u.contacts], kind)
+        contact = unit.contacts[0]
+        telecom = contact.telecoms[0]
+        new_value = f"0{rng.randint(1, 5)}{rng.randint(0, 99_999_999):08d}"
+        record = RecordMeta(created=contact.record.created, updated=max(at, contact.record.updated))
+        changed = contact.model_copy(
+            update={
+                "telecoms": (telecom.model_copy(update={"value": new_value, "record": record}),),
+                "record": record,
+            }
+        )
+        return _replace_units(offer, {unit.id: _touch(unit, at, contacts=(changed, *unit.contacts[1:]))})
+    raise ConfigError(f"unknown mutation {kind!r}: expected one of {', '.join(MUTATIONS)}")
+
+
+def add_elementary_unit(
+    offer: Offer,
+    rng: random.Random,
+    at: dt.datetime,
+    *,
+    new_unit_id: Callable[[str], str] | None = None,
+) -> Offer:
+    """``offer`` with a new open UE (a copy of a random UE's field, care mode and activities).
+
+    ``new_unit_id(region)`` gives the new unit's identifiantOI. Without it the unit is numbered after the
+    highest id of ``offer``, which is unique within this offer only: a caller holding several
+    establishments (units move between them, RG_EXP_019) must allocate ids across all of them, as the
+    sandbox does from :data:`CREATED_UNIT_NUMBERS`.
+    """
+    model = _pick(rng, [u for u in offer.units if u.level is UnitLevel.ELEMENTARY_UNIT], "new_unit")
+    region = model.id.partition("/")[0]
+    if new_unit_id is not None:
+        unit_id = new_unit_id(region)
+    else:
+        unit_id = f"{region}/{max(int(unit.id.partition('/')[2]) for unit in offer.units) + 1}"
+    record = RecordMeta(created=at, updated=at)
+    unit = model.model_copy(
+        update={
+            "id": unit_id,
+            "other_ids": (Identifier(value=unit_id, authority=UNIT_ID_AUTHORITY),),
+            "name": f"{model.name} - ANNEXE",
+            "contacts": (),
+            "final_closing_date": None,
+            "location": None,
+            "creation_date": at.date(),
+            "patients": model.patients.model_copy(update={"record": record}),
+            "record": record,
+        }
+    )
+    activities = tuple(
+        activity.model_copy(update={"unit_id": unit_id, "record": record})
+        for activity in offer.activities
+        if activity.unit_id == model.id
+    )
+    return offer.model_copy(
+        update={"units": (*offer.units, unit), "activities": (*offer.activities, *activities)}
+    )
+
+
+def delete_unit(offer: Offer, unit_id: str, at: dt.datetime) -> Offer:
+    """``offer`` without a unit, its descendants and what they own; the parent is refreshed (RG_EXP_025)."""
+    gone = {unit_id}
+    for unit in offer.units:  # parents come before their children
+        if unit.parent_unit_id in gone:
+            gone.add(unit.id)
+    target = next(u for u in offer.units if u.id == unit_id)
+    units = tuple(
+        _touch(u, at) if u.id == target.parent_unit_id else u for u in offer.units if u.id not in gone
+    )
+    establishments = offer.establishments
+    if target.parent_unit_id is None:
+        establishments = tuple(
+            e.model_copy(update={"record": _bumped(e.record, at)}) if e.id == target.establishment_id else e
+            for e in offer.establishments
+        )
+    professionals = tuple(
+        p.model_copy(
+            update={
+                "unit_ids": tuple(i for i in p.unit_ids if i not in gone),
+                "record": _bumped(p.record, at),
+            }
+        )
+        if set(p.unit_ids) & gone
+        else p
+        for p in offer.professionals
+    )
+    return offer.model_copy(
+        update={
+            "establishments": establishments,
+            "units": units,
+            "activities": tuple(a for a in offer.activities if a.unit_id not in gone),
+            "equipment": tuple(e for e in offer.equipment if e.unit_id not in gone),
+            "professionals": professionals,
+        }
+    )
+
+
+def _pick(rng: random.Random, candidates: Sequence[Unit], kind: str) -> Unit:
+    if not candidates:
+        raise ConfigError(f"no unit of this offer can take a {kind} mutation")
+    return rng.choice(candidates)
+
+
+def _bumped(record: RecordMeta, at: dt.datetime) -> RecordMeta:
+    return record.model_copy(update={"updated": max(at, record.updated)})
+
+
+def _touch(unit: Unit, at: dt.datetime, **changes: object) -> Unit:
+    return unit.model_copy(update={**changes, "record": _bumped(unit.record, at)})
+
+
+def _with_status(unit: Unit, at: dt.datetime, status: str, *, closing: dt.date | None) -> Unit:
+    changes: dict[str, object] = {"final_closing_date": closing}
+    if unit.location is not None:
+        record = _bumped(unit.location.record, at)
+        changes["location"] = unit.location.model_copy(
+            update={"status": location_status(status), "record": record}
+        )
+    return _touch(unit, at, **changes)
+
+
+def _replace_units(offer: Offer, changed: dict[str, Unit]) -> Offer:
+    return offer.model_copy(update={"units": tuple(changed.get(unit.id, unit) for unit in offer.units)})
+
 
 #: Every kind of change :meth:`~rorclient.sandbox.Sandbox.mutate` knows.
 MUTATION_KINDS: Final = (*MUTATIONS, "move", "new_establishment", "establishment_closure")
@@ -74,7 +246,7 @@ def mutate_offer(
     """Apply a one-establishment change; returns the new offer and the unit concerned, if any.
 
     ``new_unit_id(region)`` numbers a ``new_unit`` (see
-    :func:`~rorclient.sandbox.dataset.add_elementary_unit`): pass an allocator unique across the whole
+    :func:`add_elementary_unit`): pass an allocator unique across the whole
     dataset, such as :meth:`~rorclient.sandbox._truth.GroundTruth.new_unit_id`.
     Raises :class:`~rorclient.errors.ConfigError` if the offer cannot take this kind of change.
     """
@@ -227,14 +399,6 @@ def _establishment(offer: Offer) -> Establishment:
     if len(offer.establishments) != 1:
         raise ConfigError("a sandbox offer holds exactly one establishment")
     return offer.establishments[0]
-
-
-def _bumped(record: RecordMeta, at: dt.datetime) -> RecordMeta:
-    return record.model_copy(update={"updated": max(at, record.updated)})
-
-
-def _touch(unit: Unit, at: dt.datetime) -> Unit:
-    return unit.model_copy(update={"record": _bumped(unit.record, at)})
 
 
 def _touch_establishment(offer: Offer, at: dt.datetime) -> tuple[Establishment, ...]:
