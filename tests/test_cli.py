@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from rorclient.cli import main
+from rorclient.models import EntityKind
 from rorclient.sandbox.dataset import write_extraction
 from rorclient.sandbox.pki import build_test_pki
 
@@ -98,6 +101,22 @@ def test_a_bad_file_exits_3_and_leaves_the_store_unchanged(
     assert runs[0]["status"] == "failed" and runs[0]["error"]
 
 
+def test_a_saved_error_answer_is_a_bad_file_named_in_the_message(
+    tmp_path: Path, samples_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = f"sqlite:///{tmp_path / 'e.db'}"
+    code, _, err = run(capsys, "--store", store, "load", str(samples_dir / "error_body.xml"))
+    assert code == 3
+    assert "error_body.xml" in err and "error answer" in err
+
+
+def test_loading_a_directory_says_it_is_not_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(capsys, "--store", f"sqlite:///{tmp_path / 'd.db'}", "load", str(tmp_path))
+    assert code == 2 and "not a file" in err and "not found" not in err
+
+
 @pytest.mark.parametrize(
     ("argv", "code"),
     [
@@ -123,6 +142,7 @@ def test_status_json_reports_sources_and_counts(
     status = json.loads(out)
     assert code == 0
     assert status["sources"]["s1"]["entities"] == sum(status["entities"].values())
+    assert list(status["entities"]) == [kind.value for kind in EntityKind]  # zero counts included
     assert status["sources"]["s1"]["watermark"] is not None
     assert status["recent_runs"][0]["operation"] == "load"
 
@@ -204,3 +224,32 @@ def test_cert_inspect_with_a_wrong_password_exits_52(pki, capsys: pytest.Capture
     code, _, err = run(capsys, "cert", "inspect", str(pki.client.pkcs12), "--password-env", "RORCLIENT_NOPE")
     assert code in (52,)
     assert "RORCLIENT_NOPE" in err
+
+
+def test_an_interrupt_swallowed_by_a_callback_still_stops_the_load(
+    tmp_path: Path, samples_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C raised inside a C callback that swallows it (seen once in pydantic's serializer) must not
+    let the load commit: the command exits 130 and the store keeps what it had."""
+    import signal
+
+    from rorclient import loader
+
+    store = f"sqlite:///{tmp_path / 'i.db'}"
+    run(capsys, "--store", store, "load", str(samples_dir / "lecture_response_body.xml"))
+    before = export_lines(capsys, store)
+    real_read = loader.read_csd
+
+    def read_and_swallow_a_sigint(*args: Any, **kwargs: Any) -> Any:
+        for number, entity in enumerate(real_read(*args, **kwargs)):
+            if number == 1:
+                handler = signal.getsignal(signal.SIGINT)
+                assert callable(handler)
+                with contextlib.suppress(KeyboardInterrupt):  # what the C callback did
+                    handler(signal.SIGINT, None)
+            yield entity
+
+    monkeypatch.setattr(loader, "read_csd", read_and_swallow_a_sigint)
+    code, _, err = run(capsys, "--store", store, "load", str(samples_dir / "lecture_response_full_body.xml"))
+    assert code == 130 and "interrupted" in err
+    assert export_lines(capsys, store) == before

@@ -187,6 +187,26 @@ def test_pull_sync_refresh_status_from_the_command_line(
     assert sync_status["certificate"]["days_until_expiry"] > 0
 
 
+def test_plain_status_names_the_certificate_and_warns_before_it_expires(
+    sandbox: Sandbox, config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 4: the 60-day expiry warning shows in ``status``, not only in ``status --json``."""
+    text = config.read_text()
+    expiring = tmp_path / "expiring.toml"
+    expiring.write_text(text.replace(str(sandbox.pki.client.pkcs12), str(sandbox.pki.expiring_soon.pkcs12)))
+    assert expiring.read_text() != text
+    store = f"sqlite:///{tmp_path / 'status.db'}"
+
+    code, out, _ = run(capsys, "--config", str(expiring), "--store", store, "status")
+    (line,) = [line for line in out.splitlines() if line.startswith("certificate of source 'sandbox'")]
+    assert code == 0
+    assert sandbox.pki.expiring_soon.subject in line and "WARNING: expires in" in line
+
+    code, out, _ = run(capsys, "--config", str(config), "--store", store, "status")
+    (line,) = [line for line in out.splitlines() if line.startswith("certificate of source 'sandbox'")]
+    assert "days left" in line and "WARNING" not in line
+
+
 def test_the_daemon_syncs_writes_its_health_file_and_stops_on_sigterm(
     sandbox: Sandbox, config: Path, tmp_path: Path
 ) -> None:

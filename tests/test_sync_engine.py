@@ -125,6 +125,19 @@ def test_a_dry_run_pull_reports_without_committing(sync: Sync, ror: FakeRor, sto
     assert store.stats().last_change_seq == before
 
 
+def test_no_pull_leaves_its_extraction_in_the_cache(ror: FakeRor, store: MemoryStore, tmp_path: Path) -> None:
+    """Dry run, breaker and failure included: the next pull downloads again, so a kept file is waste."""
+    engine = make_sync(ror, store, tmp_path)
+    extraction = tmp_path / "data" / SOURCE / "extraction"
+    engine.pull()
+    assert engine.pull(dry_run=True).status is RunStatus.DRY_RUN
+    assert not extraction.exists()
+    ror.extraction_filter = lambda key: key == "1971000001"
+    with pytest.raises(SafetyBreakerError):
+        engine.pull()
+    assert not extraction.exists()
+
+
 # ---- delta cycles -------------------------------------------------------------------------------
 
 

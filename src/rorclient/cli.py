@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from rorclient import __version__
+from rorclient._interrupt import InterruptGuard
 from rorclient.config import Settings
 from rorclient.errors import ConfigError, RorError
 from rorclient.models import EntityKind
@@ -150,7 +151,10 @@ def _build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--test-mode", action="store_true", help="enable the /_sandbox/ control API")
     sandbox.set_defaults(handler=_cmd_sandbox)
 
-    demo = commands.add_parser("demo", help="generate a small region, load it into the store, summarise")
+    demo = commands.add_parser(
+        "demo",
+        help="start a sandbox, pull it, apply ROR changes through a sync, refresh a unit, show what changed",
+    )
     demo.add_argument("--establishments", type=int, default=25)
     demo.add_argument("--seed", type=int, default=2026)
     demo.set_defaults(handler=_cmd_demo)
@@ -263,12 +267,21 @@ def _positive_int(text: str) -> int:
 
 
 def _cmd_load(args: argparse.Namespace, settings: Settings) -> int:
-    from rorclient.loader import DEFAULT_FILE_SOURCE, load_files
+    from rorclient.loader import DEFAULT_FILE_SOURCE, LoadProgress, load_files
     from rorclient.progress import ProgressLine
 
     source = args.source or DEFAULT_FILE_SOURCE
-    with _store(settings) as store, ProgressLine(enabled=not args.quiet) as line:
-        report = load_files(store, args.files, source=source, progress=line.update_load, readers=args.readers)
+    with (
+        InterruptGuard() as guard,
+        _store(settings) as store,
+        ProgressLine(enabled=not args.quiet) as line,
+    ):
+
+        def progress(where: LoadProgress) -> None:
+            guard.check()  # an interrupt a C callback swallowed still stops the load before its swap
+            line.update_load(where)
+
+        report = load_files(store, args.files, source=source, progress=progress, readers=args.readers)
     if args.json:
         print(report.model_dump_json(indent=2))
     elif not args.quiet:
@@ -313,7 +326,7 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         runs = store.runs(limit=5)
     status: dict[str, Any] = {
         "store": redact_url(settings.store.url),
-        "entities": stats.by_kind,
+        "entities": {kind.value: stats.by_kind.get(kind.value, 0) for kind in EntityKind},
         "sources": {
             state.source: {
                 "entities": stats.by_source.get(state.source, 0),
@@ -342,6 +355,10 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             f"source {name!r}: {info['entities']} entities, watermark {info['watermark']}, "
             f"last full pull {info['last_full_pull']}"
         )
+    for sync_status in status["sync"]:
+        certificate = sync_status.get("certificate")
+        if certificate is not None:
+            print(_certificate_line(sync_status["source"], certificate))
     if pending:
         print(f"pending establishments: {len(pending)}")
     for run in runs:
@@ -350,6 +367,19 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
             f"{run.entities} entities" + (f" — {run.error}" if run.error else "")
         )
     return EXIT_OK
+
+
+def _certificate_line(source: str, certificate: dict[str, Any]) -> str:
+    """The client certificate of a source as ``status`` prints it, with a warning when it must be renewed."""
+    days = certificate["days_until_expiry"]
+    line = (
+        f"certificate of source {source!r}: {certificate['subject']}, valid until {certificate['not_after']}"
+    )
+    if certificate["expired"]:
+        return f"{line} — WARNING: expired {-days} days ago, renew it"
+    if certificate["expires_soon"]:
+        return f"{line} — WARNING: expires in {days} days, renew it"
+    return f"{line} ({days} days left)"
 
 
 def _sync_statuses(settings: Settings, store_url: str) -> list[Any]:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from rorclient import _parallel_load
 from rorclient._parallel_load import later
 from rorclient.csd.reader import read_csd
-from rorclient.errors import ConfigError, RorError
+from rorclient.errors import ConfigError, DataError, RemoteError, RorError
 from rorclient.store._rows import StagesRows
 from rorclient.store.base import RunReport, Store, SyncState, utcnow
 
@@ -82,9 +82,12 @@ def load_files(
     files = [Path(path) for path in paths]
     if not files:
         raise ConfigError("no file to load")
-    missing = [str(file) for file in files if not file.is_file()]
+    missing = [str(file) for file in files if not file.exists()]
     if missing:
         raise ConfigError(f"file not found: {', '.join(missing)}")
+    not_files = [str(file) for file in files if not file.is_file()]
+    if not_files:
+        raise ConfigError(f"not a file (a directory?): {', '.join(not_files)}")
     sizes = [_size(file) for file in files]
     total = sum(sizes)
     run_id = uuid.uuid4().hex
@@ -97,16 +100,22 @@ def load_files(
                 tally.file = str(file)
                 processes = _parallel_load.usable_readers(wanted, size, bulk)
                 logger.info("loading %s into source %r (%d reader(s))", file, source, processes)
-                if processes > 1:
-                    assert isinstance(bulk, StagesRows)
-                    result = _parallel_load.read_in_parallel(file, bulk, processes, on_rows=tally.rows)
-                    tally.merge(result.newest)
-                    used = max(used, processes)
-                else:
-                    for entity in read_csd(file, progress=tally.report):
-                        bulk.add(entity)
-                        tally.count(entity.record.updated)
+                try:
+                    if processes > 1:
+                        assert isinstance(bulk, StagesRows)
+                        result = _parallel_load.read_in_parallel(file, bulk, processes, on_rows=tally.rows)
+                        tally.merge(result.newest)
+                        used = max(used, processes)
+                    else:
+                        for entity in read_csd(file, progress=tally.report):
+                            bulk.add(entity)
+                            tally.count(entity.record.updated)
+                except RemoteError as exc:  # an error answer saved to a file is bad input, not a ROR call
+                    raise DataError(
+                        f"the file holds a ROR error answer, not data: {exc}", source=str(file)
+                    ) from exc
                 tally.done += size
+                tally.report(0)  # a last report per file: the caller's chance to stop before the swap
             bulk.set_sync_state(
                 SyncState(source=source, watermark=tally.newest, taken_at=utcnow(), last_full_pull=utcnow())
             )

@@ -500,7 +500,8 @@ def _load_pkcs12(
         return key, certificates
     if secret is None:
         raise CertificatePasswordError(
-            f"{path} is password-protected: give password, password_env or password_file"
+            f"{path} is password-protected: give its password (password, password_env or password_file; "
+            "--password-env or --password-file on the command line)"
         )
     raise CertificatePasswordError(f"wrong password for {path} (or the PKCS#12 file is damaged)")
 
@@ -535,7 +536,8 @@ def _pem_key(blocks: _PemBlocks, path: Path, secret: SecretStr | None) -> Privat
         secret = None  # a password given for an unencrypted key is simply not needed
     elif secret is None:
         raise CertificatePasswordError(
-            f"the private key in {path} is encrypted: give password, password_env or password_file"
+            f"the private key in {path} is encrypted: give its password (password, password_env or "
+            "password_file; --password-env or --password-file on the command line)"
         )
     try:
         key = serialization.load_pem_private_key(block, secret_bytes(secret))

@@ -369,6 +369,17 @@ class Sync:
             stop=run.stop,
             on_progress=lambda done, total: run.emit("download", done, total, "bytes"),
         )
+        try:
+            return self._load_pulled(run, path, size, clock_start, force=force, dry_run=dry_run)
+        finally:
+            # Kept only on request: a dry run, a blocked or failed load would otherwise leave the whole
+            # extraction in the cache, and the next pull downloads it again anyway.
+            if not self.options.keep_extraction:
+                path.unlink(missing_ok=True)
+
+    def _load_pulled(
+        self, run: _Run, path: Path, size: int, clock_start: dt.datetime, *, force: bool, dry_run: bool
+    ) -> SyncReport:
         verdicts: list[BreakerVerdict] = []
         states: list[SyncState] = []
 
@@ -420,8 +431,6 @@ class Sync:
         _apply.close_run(self.store, report, clear_pending_before=run.started)
         report = report.model_copy(update={"pending": len(self.store.pending(self.source))})
         self._publisher(run).publish()
-        if not self.options.keep_extraction:
-            path.unlink(missing_ok=True)
         _log.info("%s", report.summary(), extra=_log_fields(report))
         return report
 
@@ -653,9 +662,10 @@ class Sync:
             breaker=verdict,
             pending=len(self.store.pending(self.source)),
             error=(
-                f"safety breaker: {verdict.deletions} deletions + {verdict.closures} closures exceed "
-                f"{verdict.limit} ({self.options.breaker_share:.0%} of {verdict.live} live entities); "
-                "nothing was committed — check the ROR's answer, then run again with force"
+                f"safety breaker: {verdict.deletions} deletions + {verdict.closures} closures exceed the "
+                f"limit of {verdict.limit} (the larger of {self.options.breaker_share:.0%} of {verdict.live} "
+                f"live entities and the floor of {self.options.breaker_floor}); nothing was committed — "
+                "check the ROR's answer, then run again with force"
             ),
             **fields,
         )
