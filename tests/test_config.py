@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,34 @@ def test_missing_file_and_unknown_source_are_config_errors(tmp_path: Path, confi
         Settings.load(tmp_path / "absent.toml", environ={})
     with pytest.raises(ConfigError, match="unknown source 'paca'"):
         Settings.load(config_file, environ={}).source("paca")
+
+
+def test_the_sync_table_sets_the_sync_options(tmp_path: Path) -> None:
+    """Breaker, overlap and the rest are configurable from TOML, for the command line and the daemon."""
+    from rorclient.sync import Sync
+
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[store]\nurl = "memory://"\n[sync]\nbreaker_share = 0.25\nbreaker_floor = 5\noverlap = "PT10M"\n'
+        '[[sources]]\nname = "r"\nsoap_url = "https://ror.test/x"\n'
+    )
+    settings = Settings.load(path)
+    options = settings.sync_options(readers=3)
+    assert (options.breaker_share, options.breaker_floor, options.readers) == (0.25, 5, 3)
+    assert options.overlap.total_seconds() == 600
+    with Sync(settings, source="r") as sync:
+        assert sync.options.breaker_floor == 5
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[sync]\nbreaker_shar = 0.2\n", "[sync] breaker_shar"),
+        ("[sync]\nbreaker_share = 2\n", "breaker_share"),
+    ],
+)
+def test_a_bad_sync_table_is_rejected_when_the_settings_load(tmp_path: Path, toml: str, message: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        Settings.load(path)

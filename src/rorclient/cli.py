@@ -464,10 +464,10 @@ def _cmd_cert_inspect(args: argparse.Namespace, settings: Settings) -> int:
 
 def _run_sync(args: argparse.Namespace, settings: Settings, operation: str) -> int:
     from rorclient.progress import ProgressLine
-    from rorclient.sync import RunStatus, Sync, SyncOptions
+    from rorclient.sync import RunStatus, Sync
 
     source = _csd_source(args, settings).name
-    options = SyncOptions(readers=getattr(args, "readers", None))
+    options = settings.sync_options(readers=getattr(args, "readers", None))
     with Sync(settings, source=source, options=options) as sync, ProgressLine(enabled=not args.quiet) as line:
 
         def progress(event: Any) -> None:

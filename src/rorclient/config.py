@@ -27,13 +27,16 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rorclient.errors import ConfigError
 from rorclient.store.registry import default_store_url
+
+if TYPE_CHECKING:
+    from rorclient.sync.options import SyncOptions
 
 __all__ = ["Settings", "SourceSettings", "StoreSettings", "default_config_path"]
 
@@ -71,7 +74,28 @@ class Settings(_Section):
     store: StoreSettings = Field(default_factory=StoreSettings)
     sources: tuple[SourceSettings, ...] = ()
     nomenclature: Path | None = None
+    sync: dict[str, Any] = Field(default_factory=dict)
+    """The ``[sync]`` table: fields of :class:`~rorclient.sync.SyncOptions` (``breaker_share``,
+    ``overlap``...), checked when the settings load; see :meth:`sync_options`."""
     config_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _check_sync(self) -> Settings:
+        try:
+            self.sync_options()
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def sync_options(self, **overrides: Any) -> SyncOptions:
+        """The :class:`~rorclient.sync.SyncOptions` of the ``[sync]`` table, with ``overrides`` (not None)."""
+        from rorclient.sync.options import SyncOptions  # here: rorclient.sync imports this module
+
+        values = {**self.sync, **{key: value for key, value in overrides.items() if value is not None}}
+        try:
+            return SyncOptions.model_validate(values)
+        except ValidationError as exc:
+            raise ConfigError(f"[sync] {_describe(exc)}") from None
 
     @model_validator(mode="after")
     def _unique_sources(self) -> Settings:
@@ -142,6 +166,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def _describe(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors():
-        location = ".".join(str(item) for item in error["loc"]) or "(root)"
-        parts.append(f"{location}: {error['msg']}")
+        location = ".".join(str(item) for item in error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        parts.append(f"{location}: {message}" if location else message)
     return "; ".join(parts)

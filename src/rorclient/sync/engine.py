@@ -146,7 +146,7 @@ class Sync:
     ) -> None:
         if settings is None and (client is None or store is None):
             settings = Settings.load()
-        self.options = options or SyncOptions()
+        self.options = options or (settings.sync_options() if settings is not None else SyncOptions())
         self._source_settings = _pick_source(settings, source) if client is None else None
         if self._source_settings is not None:
             self.source: str = self._source_settings.name
