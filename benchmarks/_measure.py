@@ -14,6 +14,7 @@ import resource
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 
 def bare_iterparse(path: Path) -> int:
@@ -23,12 +24,17 @@ def bare_iterparse(path: Path) -> int:
     count = 0
     for _, element in etree.iterparse(str(path), events=("end",), huge_tree=False):
         count += 1
-        element.clear(keep_tail=False)
-        parent = element.getparent()
-        if parent is not None:
-            while element.getprevious() is not None:
-                del parent[0]
+        _release(element)
     return count
+
+
+def _release(element: Any) -> None:
+    """Clear an element and delete its preceding siblings: the usual flat-memory iterparse idiom."""
+    element.clear(keep_tail=False)
+    parent = element.getparent()
+    if parent is not None:
+        while element.getprevious() is not None:
+            del parent[0]
 
 
 def read_only(path: Path) -> int:
@@ -48,11 +54,7 @@ def python_walk(path: Path) -> int:
         for node in element.iter():
             _ = (node.tag, node.text, node.attrib.items())
             count += 1
-        element.clear(keep_tail=False)
-        parent = element.getparent()
-        if parent is not None:
-            while element.getprevious() is not None:
-                del parent[0]
+        _release(element)
     return count
 
 
