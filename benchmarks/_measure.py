@@ -24,7 +24,12 @@ def bare_iterparse(path: Path) -> int:
     count = 0
     for _, element in etree.iterparse(str(path), events=("end",), huge_tree=False):
         count += 1
-        _release(element)
+        # Inline, not _release(): a function call per element would slow the reference itself.
+        element.clear(keep_tail=False)
+        parent = element.getparent()
+        if parent is not None:
+            while element.getprevious() is not None:
+                del parent[0]
     return count
 
 
