@@ -253,3 +253,24 @@ def test_an_interrupt_swallowed_by_a_callback_still_stops_the_load(
     code, _, err = run(capsys, "--store", store, "load", str(samples_dir / "lecture_response_full_body.xml"))
     assert code == 130 and "interrupted" in err
     assert export_lines(capsys, store) == before
+
+
+@pytest.mark.parametrize("inherited", ["ignored", "the application's own"])
+def test_the_load_guard_leaves_an_ignored_or_custom_sigint_alone(inherited: str) -> None:
+    """A background job of a script inherits SIGINT ignored; an application may have its own handler."""
+    import signal
+
+    from rorclient._interrupt import InterruptGuard
+
+    def own(signum: int, frame: object) -> None:
+        pass
+
+    handler = signal.SIG_IGN if inherited == "ignored" else own
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        with InterruptGuard() as guard:
+            assert signal.getsignal(signal.SIGINT) is handler
+            guard.check()  # nothing to raise
+        assert signal.getsignal(signal.SIGINT) is handler
+    finally:
+        signal.signal(signal.SIGINT, previous)

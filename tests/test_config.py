@@ -111,13 +111,14 @@ def test_the_sync_table_sets_the_sync_options(tmp_path: Path) -> None:
     assert options.overlap.total_seconds() == 600
     with Sync(settings, source="r") as sync:
         assert sync.options.breaker_floor == 5
+    assert hash(settings) == hash(Settings.load(path))  # settings stay frozen and hashable
 
 
 @pytest.mark.parametrize(
     ("toml", "message"),
     [
-        ("[sync]\nbreaker_shar = 0.2\n", "[sync] breaker_shar"),
-        ("[sync]\nbreaker_share = 2\n", "breaker_share"),
+        ("[sync]\nbreaker_shar = 0.2\n", "sync.breaker_shar"),
+        ("[sync]\nbreaker_share = 2\n", "sync.breaker_share"),
     ],
 )
 def test_a_bad_sync_table_is_rejected_when_the_settings_load(tmp_path: Path, toml: str, message: str) -> None:

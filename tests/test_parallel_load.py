@@ -446,6 +446,16 @@ def test_progress_never_goes_backwards_with_readers(tmp_path: Path) -> None:
     assert len(seen) > 2 and seen == sorted(seen) and seen[-1] > 0
 
 
+def test_progress_never_goes_backwards_for_a_zip_read_alone(tmp_path: Path) -> None:
+    """zipfile also reads the archive's directory, so the count passes the file's size before the end."""
+    path = tmp_path / "extraction.zip"
+    write_extraction(path, seed=3, establishments=20, compress="zip")
+    seen: list[int] = []
+    with open_store(f"sqlite:///{tmp_path / 'store.db'}") as store:
+        load_files(store, [path], readers=1, progress=lambda p: seen.append(p.bytes_read))
+    assert len(seen) > 1 and seen == sorted(seen)
+
+
 @pytest.mark.parametrize(
     "error",
     [

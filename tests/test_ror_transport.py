@@ -260,3 +260,12 @@ def test_client_certificate_subject_is_named_in_rejections(pki: TestPki) -> None
     )
     assert isinstance(error, CertificateRevokedError)
     assert pki.client.subject in str(error) and "revoked" in str(error)
+
+
+def test_a_saved_chunked_response_can_answer_twice(samples_dir: Path) -> None:
+    """A handler may return one constant response: its chunks are read afresh for every request."""
+    body = (samples_dir / "lecture_response_body.xml").read_bytes()
+    saved = HttpResponse(chunks=[body[:100], body[100:]])
+    with RorClient(soap_url=URL, handler=lambda request: saved, retry=ONE_TRY) as ror:
+        first = ror.read_establishment("1830000002")
+        assert ror.read_establishment("1830000002") == first

@@ -16,7 +16,10 @@ __all__ = ["InterruptGuard"]
 
 
 class InterruptGuard:
-    """While active (``with``), SIGINT sets :attr:`interrupted` and raises ``KeyboardInterrupt``."""
+    """While active (``with``), SIGINT sets :attr:`interrupted` and raises ``KeyboardInterrupt``.
+
+    Only where Python's default handler is in place, in the main thread: an ignored SIGINT (a background
+    job of a script) stays ignored, and an application's own handler stays in charge."""
 
     def __init__(self) -> None:
         self.interrupted = False
@@ -24,7 +27,10 @@ class InterruptGuard:
         self._installed = False
 
     def __enter__(self) -> InterruptGuard:
-        if threading.current_thread() is threading.main_thread():
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        ):
             self._previous = signal.signal(signal.SIGINT, self._on_sigint)
             self._installed = True
         return self

@@ -27,16 +27,14 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from rorclient._sync_options import SyncOptions
 from rorclient.errors import ConfigError
 from rorclient.store.registry import default_store_url
-
-if TYPE_CHECKING:
-    from rorclient.sync.options import SyncOptions
 
 __all__ = ["Settings", "SourceSettings", "StoreSettings", "default_config_path"]
 
@@ -74,28 +72,19 @@ class Settings(_Section):
     store: StoreSettings = Field(default_factory=StoreSettings)
     sources: tuple[SourceSettings, ...] = ()
     nomenclature: Path | None = None
-    sync: dict[str, Any] = Field(default_factory=dict)
-    """The ``[sync]`` table: fields of :class:`~rorclient.sync.SyncOptions` (``breaker_share``,
-    ``overlap``...), checked when the settings load; see :meth:`sync_options`."""
+    sync: SyncOptions = Field(default_factory=SyncOptions)
+    """The ``[sync]`` table: :class:`~rorclient.sync.SyncOptions` (``breaker_share``, ``overlap``...)."""
     config_file: Path | None = None
 
-    @model_validator(mode="after")
-    def _check_sync(self) -> Settings:
-        try:
-            self.sync_options()
-        except ConfigError as exc:
-            raise ValueError(str(exc)) from None
-        return self
-
     def sync_options(self, **overrides: Any) -> SyncOptions:
-        """The :class:`~rorclient.sync.SyncOptions` of the ``[sync]`` table, with ``overrides`` (not None)."""
-        from rorclient.sync.options import SyncOptions  # here: rorclient.sync imports this module
-
-        values = {**self.sync, **{key: value for key, value in overrides.items() if value is not None}}
+        """The ``[sync]`` table's :class:`~rorclient.sync.SyncOptions`, with ``overrides`` not None on top."""
+        changes = {key: value for key, value in overrides.items() if value is not None}
+        if not changes:
+            return self.sync
         try:
-            return SyncOptions.model_validate(values)
+            return SyncOptions.model_validate({**self.sync.model_dump(exclude_unset=True), **changes})
         except ValidationError as exc:
-            raise ConfigError(f"[sync] {_describe(exc)}") from None
+            raise ConfigError(f"invalid sync options: {_describe(exc)}") from None
 
     @model_validator(mode="after")
     def _unique_sources(self) -> Settings:

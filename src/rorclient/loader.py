@@ -175,13 +175,16 @@ class _Tally:
         self.done = 0
         self.entities = 0
         self.newest: dt.datetime | None = None
+        self._reported = 0
 
     def report(self, read: int) -> None:
         if self.progress is not None:
+            # Never backwards: reading a zip also counts its directory, past the file's size.
+            self._reported = max(self._reported, self.done + read)
             self.progress(
                 LoadProgress(
                     file=self.file,
-                    bytes_read=self.done + read,
+                    bytes_read=self._reported,
                     bytes_total=self.total,
                     entities=self.entities,
                 )

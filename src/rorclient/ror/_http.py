@@ -368,7 +368,10 @@ class _Chunks(httpx.SyncByteStream):
 
     def __iter__(self) -> Iterator[bytes]:
         try:
-            yield from self._chunks
+            for chunk in self._chunks:
+                if not isinstance(chunk, bytes):
+                    raise TypeError(f"HttpResponse.chunks must yield bytes, not {type(chunk).__name__}")
+                yield chunk
         except TimeoutError as exc:
             raise httpx.ReadTimeout(str(exc) or "timed out") from exc
         except OSError as exc:

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Literal, TypeAlias
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation
 
 __all__ = [
     "DownloadResult",
@@ -122,10 +122,14 @@ class HttpResponse(BaseModel):
     status: int = 200
     headers: dict[str, str] = Field(default_factory=dict)
     content: bytes = b""
-    chunks: Iterable[bytes] | None = None
+    # Not validated: pydantic would wrap the iterable in a one-shot iterator, and a saved response
+    # answered twice would then have an empty body the second time.
+    chunks: SkipValidation[Iterable[bytes]] | None = None
 
 
 HttpHandler: TypeAlias = Callable[[HttpRequest], HttpResponse]
 """Answers the requests of a :class:`~rorclient.ror.RorClient` in-process instead of the network (tests,
 demonstrations, recorded answers). Raising ``TimeoutError`` simulates a timeout, any other ``OSError``
-(``ConnectionRefusedError``...) a connection failure."""
+(``ConnectionRefusedError``...) a connection failure; any other exception is a bug of the handler and
+reaches the caller as it is. Concurrent reads call it from several threads at once. Socket timeouts do
+not apply in-process (``Timeouts.total`` does)."""

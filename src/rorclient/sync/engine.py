@@ -665,7 +665,7 @@ class Sync:
                 f"safety breaker: {verdict.deletions} deletions + {verdict.closures} closures exceed the "
                 f"limit of {verdict.limit} (the larger of {self.options.breaker_share:.0%} of {verdict.live} "
                 f"live entities and the floor of {self.options.breaker_floor}); nothing was committed — "
-                "check the ROR's answer, then run again with force"
+                "check the ROR's answer (keep_extraction keeps a pulled file), then run again with force"
             ),
             **fields,
         )

@@ -1,0 +1,77 @@
+"""How the sync engine behaves: overlap margin, concurrency, safety breaker, time frame, files.
+
+Public as :class:`rorclient.sync.SyncOptions`; kept here, importing nothing of rorclient, so that
+:class:`rorclient.config.Settings` can hold the ``[sync]`` table."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["SyncOptions"]
+
+
+class SyncOptions(BaseModel):
+    """Knobs of :class:`~rorclient.sync.Sync`; every default is the documented behaviour (docs/sync.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    overlap: dt.timedelta = Field(default=dt.timedelta(minutes=5))
+    """Notif asks for changes after ``watermark - overlap``: the margin covers server transactions that
+    committed late and small clock differences. Re-reading an establishment twice is harmless."""
+    concurrency: int = Field(default=4, ge=1, le=64)
+    """Lecture calls in flight at once."""
+    readers: int | None = Field(default=None, ge=1, le=64)
+    """Processes reading a downloaded extraction of 32 MB or more in parallel (default: 2, or 1 on a
+    single core; about 40 MB each; 1: read in the syncing process). A process running other threads
+    reads alone."""
+    batch_size: int = Field(default=2000, ge=1)
+    """Establishments fetched, planned and applied together; a cycle listing more runs in batches (the
+    watermark still moves only once, at the end)."""
+    breaker_share: float = Field(default=0.10, gt=0, le=1)
+    """The safety breaker trips when a run would delete or close more than this share of the source's
+    live entities."""
+    breaker_floor: int = Field(default=50, ge=0)
+    """...and more than this many entities (so that a small store is not blocked by one closure)."""
+    unknown_codes: tuple[int | None, ...] = (404,)
+    """Codes of an inline Lecture error (``careServicesResponse/error``) meaning "no such establishment or
+    unit": the establishment is then tombstoned. Any other error makes it pending."""
+    resolve_lost_units: bool = True
+    """When a unit disappears from its establishment, ask the ROR (Lecture OI) whether it moved to an
+    establishment the cycle did not read, before tombstoning it."""
+    server_timezone: str = "Europe/Paris"
+    """The time zone of the ROR's naive date-times (``"local"``: this machine's)."""
+    data_dir: Path | None = None
+    """Where extractions are downloaded (default: ``<user cache dir>/rorclient/extractions``)."""
+    keep_extraction: bool = False
+    """Keep the downloaded extraction file after a successful pull."""
+    activity: tuple[str, ...] = ()
+    """Notif filter: activity fields (TRE_R227 codes); empty = all."""
+    patients: tuple[str, ...] = ()
+    """Notif filter: supported publics (TRE_R239 codes); empty = all."""
+    lock_wait: float = Field(default=0.0, ge=0)
+    """Seconds a pull or sync waits for another process holding the store's sync lock (0: fail at once)."""
+
+    @field_validator("server_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if value != "local":
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("overlap")
+    @classmethod
+    def _non_negative(cls, value: dt.timedelta) -> dt.timedelta:
+        if value < dt.timedelta():
+            raise ValueError("overlap must not be negative")
+        return value
+
+    def zone(self) -> ZoneInfo | None:
+        """The ROR's time zone (``None``: this machine's local time)."""
+        return None if self.server_timezone == "local" else ZoneInfo(self.server_timezone)
