@@ -206,6 +206,12 @@ def test_plain_status_names_the_certificate_and_warns_before_it_expires(
     (line,) = [line for line in out.splitlines() if line.startswith("certificate of source 'sandbox'")]
     assert "days left" in line and "WARNING" not in line
 
+    early = tmp_path / "early.toml"
+    early.write_text(text.replace(str(sandbox.pki.client.pkcs12), str(sandbox.pki.not_yet_valid.pkcs12)))
+    code, out, _ = run(capsys, "--config", str(early), "--store", store, "status")
+    (line,) = [line for line in out.splitlines() if line.startswith("certificate of source 'sandbox'")]
+    assert "WARNING: not valid yet" in line
+
 
 def test_the_daemon_syncs_writes_its_health_file_and_stops_on_sigterm(
     sandbox: Sandbox, config: Path, tmp_path: Path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 from pathlib import Path
 
@@ -585,6 +586,20 @@ def test_refresh_of_an_establishment_the_ror_no_longer_knows_tombstones_it(
     ror.remove("1880000042")
     report = sync.refresh(establishment="1880000042")
     assert report.removed == 1 and store.get(EntityKind.ESTABLISHMENT, "1880000042") is None
+
+
+def test_refresh_of_an_identifier_nobody_knows_warns_to_check_it(
+    sync: Sync, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A typo must not pass for a successful refresh unnoticed."""
+    with caplog.at_level(logging.WARNING, logger="rorclient"):
+        report = sync.refresh(establishment="1999999999")
+    assert report.total_changes == 0
+    assert "does not know establishment 1999999999" in caplog.text and "check the identifier" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="rorclient"):
+        sync.refresh(establishment="1880000042")
+    assert "check the identifier" not in caplog.text
 
 
 def test_a_move_across_two_batches_is_still_a_move(ror: FakeRor, store: MemoryStore, tmp_path: Path) -> None:

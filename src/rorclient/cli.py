@@ -377,6 +377,8 @@ def _certificate_line(source: str, certificate: dict[str, Any]) -> str:
     )
     if certificate["expired"]:
         return f"{line} — WARNING: expired {-days} days ago, renew it"
+    if certificate.get("not_yet_valid"):
+        return f"{line} — WARNING: not valid yet (check this machine's clock)"
     if certificate["expires_soon"]:
         return f"{line} — WARNING: expires in {days} days, renew it"
     return f"{line} ({days} days left)"

@@ -41,7 +41,7 @@ import platformdirs
 from rorclient._lock import writer_lock
 from rorclient.config import Settings, SourceSettings
 from rorclient.errors import ConfigError, RorError
-from rorclient.models import Offer
+from rorclient.models import EntityKind, Offer
 from rorclient.store.base import ChangeKind, ChangeSet, Store, SyncState, utcnow
 from rorclient.store.registry import open_store
 from rorclient.sync import _apply, _plan, _pull
@@ -570,6 +570,13 @@ class Sync:
         error = batch.failed.get(establishment_id)
         if error is not None:
             raise error
+        known = self.store.get(EntityKind.ESTABLISHMENT, establishment_id, include_deleted=True)
+        if not batch.entities and known is None:
+            _log.warning(
+                "the ROR does not know establishment %s and the store holds nothing for it: "
+                "check the identifier (nothing to refresh)",
+                establishment_id,
+            )
         planned = batch.planned_counts()
         verdict = self._breaker(planned, run.live(), force)
         if dry_run:
@@ -728,6 +735,7 @@ class Sync:
             days_until_expiry=days,
             expires_soon=info.expires_soon or 0 <= days < 60,
             expired=days < 0,
+            not_yet_valid=info.not_yet_valid,
         )
 
 

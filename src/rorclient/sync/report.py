@@ -168,6 +168,8 @@ class CertificateStatus(_Model):
     days_until_expiry: int
     expires_soon: bool
     expired: bool
+    not_yet_valid: bool = False
+    """Its validity has not started: the client refuses to use it (a clock or a renewal issue)."""
 
 
 class SyncStatus(_Model):
