@@ -323,7 +323,7 @@ def _commented(record: RecordMeta) -> RecordMeta:
 
 def _sensitive_variant(offer: Offer) -> Offer:
     """The offer with a sensitive elementary unit, restricted contacts, a drop zone, and reconciliation
-    comments on the establishment and every unit."""
+    comments on the establishment, every unit and every unit's patientsType."""
     restricted = CodedValue(code="3", coding_scheme=Oid.CONFIDENTIALITY)
     unit = next(u for u in offer.units if u.level is UnitLevel.ELEMENTARY_UNIT)
     contact = Contact(
@@ -334,7 +334,12 @@ def _sensitive_variant(offer: Offer) -> Offer:
     units = tuple(
         u.model_copy(update={"sensitive": True, "contacts": (contact,)})
         if u is unit
-        else u.model_copy(update={"record": _commented(u.record)})
+        else u.model_copy(
+            update={
+                "record": _commented(u.record),
+                "patients": u.patients.model_copy(update={"record": _commented(u.patients.record)}),
+            }
+        )
         for u in offer.units
     )
     establishment = offer.establishments[0]
@@ -394,8 +399,11 @@ def test_vihf_profiles_filter_what_they_must(
     else:  # comments stay on organisations and MS-only units
         assert commented
         for owner in commented:
-            codes = {code for code in owner.xpath("csd:extension/csd:typeActivity/@code", namespaces=NS)}
-            assert owner.tag == f"{{{CSD}}}organization" or codes <= {"04"}
+            facility = owner.xpath("ancestor-or-self::csd:facility[1]", namespaces=NS)
+            codes = {
+                c for f in facility for c in f.xpath("csd:extension/csd:typeActivity/@code", namespaces=NS)
+            }
+            assert (owner.tag == f"{{{CSD}}}organization" and not facility) or codes <= {"04"}
     # The PLATINES Schematron of the profile, but for three checks: one contradicts the XSD (which requires
     # sensitiveUnit in the extension of every internal organisation, not only of elementary units), two
     # target what the synthetic data lack (an activity on every pôle/service/UF, providers' status).

@@ -11,6 +11,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from rorclient._durations import parse_duration
+from rorclient.errors import ConfigError
+
 __all__ = ["SyncOptions"]
 
 
@@ -63,6 +66,18 @@ class SyncOptions(BaseModel):
                 ZoneInfo(value)
             except (ZoneInfoNotFoundError, ValueError):
                 raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("overlap", mode="before")
+    @classmethod
+    def _short_duration(cls, value: object) -> object:
+        """``"10m"``, ``"1h30m"`` as the daemon's options take them; ISO 8601 (``"PT10M"``), ``HH:MM:SS``
+        and numbers of seconds go to pydantic."""
+        if isinstance(value, str) and value.strip() and value.strip()[0].isdigit() and ":" not in value:
+            try:
+                return parse_duration(value)
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from None
         return value
 
     @field_validator("overlap")

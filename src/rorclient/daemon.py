@@ -27,7 +27,6 @@ import datetime as dt
 import json
 import logging
 import random
-import re
 import signal
 import sys
 import time
@@ -38,8 +37,9 @@ from typing import Any, TextIO
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rorclient._durations import parse_duration
 from rorclient.config import Settings
-from rorclient.errors import ConfigError, RorError
+from rorclient.errors import RorError
 from rorclient.health import Health, HealthState, write_health
 from rorclient.store.base import utcnow
 from rorclient.sync.engine import Sync
@@ -245,27 +245,6 @@ def run_daemon(
         if install_signals:
             daemon.install_signal_handlers()
         return daemon.run()
-
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|w|d|h|m|s)?", re.IGNORECASE)
-_UNITS = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, None: 1.0}
-
-
-def parse_duration(text: str) -> dt.timedelta:
-    """``"15m"``, ``"7d"``, ``"1h30m"``, ``"90s"``, ``"2w"`` or a number of seconds → a timedelta."""
-    cleaned = text.strip()
-    position, total = 0, 0.0
-    while position < len(cleaned):
-        match = _DURATION.match(cleaned, position)
-        if match is None or match.end() == position:
-            raise ConfigError(f"not a duration: {text!r} (expected e.g. 15m, 1h30m, 7d, 90s)")
-        total += float(match.group(1)) * _UNITS[match.group(2).lower() if match.group(2) else None]
-        position = match.end()
-        while position < len(cleaned) and cleaned[position] == " ":
-            position += 1
-    if not cleaned:
-        raise ConfigError("empty duration")
-    return dt.timedelta(seconds=total)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ Access profiles (PLATINES ``Profil_VIHF`` → ``Profil_Utilisateur`` code, rules
 ==  =====  ==========================================================================================
 
 Reconciliation comments (``record/extension/comments``) go from every record under profile 0 and, under
-profile 3, from the records of units with an activity field other than MS, as the Schematron checks it.
+profile 3, from every record inside a unit with an activity field other than MS (its own and its
+sub-objects'), as the Schematron checks it.
 
 Query filters (RG_ALIM_020 and the PLATINES catalogue): a unit *matches* when it has one of the
 requested activity fields, when (elementary units only) it takes one of the requested publics, and
@@ -30,9 +31,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar, cast
 
 from lxml import etree
+from pydantic import BaseModel
 
 from rorclient.codes import CSD_NS
 from rorclient.models import (
@@ -137,13 +139,13 @@ def apply_profile(offer: Offer, profile: int) -> Offer:
         for professional in offer.professionals
         if (profile == 2 or any(unit_allows(u, professional_fields) for u in professional.unit_ids))
     )
-    return offer.model_copy(
+    filtered = offer.model_copy(
         update={
             "legal_entities": tuple(
-                _filter_organisation(e, organisation_level, profile) for e in offer.legal_entities
+                _filter_organisation(e, organisation_level) for e in offer.legal_entities
             ),
             "establishments": tuple(
-                _filter_organisation(e, organisation_level, profile) for e in offer.establishments
+                _filter_organisation(e, organisation_level) for e in offer.establishments
             ),
             "units": kept_units,
             "activities": tuple(a for a in offer.activities if a.unit_id in kept_ids),
@@ -151,6 +153,7 @@ def apply_profile(offer: Offer, profile: int) -> Offer:
             "professionals": _relink(professionals, kept_ids),
         }
     )
+    return without_comments(filtered) if profile == 0 else filtered
 
 
 def _sensitive_subtrees(units: Iterable[Unit]) -> set[str]:
@@ -198,15 +201,11 @@ def _without(extras: tuple[ExtraElement, ...], names: frozenset[str]) -> tuple[E
     return tuple(extra for extra in extras if extra.name not in names)
 
 
-def _filter_organisation(
-    org: LegalEntity | Establishment, level: int, profile: int
-) -> LegalEntity | Establishment:
+def _filter_organisation(org: LegalEntity | Establishment, level: int) -> LegalEntity | Establishment:
     changes: dict[str, object] = {
         "contacts": _contacts(org.contacts, level),
         "extension_extras": _without(org.extension_extras, _ORGANISATION_RESTRICTED),
     }
-    if profile == 0:
-        changes["record"] = without_comments(org.record)
     if isinstance(org, Establishment):
         changes["drop_zone"] = None
     return org.model_copy(update=changes)
@@ -223,16 +222,38 @@ def _filter_unit(unit: Unit, profile: int, level: int) -> Unit:
         "contacts": _contacts(unit.contacts, level),
         "extension_extras": _without(unit.extension_extras, hidden),
     }
-    if profile == 0 or (profile == 3 and any(coded.code != _MS for coded in unit.activity_fields)):
-        changes["record"] = without_comments(unit.record)
-    return unit.model_copy(update=changes)
+    filtered = unit.model_copy(update=changes)
+    if profile == 3 and any(coded.code != _MS for coded in unit.activity_fields):
+        return without_comments(filtered)
+    return filtered
 
 
-def without_comments(record: RecordMeta) -> RecordMeta:
-    """``record`` without the ``comments`` of its extensions (``recognation`` stays)."""
-    if not any(_COMMENTS in extra.xml for extra in record.extras):
-        return record
-    return record.model_copy(update={"extras": tuple(_strip_comments(extra) for extra in record.extras)})
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def without_comments(model: _M) -> _M:
+    """``model`` with the ``comments`` of every record extension in it removed (``recognation`` stays),
+    its own record and those of its sub-objects alike; unchanged parts are the same objects."""
+    return cast(_M, _strip_records(model))
+
+
+def _strip_records(value: object) -> object:
+    if isinstance(value, RecordMeta):
+        if not any(_COMMENTS in extra.xml for extra in value.extras):
+            return value
+        return value.model_copy(update={"extras": tuple(_strip_comments(extra) for extra in value.extras)})
+    if isinstance(value, BaseModel):
+        changes = {}
+        for name in type(value).model_fields:
+            old = getattr(value, name)
+            new = _strip_records(old)
+            if new is not old:
+                changes[name] = new
+        return value.model_copy(update=changes) if changes else value
+    if isinstance(value, tuple):
+        stripped = tuple(_strip_records(item) for item in value)
+        return value if all(a is b for a, b in zip(stripped, value, strict=True)) else stripped
+    return value
 
 
 def _strip_comments(extra: ExtraElement) -> ExtraElement:
