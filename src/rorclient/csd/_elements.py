@@ -461,12 +461,6 @@ class ElementParser:
             values["extension_extras"] = tuple(extension_extras)
         return _new_address(values)
 
-    def _extension_record(self, extension: etree._Element) -> RecordMeta | None:
-        for child in extension:
-            if child.tag == RECORD:
-                return self.record(child)
-        return None
-
     def geocode(self, element: etree._Element) -> Geocode:
         values: dict[str, Any] = {}
         extras: list[ExtraElement] = []

@@ -136,10 +136,10 @@ def moment_of(value: dt.datetime | str | None) -> dt.datetime | None:
     return from_text(value) if isinstance(value, str) else value
 
 
-def decode_head(row: tuple[Any, ...]) -> StoredEntity:
-    """A :class:`StoredEntity` without its ``entity`` (read from :data:`HEAD_COLUMNS`), for comparisons."""
+def _head_fields(row: tuple[Any, ...]) -> dict[str, Any]:
+    """The :class:`StoredEntity` fields of the first 11 columns (:data:`HEAD_COLUMNS`)."""
     kind, id_, source, parent, establishment, region, name, updated, closed, deleted_at, digest = row[:11]
-    fields: dict[str, Any] = {
+    return {
         "kind": _KIND_OF_VALUE[kind],
         "id": id_,
         "parent": parent,
@@ -153,28 +153,18 @@ def decode_head(row: tuple[Any, ...]) -> StoredEntity:
         "deleted_at": moment_of(deleted_at),
         "content_hash": digest,
     }
-    return StoredEntity.model_construct(**fields)
+
+
+def decode_head(row: tuple[Any, ...]) -> StoredEntity:
+    """A :class:`StoredEntity` without its ``entity`` (read from :data:`HEAD_COLUMNS`), for comparisons."""
+    return StoredEntity.model_construct(**_head_fields(row))
 
 
 def decode_row(row: tuple[Any, ...]) -> StoredEntity:
     """The full :class:`StoredEntity` of a row read with :data:`ROW_COLUMNS`."""
-    kind, id_, source, parent, establishment, region, name, updated, closed, deleted_at, digest, data = row
+    kind, id_, data = row[0], row[1], row[11]
     try:
         entity = ENTITY_ADAPTER.validate_json(data)
     except ValidationError as error:
         raise StoreError(f"the stored {kind} {id_!r} cannot be read back: {error}") from error
-    return StoredEntity(
-        kind=_KIND_OF_VALUE[kind],
-        id=id_,
-        parent=parent,
-        establishment=establishment,
-        source=source,
-        name=name,
-        region=region,
-        updated=dt.datetime.fromisoformat(updated),
-        closed=bool(closed),
-        deleted=deleted_at is not None,
-        deleted_at=moment_of(deleted_at),
-        content_hash=digest,
-        entity=entity,
-    )
+    return StoredEntity(**_head_fields(row), entity=entity)
