@@ -20,6 +20,7 @@ import httpx
 from lxml import etree
 
 from rorclient.sandbox.pki import IssuedCertificate, TestPki
+from tests._shared import PLATINES, require_shared
 
 SOAP = "http://www.w3.org/2003/05/soap-envelope"
 CSD = "urn:ihe:iti:csd:2013"
@@ -27,7 +28,6 @@ ROR = "urn:asip:ror:2015"
 WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
 NS = {"soap": SOAP, "csd": CSD, "ror": ROR}
 SOAP_CONTENT_TYPE = "application/soap+xml; charset=UTF-8"
-PLATINES = Path(__file__).resolve().parent.parent.parent / "shared" / "ror-spec" / "platines"
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True)
 
 
@@ -188,6 +188,7 @@ class PlatinesStep:
 def platines_steps(project: str, project_properties: dict[str, str]) -> list[PlatinesStep]:
     """The request steps of a SoapUI project, properties substituted (``project_properties`` override
     the project's own values)."""
+    require_shared()
     tree = etree.parse(str(PLATINES / project), _PARSER)
     defaults = {
         prop.findtext("con:name", namespaces=_CON) or "": prop.findtext("con:value", namespaces=_CON) or ""
@@ -262,6 +263,7 @@ _SCH = {"sch": "http://purl.oclc.org/dsdl/schematron"}
 def run_schematron(schema: Path, document: etree._Element, *, ignore: Iterable[str] = ()) -> list[str]:
     """Failed asserts and fired reports of a Schematron schema (patterns, rules, lets, asserts, reports;
     the first matching rule of a pattern wins). Tests in ``ignore`` are skipped."""
+    require_shared()
     skipped = set(ignore)
     tree = etree.parse(str(schema), _PARSER)
     failures: list[str] = []

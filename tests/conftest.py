@@ -3,25 +3,54 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests._shared import (
+    MISSING_REASON,
+    OFFLINE_SCHEMAS,
+    REQUIRE_ENV,
+    SAMPLES,
+    SHARED_ENV,
+    SKIP_LOCATION,
+    SPEC,
+    require_shared,
+    shared_available,
+)
+
 # Before any test module imports it (whichever is collected first): readable assertion failures.
 pytest.register_assert_rewrite("rorclient.testing.store_conformance")
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("RORCLIENT_SHARED_DIR", REPO.parent / "shared"))
-SPEC = SHARED / "ror-spec"
-SAMPLES = SPEC / "samples"
-OFFLINE_SCHEMAS = SPEC / "schemas" / "offline"
-NOMENCLATURES = SPEC / "nomenclatures"
+
+def pytest_report_header() -> str:
+    found = "found" if shared_available() else f"MISSING, the tests that need it skip (set {SHARED_ENV})"
+    return f"reference material: {SPEC} ({found})"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if os.environ.get(REQUIRE_ENV) == "1" and not shared_available():
+        raise pytest.UsageError(f"{REQUIRE_ENV}=1 but {MISSING_REASON}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Every skip for want of the reference material is reported at one place, so ``-ra`` folds them
+    into one line (pytest would otherwise print one line per test that asked for a fixture)."""
+    report: pytest.TestReport = yield
+    longrepr = report.longrepr
+    if report.skipped and isinstance(longrepr, tuple) and longrepr[2].endswith(MISSING_REASON):
+        report.longrepr = (*SKIP_LOCATION, longrepr[2])
+    return report
 
 
 @pytest.fixture(scope="session")
 def samples_dir() -> Path:
-    assert SAMPLES.is_dir(), f"reference samples not found at {SAMPLES} (set RORCLIENT_SHARED_DIR)"
+    require_shared()
     return SAMPLES
 
 
@@ -30,6 +59,7 @@ def csd_schema() -> Any:
     """The official CSD + ROR extension XSD (XSD 1.1), for validating what we write."""
     import xmlschema
 
+    require_shared()
     return xmlschema.XMLSchema11(str(OFFLINE_SCHEMAS / "IHE_ProfilCSD-ExtensionROR_fr-v2.4.xsd"))
 
 
@@ -38,4 +68,5 @@ def ror_wsdl_schema() -> Any:
     """The schema embedded in the official WSDL (Notif wrappers, ``erreur``)."""
     import xmlschema
 
+    require_shared()
     return xmlschema.XMLSchema11(str(OFFLINE_SCHEMAS / "ror-wsdl-types.xsd"))

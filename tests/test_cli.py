@@ -150,7 +150,7 @@ def test_status_json_reports_sources_and_counts(
 def test_export_labels_codes_from_a_nomenclature(
     tmp_path: Path, samples_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tests.conftest import NOMENCLATURES
+    from tests._shared import NOMENCLATURES
 
     # The same document with the activity's label removed: only the nomenclature can name it.
     text = (samples_dir / "lecture_response_full_body.xml").read_text()

@@ -15,13 +15,12 @@ from lxml import etree
 
 from rorclient.models import CodedValue
 from rorclient.ror import HttpRequest, HttpResponse, RorClient, VihfSettings
-from tests.conftest import SPEC
+from tests._shared import PLATINES, SCHEMAS, require_shared
 
 SOAP = "http://www.w3.org/2003/05/soap-envelope"
 CSD = "urn:ihe:iti:csd:2013"
 ROR = "urn:asip:ror:2015"
-PLATINES = SPEC / "platines"
-OFFICIAL_WSDL = SPEC / "schemas" / "ROR-v2.4.wsdl"
+OFFICIAL_WSDL = SCHEMAS / "ROR-v2.4.wsdl"
 SUBJECT = "CN=CLIENT_TEST_RORN,OU=33333333333,O=GIP - TEST3012,ST=Paris (75),C=FR"
 
 NOTIF_RESPONSE = (
@@ -52,6 +51,8 @@ class Recorder:
 
 @pytest.fixture(params=["own", "official"], ids=["own-wsdl", "official-wsdl"])
 def wsdl(request: pytest.FixtureRequest) -> Path | None:
+    if request.param == "official":
+        require_shared()
     return OFFICIAL_WSDL if request.param == "official" else None
 
 
@@ -123,6 +124,7 @@ def test_requests_carry_the_soap12_action_of_their_operation(call: str, wsdl: Pa
 
 def platines_templates() -> Iterator[etree._Element]:
     """The request envelopes of the PLATINES SoapUI projects, comments and placeholders stripped."""
+    require_shared()
     parser = etree.XMLParser(remove_comments=True, resolve_entities=False, no_network=True)
     for project in sorted(PLATINES.glob("*.xml")):
         text = project.read_text(encoding="utf-8", errors="replace")

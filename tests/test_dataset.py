@@ -31,7 +31,7 @@ from rorclient.sandbox.dataset import (
     write_extraction,
 )
 from rorclient.sandbox.mutations import MUTATIONS, add_elementary_unit, delete_unit, mutate
-from tests.conftest import NOMENCLATURES
+from tests._shared import NOMENCLATURES, require_shared
 
 STRUCTURE_ID = re.compile(r"1(?:\d\d|2[AB])\d{7}|197[0-9]\d{6}")
 
@@ -267,6 +267,7 @@ def test_the_dataset_has_closures_ambulatory_professionals_and_every_activity_fi
 
 
 def _nos_labels(prefix: str) -> dict[str, str]:
+    require_shared()
     with zipfile.ZipFile(NOMENCLATURES / "2023-06-14_NOS-Fichiers_Publics.zip") as archive:
         name = next(n for n in archive.namelist() if n.startswith(prefix))
         lines = archive.read(name).decode("latin-1").splitlines()

@@ -11,13 +11,14 @@ from rorclient.codes import Oid
 from rorclient.errors import ConfigError, DataError
 from rorclient.models import CodedValue
 from rorclient.nomenclature import Nomenclatures
-from tests.conftest import NOMENCLATURES
+from tests._shared import NOMENCLATURES, require_shared
 
 NOS_ZIP = NOMENCLATURES / "2023-06-14_NOS-Fichiers_Publics.zip"
 
 
 @pytest.fixture(scope="module")
 def nos() -> Nomenclatures:
+    require_shared()
     return Nomenclatures.load(NOS_ZIP)
 
 
@@ -55,6 +56,7 @@ def test_retired_codes_are_kept_with_their_end_date(nos: Nomenclatures) -> None:
 
 
 def test_loads_a_directory_and_a_single_file(tmp_path: Path) -> None:
+    require_shared()
     with zipfile.ZipFile(NOS_ZIP) as archive:
         archive.extract("TRE_R211-ActiviteOperationnelle.tabs", tmp_path)
         archive.extract("JDV_J20-ChampActivite-ROR.tabs", tmp_path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -184,7 +185,7 @@ def test_a_wrong_password_is_a_store_error_that_does_not_show_it(
         pytest.param(lambda url: url.replace("@", "%zz@", 1), id="bad percent-encoding"),
         pytest.param(lambda url: url + "&no_such_option=1", id="unknown parameter"),
         pytest.param(
-            lambda url: url.replace("/rorclient_test?", "/no_such_database?"), id="unknown database"
+            lambda url: re.sub(r"/[^/?]+\?", "/no_such_database?", url, count=1), id="unknown database"
         ),
     ],
 )

@@ -16,12 +16,11 @@ from rorclient.ror._params import activity_filter, date_ref, patients_filter
 from rorclient.ror._responses import find_fault, parse_notif
 from rorclient.ror._soap import SoapCodec
 from rorclient.ror._vihf import PLATINES_XSI_NS, XSI_NS, vihf_header
-from tests.conftest import SPEC
+from tests._shared import SCHEMAS, require_shared
 
 SOAP = "http://www.w3.org/2003/05/soap-envelope"
 CSD = "urn:ihe:iti:csd:2013"
 ROR = "urn:asip:ror:2015"
-SCHEMAS = SPEC / "schemas"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -55,6 +54,7 @@ def test_official_wsdl_loads_offline_from_the_files_beside_it(monkeypatch: pytes
 
     monkeypatch.setattr(socket, "create_connection", no_network)
     monkeypatch.setattr(socket.socket, "connect", no_network)
+    require_shared()
     codec = SoapCodec(SCHEMAS / "ROR-v2.4.wsdl")
     assert codec.wsdl_location.endswith("ROR-v2.4.wsdl")
     demand = etree.fromstring(codec.lecture_establishment(("1", "x"), restricted=True).body)
@@ -62,6 +62,7 @@ def test_official_wsdl_loads_offline_from_the_files_beside_it(monkeypatch: pytes
 
 
 def test_official_wsdl_with_schemas_elsewhere(tmp_path: Path) -> None:
+    require_shared()
     shutil.copy(SCHEMAS / "ROR-v2.4.wsdl", tmp_path / "ROR-v2.4.wsdl")
     with pytest.raises(
         ConfigError, match=r"never downloads schemas.*IHE_ProfilCSD-ExtensionROR_fr-v2\.4\.xsd"
