@@ -28,3 +28,16 @@ def parse_duration(text: str) -> dt.timedelta:
     if not cleaned:
         raise ConfigError("empty duration")
     return dt.timedelta(seconds=total)
+
+
+def format_duration(value: dt.timedelta) -> str:
+    """The shortest exact form :func:`parse_duration` reads back: ``15m``, ``7d``, ``1h30m``, ``90s``."""
+    seconds = int(value.total_seconds())
+    if seconds != value.total_seconds() or seconds <= 0:
+        return f"{value.total_seconds():g}s"
+    parts = []
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import logging
 import sys
@@ -74,10 +75,24 @@ def _build_parser() -> argparse.ArgumentParser:
         "(default: RORCLIENT_STORE_URL, the config file, or the user data directory)",
     )
     parser.add_argument(
-        "--nomenclature", metavar="PATH", help="ANS NOS export (.zip, directory or .tabs) used to label codes"
+        "--nomenclature",
+        metavar="PATH",
+        help="ANS NOS export (.zip, directory or .tabs) used to label codes "
+        "(default: RORCLIENT_NOMENCLATURE or the config file, else none)",
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress display, errors only")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress display and no summary: errors only (default: both, progress on a terminal only)",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="more logging on standard error (-v: info, -vv: debug; default: warnings and errors)",
+    )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
 
     load = commands.add_parser(
@@ -86,37 +101,61 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Load CSD files as the complete snapshot of one source: "
         "entities of that source missing from the files become tombstones.",
     )
-    load.add_argument("files", nargs="+", metavar="FILE")
+    load.add_argument("files", nargs="+", metavar="FILE", help="CSD files: .xml, .xml.gz or .zip")
     load.add_argument(
         "--source", default=None, help="source name stored with every entity (default: 'files')"
     )
     _readers_option(load, "a file")
-    load.add_argument("--json", action="store_true", help="print the load report as JSON")
+    load.add_argument("--json", action="store_true", help="print the load report as JSON (default: one line)")
     load.set_defaults(handler=_cmd_load)
 
-    export = commands.add_parser("export", help="export the store, one JSON object per line")
-    export.add_argument("--format", choices=["jsonl"], default="jsonl")
-    export.add_argument("--kind", choices=[kind.value for kind in EntityKind])
-    export.add_argument("--source")
-    export.add_argument("--live", action="store_true", help="leave out tombstones (deleted entities)")
-    export.add_argument("--full", action="store_true", help="add the whole entity under 'data'")
-    export.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    export = commands.add_parser(
+        "export", help="export the store, one JSON object per line", description="Fields: docs/export.md."
+    )
+    export.add_argument(
+        "--format", choices=["jsonl"], default="jsonl", help="output format (default: %(default)s)"
+    )
+    export.add_argument(
+        "--kind", choices=[kind.value for kind in EntityKind], help="only this kind (default: every kind)"
+    )
+    export.add_argument("--source", metavar="NAME", help="only this source's entities (default: all)")
+    export.add_argument(
+        "--live", action="store_true", help="leave out tombstones (deleted entities; default: kept)"
+    )
+    export.add_argument(
+        "--full", action="store_true", help="add the whole entity under 'data' (default: summary fields)"
+    )
+    export.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: standard output)")
     export.set_defaults(handler=_cmd_export)
 
     status = commands.add_parser("status", help="what the store holds and where each source stands")
-    status.add_argument("--json", action="store_true")
+    status.add_argument("--json", action="store_true", help="print the status as JSON (default: text)")
     status.set_defaults(handler=_cmd_status)
 
     changes = commands.add_parser("changes", help="the change log after a sequence number, as JSON lines")
-    changes.add_argument("--since", type=int, default=0, metavar="SEQ")
-    changes.add_argument("--limit", type=int, default=None)
+    changes.add_argument(
+        "--since",
+        type=int,
+        default=0,
+        metavar="SEQ",
+        help="changes after this sequence number (default: %(default)s, the whole log)",
+    )
+    changes.add_argument(
+        "--limit", type=_positive_int, default=None, metavar="N", help="at most N changes (default: all)"
+    )
     changes.set_defaults(handler=_cmd_changes)
 
     generate = commands.add_parser("generate", help="write a synthetic, schema-valid CSD extraction")
-    generate.add_argument("output", metavar="FILE")
-    generate.add_argument("--establishments", type=int, default=20)
-    generate.add_argument("--seed", type=int, default=1)
-    generate.add_argument("--compress", choices=["gzip", "zip"], default=None)
+    generate.add_argument("output", metavar="FILE", help="file to write")
+    generate.add_argument(
+        "--establishments", type=int, default=20, metavar="N", help="establishments (default: %(default)s)"
+    )
+    generate.add_argument(
+        "--seed", type=int, default=1, help="same seed, same document (default: %(default)s)"
+    )
+    generate.add_argument(
+        "--compress", choices=["gzip", "zip"], default=None, help="compress the file (default: plain XML)"
+    )
     generate.set_defaults(handler=_cmd_generate)
 
     cert = commands.add_parser("cert", help="certificate tools")
@@ -127,10 +166,12 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Exit code 0 when the certificate can authenticate a TLS client now; 54 expired, "
         "55 not yet valid, 56 unsuitable usage (e.g. seal-only); 50-53 when the file cannot be read.",
     )
-    inspect.add_argument("file", metavar="FILE")
-    inspect.add_argument("--password-env", metavar="NAME", help="environment variable holding the password")
-    inspect.add_argument("--password-file", metavar="FILE", help="file holding the password")
-    inspect.add_argument("--json", action="store_true")
+    inspect.add_argument("file", metavar="FILE", help="certificate file (.p12/.pfx, .pem, .der)")
+    inspect.add_argument(
+        "--password-env", metavar="NAME", help="environment variable holding the password (default: none)"
+    )
+    inspect.add_argument("--password-file", metavar="FILE", help="file holding the password (default: none)")
+    inspect.add_argument("--json", action="store_true", help="print the description as JSON (default: text)")
     inspect.set_defaults(handler=_cmd_cert_inspect)
 
     _add_sync_commands(commands)
@@ -143,39 +184,67 @@ def _build_parser() -> argparse.ArgumentParser:
         "interrupted. --write-config writes a client configuration (certificate, password file, "
         "URLs) that the other commands can use with --config.",
     )
-    sandbox.add_argument("--port", type=int, default=8443, help="0 picks a free port")
-    sandbox.add_argument("--seed", type=int, default=0)
-    sandbox.add_argument("--establishments", type=int, default=200)
-    sandbox.add_argument("--tls-dir", metavar="DIR", help="where the test PKI is kept (reused if valid)")
-    sandbox.add_argument("--write-config", metavar="FILE", help="write a ready client config (TOML) here")
-    sandbox.add_argument("--test-mode", action="store_true", help="enable the /_sandbox/ control API")
+    sandbox.add_argument(
+        "--port", type=int, default=8443, help="port on 127.0.0.1; 0 picks a free one (default: %(default)s)"
+    )
+    sandbox.add_argument(
+        "--seed", type=int, default=0, help="same seed, same generated region (default: %(default)s)"
+    )
+    sandbox.add_argument(
+        "--establishments", type=int, default=200, metavar="N", help="establishments (default: %(default)s)"
+    )
+    sandbox.add_argument(
+        "--tls-dir",
+        metavar="DIR",
+        help="where the test PKI is kept, reused if valid (default: sandbox-pki in the user data directory)",
+    )
+    sandbox.add_argument(
+        "--write-config", metavar="FILE", help="write a ready client config (TOML) here (default: none)"
+    )
+    sandbox.add_argument(
+        "--test-mode", action="store_true", help="enable the /_sandbox/ control API (default: off)"
+    )
     sandbox.set_defaults(handler=_cmd_sandbox)
 
     demo = commands.add_parser(
         "demo",
         help="start a sandbox, pull it, apply ROR changes through a sync, refresh a unit, show what changed",
+        description="Runs into a store of its own (demo.sqlite3 in the user data directory, or --store), "
+        "never the default store.",
     )
-    demo.add_argument("--establishments", type=int, default=25)
-    demo.add_argument("--seed", type=int, default=2026)
+    demo.add_argument(
+        "--establishments", type=int, default=25, metavar="N", help="establishments (default: %(default)s)"
+    )
+    demo.add_argument(
+        "--seed", type=int, default=2026, help="same seed, same region and changes (default: %(default)s)"
+    )
     demo.set_defaults(handler=_cmd_demo)
     return parser
 
 
 def _add_sync_commands(commands: Any) -> None:
     def common(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--source", help="name of a [[sources]] entry (default: the only csd source)")
-        parser.add_argument("--dry-run", action="store_true", help="compute and report, commit nothing")
-        parser.add_argument("--json", action="store_true", help="print the run report as JSON")
+        _source_option(parser)
+        parser.add_argument(
+            "--dry-run", action="store_true", help="compute and report, commit nothing (default: commit)"
+        )
+        parser.add_argument(
+            "--json", action="store_true", help="print the run report as JSON (default: a one-line summary)"
+        )
 
     pull = commands.add_parser("pull", help="full pull: download the extraction and swap it in atomically")
     common(pull)
-    pull.add_argument("--force", action="store_true", help="commit even if the safety breaker trips")
+    pull.add_argument(
+        "--force", action="store_true", help="commit even if the safety breaker trips (default: stop)"
+    )
     _readers_option(pull, "a downloaded extraction")
     pull.set_defaults(handler=_cmd_pull)
 
     sync = commands.add_parser("sync", help="one delta cycle: Notif since the watermark, Lecture of each")
     common(sync)
-    sync.add_argument("--force", action="store_true", help="commit even if the safety breaker trips")
+    sync.add_argument(
+        "--force", action="store_true", help="commit even if the safety breaker trips (default: stop)"
+    )
     sync.set_defaults(handler=_cmd_sync)
 
     refresh = commands.add_parser("refresh", help="re-read one establishment or unit and replace its subtree")
@@ -185,12 +254,31 @@ def _add_sync_commands(commands: Any) -> None:
     target.add_argument("--unit", metavar="ID", help="identifiantOI of an internal organisation")
     refresh.set_defaults(handler=_cmd_refresh)
 
-    daemon = commands.add_parser("daemon", help="sync on a schedule, with a weekly full pull, until stopped")
-    daemon.add_argument("--source", help="name of a [[sources]] entry (default: the only csd source)")
-    daemon.add_argument("--interval", default="15m", help="time between runs (e.g. 30s, 15m, 1h)")
-    daemon.add_argument("--full-every", default="7d", help="full pull period (e.g. 7d; 0 or never: none)")
-    daemon.add_argument("--health-file", metavar="PATH", help="JSON health file, rewritten after each run")
-    daemon.add_argument("--log-json", action="store_true", help="structured logs, one JSON object per line")
+    daemon = commands.add_parser(
+        "daemon",
+        help="sync on a schedule, with a weekly full pull, until stopped",
+        description="Logs a start line and one line per run on standard error (plain text at INFO; "
+        "-q: errors only, -v: debug, --log-json: JSON lines). Stops cleanly on SIGTERM or Ctrl-C.",
+    )
+    _source_option(daemon)
+    daemon.add_argument(
+        "--interval",
+        default="15m",
+        metavar="DURATION",
+        help="time between runs, e.g. 30s, 15m, 1h (default: %(default)s)",
+    )
+    daemon.add_argument(
+        "--full-every",
+        default="7d",
+        metavar="DURATION",
+        help="full pull period, 0 or never for none (default: %(default)s)",
+    )
+    daemon.add_argument(
+        "--health-file", metavar="PATH", help="JSON health file, rewritten after each run (default: none)"
+    )
+    daemon.add_argument(
+        "--log-json", action="store_true", help="logs as JSON lines, one object per line (default: text)"
+    )
     daemon.set_defaults(handler=_cmd_daemon)
 
 
@@ -198,15 +286,28 @@ def _add_ror_commands(commands: Any) -> None:
     ror = commands.add_parser("ror", help="call the ROR web services of a configured source directly")
     ror_commands = ror.add_subparsers(title="ror commands", metavar="COMMAND")
 
-    def with_source(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--source", help="name of a [[sources]] entry (default: the only csd source)")
+    with_source = _source_option
 
     notif = ror_commands.add_parser("notif", help="TR-Notif: establishments changed since a date-time")
     with_source(notif)
     notif.add_argument("--since", required=True, help="ISO 8601 date-time (naive = Paris local time)")
-    notif.add_argument("--activity", action="append", default=[], metavar="CODE", help="TRE_R227 filter")
-    notif.add_argument("--patients", action="append", default=[], metavar="CODE", help="TRE_R239 filter")
-    notif.add_argument("--json", action="store_true")
+    notif.add_argument(
+        "--activity",
+        action="append",
+        default=[],
+        metavar="CODE",
+        help="TRE_R227 filter, repeatable (default: none)",
+    )
+    notif.add_argument(
+        "--patients",
+        action="append",
+        default=[],
+        metavar="CODE",
+        help="TRE_R239 filter, repeatable (default: none)",
+    )
+    notif.add_argument(
+        "--json", action="store_true", help="print the entries as JSON (default: one identifier a line)"
+    )
     notif.set_defaults(handler=_cmd_ror_notif)
 
     read = ror_commands.add_parser("read", help="TR_Lecture: the offer of one establishment or unit, as JSON")
@@ -214,15 +315,31 @@ def _add_ror_commands(commands: Any) -> None:
     target = read.add_mutually_exclusive_group(required=True)
     target.add_argument("--establishment", metavar="ID", help="idNat_Struct of an establishment")
     target.add_argument("--unit", metavar="ID", help="identifiantOI of an internal organisation")
-    read.add_argument("--since", help="dateRef (establishment reads only)")
-    read.add_argument("--activity", action="append", default=[], metavar="CODE")
-    read.add_argument("--patients", action="append", default=[], metavar="CODE")
-    read.add_argument("--restricted", action="store_true", help="restrictedOrganisation=1")
+    read.add_argument(
+        "--since", metavar="DATETIME", help="dateRef, establishment reads only (default: the whole offer)"
+    )
+    read.add_argument(
+        "--activity",
+        action="append",
+        default=[],
+        metavar="CODE",
+        help="TRE_R227 filter, repeatable (default: none)",
+    )
+    read.add_argument(
+        "--patients",
+        action="append",
+        default=[],
+        metavar="CODE",
+        help="TRE_R239 filter, repeatable (default: none)",
+    )
+    read.add_argument(
+        "--restricted", action="store_true", help="restrictedOrganisation=1 (default: 0, the whole offer)"
+    )
     read.set_defaults(handler=_cmd_ror_read)
 
     download = ror_commands.add_parser("download", help="download the extraction (resumes a cut download)")
     with_source(download)
-    download.add_argument("dest", metavar="FILE")
+    download.add_argument("dest", metavar="FILE", help="where to write the extraction")
     download.set_defaults(handler=_cmd_ror_download)
 
     check = ror_commands.add_parser("check", help="check the certificate and reach the ROR (one Notif)")
@@ -230,13 +347,27 @@ def _add_ror_commands(commands: Any) -> None:
     check.set_defaults(handler=_cmd_ror_check)
 
 
+def _source_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--source", metavar="NAME", help="name of a [[sources]] entry (default: the only csd source)"
+    )
+
+
 def _configure_logging(args: argparse.Namespace) -> None:
+    """rorclient's logs on standard error as text (the daemon sets its own: :func:`_cmd_daemon`)."""
+    from rorclient._logging import SkipRunRecords, TextLogFormatter
+
     level = (
         logging.ERROR if args.quiet else [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     )
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(TextLogFormatter())
+    handler.addFilter(SkipRunRecords())
+    for existing in list(logger.handlers):
+        logger.removeHandler(existing)
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
 
 
 def _store(settings: Settings) -> Store:
@@ -350,10 +481,12 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     print(f"entities: {total} live, {stats.deleted} tombstones, change log at seq {stats.last_change_seq}")
     for kind in EntityKind:
         print(f"  {kind.value:<14} {stats.by_kind.get(kind.value, 0):>9}")
-    for name, info in status["sources"].items():
+    server_zone = settings.sync_options().server_timezone
+    for state in states:
         print(
-            f"source {name!r}: {info['entities']} entities, watermark {info['watermark']}, "
-            f"last full pull {info['last_full_pull']}"
+            f"source {state.source!r}: {stats.by_source.get(state.source, 0)} entities, "
+            f"watermark {_when(state.watermark, server_zone)}, "
+            f"last full pull {_when(state.last_full_pull, server_zone)}"
         )
     for sync_status in status["sync"]:
         certificate = sync_status.get("certificate")
@@ -363,10 +496,22 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         print(f"pending establishments: {len(pending)}")
     for run in runs:
         print(
-            f"run {run.run_id[:8]} {run.operation:<6} {run.status:<8} {run.started:%Y-%m-%d %H:%M:%S} "
+            f"run {run.run_id[:8]} {run.operation:<6} {run.status:<8} {_when(run.started, 'UTC')} "
             f"{run.entities} entities" + (f" — {run.error}" if run.error else "")
         )
     return EXIT_OK
+
+
+def _when(value: dt.datetime | None, naive_zone: str) -> str:
+    """A time as ``status`` prints it, always with its zone: aware times in this machine's zone, naive
+    ones (the ROR's watermark, in server time) labelled with ``naive_zone``."""
+    if value is None:
+        return "never"
+    if value.tzinfo is None:
+        zone = "local time" if naive_zone == "local" else naive_zone
+        return f"{value:%Y-%m-%d %H:%M:%S} {zone}"
+    local = value.astimezone()
+    return f"{local:%Y-%m-%d %H:%M:%S} {local.tzname() or local.strftime('%z')}"
 
 
 def _certificate_line(source: str, certificate: dict[str, Any]) -> str:
@@ -428,7 +573,9 @@ def _cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from rorclient.demo import run_demo
 
-    return run_demo(settings, establishments=args.establishments, seed=args.seed, quiet=args.quiet)
+    return run_demo(
+        settings, establishments=args.establishments, seed=args.seed, quiet=args.quiet, store_url=args.store
+    )
 
 
 def _cmd_cert_inspect(args: argparse.Namespace, settings: Settings) -> int:
@@ -471,14 +618,10 @@ def _run_sync(args: argparse.Namespace, settings: Settings, operation: str) -> i
     source = _csd_source(args, settings).name
     options = settings.sync_options(readers=getattr(args, "readers", None))
     with Sync(settings, source=source, options=options) as sync, ProgressLine(enabled=not args.quiet) as line:
-
-        def progress(event: Any) -> None:
-            line.show(event.describe())
-
         if operation == "pull":
-            report = sync.pull(force=args.force, dry_run=args.dry_run, progress=progress)
+            report = sync.pull(force=args.force, dry_run=args.dry_run, progress=line.update)
         elif operation == "sync":
-            report = sync.sync(force=args.force, dry_run=args.dry_run, progress=progress)
+            report = sync.sync(force=args.force, dry_run=args.dry_run, progress=line.update)
         else:
             report = sync.refresh(establishment=args.establishment, unit=args.unit, dry_run=args.dry_run)
     if args.json:
@@ -509,8 +652,9 @@ def _cmd_refresh(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_daemon(args: argparse.Namespace, settings: Settings) -> int:
     from rorclient.daemon import DaemonOptions, configure_logging, parse_duration, run_daemon
 
-    if args.log_json:
-        configure_logging(json_lines=True)
+    # A start line and one line per run: INFO by default, as text unless --log-json.
+    level = logging.ERROR if args.quiet else logging.DEBUG if args.verbose > 1 else logging.INFO
+    configure_logging(json_lines=args.log_json, level=level)
     full_every = None if args.full_every in ("0", "never") else parse_duration(args.full_every)
     options = DaemonOptions(
         interval=parse_duration(args.interval),
@@ -585,18 +729,12 @@ def _cmd_ror_download(args: argparse.Namespace, settings: Settings) -> int:
     from rorclient.ror import RorClient
 
     with RorClient(_csd_source(args, settings)) as client, ProgressLine(enabled=not args.quiet) as line:
-
-        def progress(done: int, total: int | None) -> None:
-            line.show(f"{done / 1e6:,.1f}" + (f"/{total / 1e6:,.1f}" if total else "") + " MB")
-
-        result = client.download_extraction(args.dest, progress=progress)
+        result = client.download_extraction(args.dest, progress=line.update_download)
     print(result.model_dump_json(indent=2))
     return EXIT_OK
 
 
 def _cmd_ror_check(args: argparse.Namespace, settings: Settings) -> int:
-    import datetime as dt
-
     from rorclient.ror import RorClient
 
     source = _csd_source(args, settings)

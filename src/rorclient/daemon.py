@@ -37,7 +37,8 @@ from typing import Any, TextIO
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rorclient._durations import parse_duration
+from rorclient._durations import format_duration, parse_duration
+from rorclient._logging import TextLogFormatter
 from rorclient.config import Settings
 from rorclient.errors import RorError
 from rorclient.health import Health, HealthState, write_health
@@ -121,8 +122,8 @@ class Daemon:
                     _log.info(
                         "daemon started for source %r (interval %s, full pull every %s)",
                         self.sync.source,
-                        self.options.interval,
-                        self.options.full_every or "never",
+                        format_duration(self.options.interval),
+                        format_duration(self.options.full_every) if self.options.full_every else "never",
                     )
                     finished = self._loop()
             except SyncLockedError:
@@ -283,7 +284,7 @@ def configure_logging(
     if json_lines:
         handler.setFormatter(JsonLogFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextLogFormatter())
     logger = logging.getLogger("rorclient")
     for existing in list(logger.handlers):
         logger.removeHandler(existing)

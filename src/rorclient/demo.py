@@ -1,30 +1,51 @@
 """``rorclient demo``: the whole product on one machine, with no credentials.
 
 It starts the sandbox (a local ROR simulator with mutual TLS and its own test certificates) with a
-generated region, pulls the extraction into the configured store (the default SQLite file unless told
-otherwise) as the source ``demo``, makes a round of changes in the sandbox (a rename, a new unit, a
-closure, a unit moving to another establishment), applies them with one delta sync, refreshes one unit
-by identifier, and prints what changed at each step.
+generated region, pulls the extraction into a store of its own (``demo.sqlite3`` in the user data
+directory unless told otherwise: never the user's default store) as the source ``demo``, makes a round
+of changes in the sandbox (a rename, a new unit, a closure, a unit moving to another establishment),
+applies them with one delta sync, refreshes one unit by identifier, prints what changed at each step,
+and ends with the commands that query the demo's store.
 """
 
 from __future__ import annotations
 
+import shlex
+import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+import platformdirs
 
 from rorclient.config import Settings
 from rorclient.models import EntityKind
 from rorclient.store import Change, redact_url
 
-__all__ = ["DEMO_SOURCE", "run_demo"]
+__all__ = ["DEMO_SOURCE", "demo_store_url", "run_demo"]
 
 DEMO_SOURCE = "demo"
 #: One change of each kind a reader most wants to see, in an order the sandbox applies cleanly.
 DEMO_MUTATIONS = ("rename", "new_unit", "closure", "contact_change", "move")
 
 
-def run_demo(settings: Settings, *, establishments: int, seed: int, quiet: bool = False) -> int:
+def demo_store_url() -> str:
+    """The demo's own store: ``sqlite:///<user data dir>/rorclient/demo.sqlite3``, beside (never in) the
+    default store."""
+    return f"sqlite:///{Path(platformdirs.user_data_dir('rorclient')) / 'demo.sqlite3'}"
+
+
+def run_demo(
+    settings: Settings,
+    *,
+    establishments: int,
+    seed: int,
+    quiet: bool = False,
+    store_url: str | None = None,
+) -> int:
+    """Run the demo into ``store_url`` (default: :func:`demo_store_url`; ``settings.store`` is not used,
+    so a user's own store is never touched unless named here)."""
     from rorclient.sandbox import Sandbox
     from rorclient.sync import Sync, SyncOptions
 
@@ -32,7 +53,7 @@ def run_demo(settings: Settings, *, establishments: int, seed: int, quiet: bool 
         if not quiet:
             print(text, flush=True)
 
-    store_url = settings.store.url
+    store_url = store_url or demo_store_url()
     with tempfile.TemporaryDirectory(prefix="rorclient-demo-") as tmp:
         work = Path(tmp)
         with Sandbox(establishments=establishments, seed=seed, tls_dir=work / "tls") as sandbox:
@@ -68,12 +89,27 @@ def run_demo(settings: Settings, *, establishments: int, seed: int, quiet: bool 
                 say(f"5. refresh of unit {row.id} ({row.name}): {report.summary()}")
 
                 status = sync.status()
+                zone = demo_settings.sync_options().server_timezone
+                watermark = f"{status.watermark:%Y-%m-%d %H:%M:%S} {zone}" if status.watermark else "none"
                 say(
-                    f"6. store: {status.entities} live entities, watermark {status.watermark}, "
+                    f"6. store: {status.entities} live entities, watermark {watermark}, "
                     f"{len(status.pending)} pending"
                 )
-    say("   next: `rorclient export --format jsonl`, `rorclient status`, `rorclient changes --since 0`")
+    store_option = f"{_program()} --store {shlex.quote(redact_url(store_url))}"
+    say(f"7. the demo's store is {redact_url(store_url)} (your default store was not touched); query it:")
+    say(f"   {store_option} status")
+    say(f"   {store_option} export --format jsonl")
+    say(f"   {store_option} changes --since 0")
     return 0
+
+
+def _program() -> str:
+    """``rorclient`` as the user can type it: the bare name when it is on PATH (an activated or global
+    install), else the script beside this interpreter (``./dev demo`` runs ``.venv/bin/rorclient``)."""
+    if shutil.which("rorclient"):
+        return "rorclient"
+    script = Path(sys.executable).parent / "rorclient"
+    return shlex.quote(str(script)) if script.exists() else "rorclient"
 
 
 def _show(changes: list[Change], say: Callable[[str], None]) -> None:
