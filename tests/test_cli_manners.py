@@ -5,8 +5,10 @@ never touches the user's own store."""
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import io
 import json
+import logging
 import re
 import signal
 import subprocess
@@ -18,15 +20,19 @@ from pathlib import Path
 import pytest
 
 from rorclient.cli import _build_parser, main
+from rorclient.daemon import Daemon, DaemonOptions
 from rorclient.demo import demo_store_url
 from rorclient.loader import LoadProgress
 from rorclient.progress import ProgressLine, describe_progress
 from rorclient.sandbox import Sandbox
 from rorclient.sandbox.dataset import write_extraction
 from rorclient.store import open_store
+from rorclient.store.memory import MemoryStore
 from rorclient.store.registry import default_store_url
 from rorclient.store.sqlite import SqliteStore
+from rorclient.sync import Sync, SyncOptions
 from rorclient.sync.events import ProgressEvent
+from tests._sync_fakes import FakeRor, transport_error
 
 
 def _parsers(
@@ -251,3 +257,22 @@ def test_the_demo_leaves_the_default_store_untouched(
     assert f"rorclient --store {demo_store} status" in out
     with open_store(demo_store) as store:
         assert set(store.stats().by_source) == {"demo"}
+
+
+def test_a_failed_daemon_run_logs_one_error_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    ror = FakeRor(4)
+    sync = Sync(store=MemoryStore(), client=ror, source="test", options=SyncOptions(data_dir=tmp_path))
+    sync.pull()
+
+    def down(since: dt.datetime, **_: object) -> list[str]:
+        raise transport_error("the ROR is down")
+
+    ror.changed_establishments = down  # type: ignore[method-assign]
+    options = DaemonOptions(max_runs=2, full_every=None, retry_after=dt.timedelta(seconds=0.01))
+    with caplog.at_level(logging.INFO, logger="rorclient"):
+        Daemon(sync, options).run()
+    errors = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert len(errors) == 2, [record.getMessage() for record in errors]  # two runs, one line each
+    assert all(
+        "the ROR is down" in record.getMessage() and record.name == "rorclient.sync" for record in errors
+    )

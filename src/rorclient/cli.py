@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, TextIO
@@ -39,22 +40,22 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
-    _configure_logging(args)
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)
         return ConfigError.exit_code
-    try:
-        settings = Settings.load(args.config, store_url=args.store, nomenclature=args.nomenclature)
-        return handler(args, settings)
-    except RorError as exc:
-        print(f"rorclient: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("rorclient: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:  # e.g. `rorclient export | head`
-        return EXIT_OK
+    with _logging_to_stderr(args):
+        try:
+            settings = Settings.load(args.config, store_url=args.store, nomenclature=args.nomenclature)
+            return handler(args, settings)
+        except RorError as exc:
+            print(f"rorclient: error: {exc}", file=sys.stderr)
+            return exc.exit_code
+        except KeyboardInterrupt:
+            print("rorclient: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except BrokenPipeError:  # e.g. `rorclient export | head`
+            return EXIT_OK
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -353,21 +354,33 @@ def _source_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _configure_logging(args: argparse.Namespace) -> None:
-    """rorclient's logs on standard error as text (the daemon sets its own: :func:`_cmd_daemon`)."""
+@contextlib.contextmanager
+def _logging_to_stderr(args: argparse.Namespace) -> Iterator[None]:
+    """rorclient's logs on standard error as text while the command runs (the daemon sets its own:
+    :func:`_cmd_daemon`); the ``rorclient`` logger is left as found (``main`` may run in-process)."""
     from rorclient._logging import SkipRunRecords, TextLogFormatter
 
+    saved = list(logger.handlers), logger.level, logger.propagate
     level = (
         logging.ERROR if args.quiet else [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(TextLogFormatter())
     handler.addFilter(SkipRunRecords())
-    for existing in list(logger.handlers):
+    for existing in saved[0]:
         logger.removeHandler(existing)
     logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
+    try:
+        yield
+    finally:
+        for current in list(logger.handlers):
+            logger.removeHandler(current)
+        for previous in saved[0]:
+            logger.addHandler(previous)
+        logger.setLevel(saved[1])
+        logger.propagate = saved[2]
 
 
 def _store(settings: Settings) -> Store:

@@ -29,6 +29,7 @@ import logging
 import random
 import signal
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -38,7 +39,7 @@ from typing import Any, TextIO
 from pydantic import BaseModel, ConfigDict, Field
 
 from rorclient._durations import format_duration, parse_duration
-from rorclient._logging import TextLogFormatter
+from rorclient._logging import RUN_RECORD_FIELD, TextLogFormatter
 from rorclient.config import Settings
 from rorclient.errors import RorError
 from rorclient.health import Health, HealthState, write_health
@@ -162,6 +163,7 @@ class Daemon:
 
     def _run_once(self) -> HealthState:
         operation = "pull" if self._pull_due() else "sync"
+        closed_before = _closing_records()
         try:
             report = self.sync.pull() if operation == "pull" else self.sync.sync()
         except SafetyBreakerError as error:
@@ -171,7 +173,8 @@ class Daemon:
         except RorError as error:
             self._last_error = f"{type(error).__name__}: {error}"
             self._failures += 1
-            _log.error("%s failed: %s", operation, self._last_error, extra={"operation": operation})
+            if _closing_records() == closed_before:  # else the run's own line said it: one line per error
+                _log.error("%s failed: %s", operation, self._last_error, extra={"operation": operation})
             return "failing"
         except Exception as error:  # a bug must not kill a long-running daemon silently
             self._last_error = f"{type(error).__name__}: {error}"
@@ -224,6 +227,28 @@ class Daemon:
             write_health(path, health)
         except (OSError, RorError) as error:
             _log.error("cannot write the health file %s: %s", path, error)
+
+
+class _CountClosingRecords(logging.Filter):
+    """Counts, per thread, the records that close a run (the sync engine's summary or error, which
+    carry ``run_id``); drops nothing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if hasattr(record, RUN_RECORD_FIELD):
+            self.counts.value = getattr(self.counts, "value", 0) + 1
+        return True
+
+
+_CLOSING = _CountClosingRecords()
+logging.getLogger("rorclient.sync").addFilter(_CLOSING)
+
+
+def _closing_records() -> int:
+    return int(getattr(_CLOSING.counts, "value", 0))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from types import TracebackType
 from typing import TextIO
 
@@ -62,7 +63,9 @@ class ProgressLine:
 
     def update_load(self, progress: LoadProgress) -> None:
         """A ``rorclient load`` event."""
-        self._progress("load", progress.file, progress.bytes_read, progress.bytes_total or None, "bytes")
+        self._progress(
+            "load", Path(progress.file).name, progress.bytes_read, progress.bytes_total or None, "bytes"
+        )
 
     def update_download(self, done: int, total: int | None) -> None:
         """A ``rorclient ror download`` event."""
