@@ -666,7 +666,7 @@ def _cmd_daemon(args: argparse.Namespace, settings: Settings) -> int:
     from rorclient.daemon import DaemonOptions, configure_logging, parse_duration, run_daemon
 
     # A start line and one line per run: INFO by default, as text unless --log-json.
-    level = logging.ERROR if args.quiet else logging.DEBUG if args.verbose > 1 else logging.INFO
+    level = logging.ERROR if args.quiet else logging.DEBUG if args.verbose else logging.INFO
     configure_logging(json_lines=args.log_json, level=level)
     full_every = None if args.full_every in ("0", "never") else parse_duration(args.full_every)
     options = DaemonOptions(
