@@ -21,6 +21,7 @@ REPO = SHARED_MODULE.parent.parent
 SHARED = Path(os.environ.get(SHARED_ENV) or REPO.parent / "shared")
 SPEC = SHARED / "ror-spec"
 SAMPLES = SPEC / "samples"
+FHIR_SAMPLES = SPEC / "fhir-samples"
 SCHEMAS = SPEC / "schemas"
 OFFLINE_SCHEMAS = SCHEMAS / "offline"
 NOMENCLATURES = SPEC / "nomenclatures"

@@ -9,17 +9,23 @@ from typing import Any
 
 import pytest
 
-from tests._shared import (
+from tests._shared import (  # the paths are also importable from here, as they used to be
+    FHIR_SAMPLES,
     MISSING_REASON,
+    NOMENCLATURES,
     OFFLINE_SCHEMAS,
+    REPO,
     REQUIRE_ENV,
     SAMPLES,
+    SHARED,
     SHARED_ENV,
     SKIP_LOCATION,
     SPEC,
     require_shared,
     shared_available,
 )
+
+__all__ = ["FHIR_SAMPLES", "NOMENCLATURES", "OFFLINE_SCHEMAS", "REPO", "SAMPLES", "SHARED", "SPEC"]
 
 # Before any test module imports it (whichever is collected first): readable assertion failures.
 pytest.register_assert_rewrite("rorclient.testing.store_conformance")
