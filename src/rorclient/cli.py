@@ -243,6 +243,19 @@ def _store(settings: Settings) -> Store:
     return open_store(settings.store.url)
 
 
+def _existing_store(settings: Settings) -> Store:
+    """The store of a command that only reads: a SQLite file that does not exist is an error, not a new
+    empty store (a typo in a path must not look like an empty ROR)."""
+    url = settings.store.url
+    if url.startswith("sqlite:"):
+        from rorclient.store.sqlite import path_from_url
+
+        path = path_from_url(url)
+        if not path.is_file():
+            raise ConfigError(f"no store at {path} (check --store, RORCLIENT_STORE_URL or [store] url)")
+    return open_store(url)
+
+
 def _readers_option(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
         "--readers",
@@ -301,7 +314,7 @@ def _cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     nomenclatures = _nomenclatures(settings)
     kind = EntityKind(args.kind) if args.kind else None
     with ExitStack() as stack:
-        store = stack.enter_context(_store(settings))
+        store = stack.enter_context(_existing_store(settings))
         out: TextIO = sys.stdout
         if args.output:
             out = stack.enter_context(Path(args.output).open("w", encoding="utf-8"))
@@ -319,7 +332,7 @@ def _cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     store_url = settings.store.url
-    with _store(settings) as store:
+    with _existing_store(settings) as store:
         stats = store.stats()
         states = store.sync_states()
         pending = store.pending()
@@ -405,7 +418,7 @@ def _sync_statuses(settings: Settings, store_url: str) -> list[Any]:
 def _cmd_changes(args: argparse.Namespace, settings: Settings) -> int:
     if args.since < 0:
         raise ConfigError("--since must be a sequence number ≥ 0")
-    with _store(settings) as store:
+    with _existing_store(settings) as store:
         for change in store.changes(since=args.since, limit=args.limit):
             print(change.model_dump_json())
     return EXIT_OK
