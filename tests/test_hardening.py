@@ -25,6 +25,8 @@ from rorclient.sync import Sync, SyncLockedError, SyncOptions
 from rorclient.tls import EXPIRY_WARNING_DAYS, CertificateInfo, CertificatePasswordError, Credentials
 from tests._sync_fakes import FakeRor
 
+pytest_plugins = ("tests.pg",)
+
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
 
 
@@ -194,6 +196,24 @@ def test_two_sources_sync_in_parallel_into_one_store_but_one_source_never_twice(
             with pytest.raises(SyncLockedError, match="'idf'"):
                 idf_again.pull()
         assert idf_again.pull().status == "success"
+
+
+def test_two_regions_sync_in_parallel_into_one_postgres_store(postgres_url: str, tmp_path: Path) -> None:
+    from rorclient.store.postgres import PostgresStore
+
+    with (
+        PostgresStore.from_url(postgres_url) as one,
+        PostgresStore.from_url(postgres_url) as two,
+        PostgresStore.from_url(postgres_url) as three,
+    ):
+        idf = _sync(FakeRor(3), one, tmp_path, source="idf")
+        ara = _sync(FakeRor(3, seed=5), two, tmp_path, source="ara")
+        idf_again = _sync(FakeRor(3), three, tmp_path, source="idf")
+        with idf.exclusive():
+            assert ara.pull().status == "success"
+            with pytest.raises(SyncLockedError, match="'idf'"):
+                idf_again.sync()
+        assert one.stats().by_source == {"ara": ara.status().entities}
 
 
 def _mode(path: Path) -> int:

@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 from rorclient import __version__
 from rorclient._interrupt import InterruptGuard
+from rorclient._log_redaction import RedactingFormatter, redact_text
 from rorclient.config import Settings
 from rorclient.errors import ConfigError, RorError
 from rorclient.models import EntityKind
@@ -47,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.load(args.config, store_url=args.store, nomenclature=args.nomenclature)
         return handler(args, settings)
     except RorError as exc:
-        print(f"rorclient: error: {exc}", file=sys.stderr)
+        print(f"rorclient: error: {redact_text(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("rorclient: interrupted", file=sys.stderr)
@@ -234,9 +235,9 @@ def _configure_logging(args: argparse.Namespace) -> None:
     level = (
         logging.ERROR if args.quiet else [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     )
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 def _store(settings: Settings) -> Store:

@@ -20,13 +20,15 @@ from pydantic import BaseModel, ConfigDict
 
 from rorclient.store.base import utcnow
 from rorclient.sync.report import CertificateStatus, SyncReport, SyncStatus
+from rorclient.tls import EXPIRY_WARNING_DAYS
 
 __all__ = ["Health", "HealthState", "read_health", "write_health"]
 
 HealthState = Literal["starting", "ok", "degraded", "failing", "blocked", "standby", "stopped"]
 
-#: A certificate expiring within this many days makes the health ``degraded``.
-CERTIFICATE_WARNING_DAYS = 30
+#: A certificate expiring within this many days makes the health ``degraded`` (the one threshold,
+#: :data:`rorclient.tls.EXPIRY_WARNING_DAYS`).
+CERTIFICATE_WARNING_DAYS = EXPIRY_WARNING_DAYS
 
 
 class Health(BaseModel):
@@ -68,7 +70,7 @@ class Health(BaseModel):
         certificate = status.certificate if status is not None else None
         pending = len(status.pending) if status is not None else 0
         if state == "ok" and (
-            pending or (certificate is not None and certificate.days_until_expiry < CERTIFICATE_WARNING_DAYS)
+            pending or (certificate is not None and (certificate.expires_soon or certificate.expired))
         ):
             state = "degraded"
         return cls(

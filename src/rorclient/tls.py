@@ -75,8 +75,11 @@ __all__ = [
 
 logger = logging.getLogger("rorclient.tls")
 
-#: IGC-Santé notifies 60 days before expiry; rorclient warns from the same day on.
-EXPIRY_WARNING_DAYS = 60
+#: The one certificate-expiry threshold of rorclient (docs/configuration.md): a client certificate that
+#: expires within this many days is logged as a warning when loaded and at every daemon cycle, flagged
+#: ``expires_soon`` in ``status`` and ``cert inspect``, and makes the daemon's health ``degraded``.
+#: IGC-Santé reminds holders earlier (60 days): ordering the renewal then leaves a margin.
+EXPIRY_WARNING_DAYS = 30
 
 CertificateFormat = Literal["pkcs12", "pem", "der"]
 _StrPath = str | os.PathLike[str]
