@@ -218,3 +218,215 @@ def test_two_regions_sync_in_parallel_into_one_postgres_store(postgres_url: str,
 
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
+
+
+# ---- item 6: transport ----------------------------------------------------------------------------
+
+SOAP_URL = "https://ror.test/ROR/0.1/CSD_ROR_Binding"
+EXTRACTION_URL = "https://ror.test/ROR/extraction"
+
+
+def test_plain_http_endpoints_are_refused_unless_explicitly_allowed(caplog: pytest.LogCaptureFixture) -> None:
+    from rorclient.config import SourceSettings
+    from rorclient.errors import ConfigError
+    from rorclient.ror import RorClient
+
+    for endpoints in (
+        {"soap_url": "http://ror.test/ROR/0.1/CSD_ROR_Binding"},
+        {"extraction_url": "HTTP://ror.test/extraction"},
+    ):
+        with pytest.raises(ConfigError, match="allow_insecure_http"):
+            RorClient(name="idf", **endpoints)  # type: ignore[arg-type]
+        with pytest.raises(ConfigError, match="allow_insecure_http"):
+            RorClient(SourceSettings(name="idf", **endpoints))  # type: ignore[arg-type]
+    source = SourceSettings(name="idf", soap_url="http://127.0.0.1:1/ror", allow_insecure_http=True)
+    for _ in range(2):  # warned at each start
+        with caplog.at_level(logging.WARNING, logger="rorclient"), RorClient(source):
+            pass
+    warnings = [record for record in caplog.records if "plain http://" in record.getMessage()]
+    assert len(warnings) == 2 and all(record.levelno == logging.WARNING for record in warnings)
+    with pytest.raises(ConfigError, match="allow_insecure_http"), RorClient(SourceSettings(name="s")) as ror:
+        ror.load_file("http://data.example.org/ror.xml")
+
+
+def test_ca_bundle_is_honoured_with_a_loaded_credentials_object() -> None:
+    from rorclient.ror import RetryPolicy, RorClient
+    from rorclient.sandbox import Sandbox
+
+    with Sandbox(establishments=2, seed=3) as sandbox:
+        credentials = Credentials.from_pkcs12(sandbox.pki.client.pkcs12, password=sandbox.pki.password)
+        with RorClient(
+            soap_url=sandbox.soap_url,
+            credentials=credentials,
+            ca_bundle=sandbox.pki.ca_bundle,
+            retry=RetryPolicy(max_attempts=1),
+        ) as ror:
+            assert isinstance(ror.changed_establishments(since="2000-01-01"), list)
+
+
+def _file_handler(content: bytes, *, length: bool = True):  # type: ignore[no-untyped-def]
+    from rorclient.ror import HttpRequest, HttpResponse
+
+    def handler(request: HttpRequest) -> HttpResponse:
+        headers = {"ETag": '"v1"'} | ({"Content-Length": str(len(content))} if length else {})
+        chunks = [content[i : i + 65536] for i in range(0, len(content), 65536)]
+        return HttpResponse(status=200, headers=headers, chunks=chunks)
+
+    return handler
+
+
+def test_downloads_larger_than_the_cap_are_refused(tmp_path: Path) -> None:
+    from rorclient.ror import ResponseTooLargeError, RetryPolicy, RorClient
+
+    content = b"x" * (1024 * 1024)
+    for announced in (True, False):  # a Content-Length over the cap, or a body that keeps coming
+        dest = tmp_path / f"extraction-{announced}"
+        handler = _file_handler(content, length=announced)
+        with RorClient(
+            extraction_url=EXTRACTION_URL,
+            handler=handler,
+            max_download_bytes=256 * 1024,
+            retry=RetryPolicy(max_attempts=3, wait_scale=0),
+        ) as ror, pytest.raises(ResponseTooLargeError, match="262144"):
+            ror.download_extraction(dest)
+        assert not dest.exists()
+        part = dest.with_name(dest.name + ".part")
+        assert not part.exists() or part.stat().st_size <= 256 * 1024
+    with RorClient(extraction_url=EXTRACTION_URL, handler=_file_handler(content)) as ror:
+        assert ror.download_extraction(tmp_path / "whole").bytes == len(content)
+
+
+def test_a_large_soap_answer_is_not_buffered_whole_in_memory(samples_dir: Path) -> None:
+    import tracemalloc
+
+    from rorclient.ror import HttpRequest, HttpResponse, RetryPolicy, RorClient
+
+    body = (samples_dir / "lecture_response_body.xml").read_bytes().rstrip()
+    cut = body.rindex(b"</")  # the comments go inside the root element, before its end tag
+    filler = b"<!--" + b"f" * 1000 + b"-->"
+    repeats = 40_000  # 40 MB of comments, streamed in chunks
+
+    def chunks():  # type: ignore[no-untyped-def]
+        yield body[:cut]
+        block = filler * 64
+        for _ in range(repeats // 64):
+            yield block
+        yield body[cut:]
+
+    def handler(request: HttpRequest) -> HttpResponse:
+        return HttpResponse(status=200, headers={"Content-Type": "application/soap+xml"}, chunks=chunks())
+
+    with RorClient(soap_url=SOAP_URL, handler=handler, retry=RetryPolicy(max_attempts=1)) as ror:
+        tracemalloc.start()
+        try:
+            offer = ror.read_establishment("1830000002")
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert offer.establishments
+    assert peak < 16 * 1024 * 1024, f"peak {peak / 1e6:.0f} MB of Python memory for a 40 MB answer"
+
+
+def test_a_part_file_planted_as_a_symlink_is_not_followed(tmp_path: Path) -> None:
+    from rorclient.ror import HttpRequest, HttpResponse, RorClient
+
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    dest = tmp_path / "downloads" / "extraction"
+    dest.parent.mkdir()
+    serve = _file_handler(b"<CSD/>" * 10)
+
+    def planting(request: HttpRequest) -> HttpResponse:
+        # Another local user plants the links while the request is in flight (after any check).
+        for name in ("extraction.part", "extraction.part.json.tmp"):
+            link = dest.with_name(name)
+            link.unlink(missing_ok=True)
+            link.symlink_to(victim)
+        return serve(request)  # type: ignore[no-any-return]
+
+    with RorClient(extraction_url=EXTRACTION_URL, handler=planting) as ror:
+        ror.download_extraction(dest)
+    assert victim.read_bytes() == b"precious"
+    assert dest.read_bytes() == b"<CSD/>" * 10 and not dest.is_symlink()
+
+
+def test_a_lock_file_planted_as_a_symlink_is_not_followed(tmp_path: Path) -> None:
+    from rorclient.errors import StoreError
+
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    path = tmp_path / "ror.db"
+    with SqliteStore(path) as store:
+        Path(f"{path}.sync-idf.lock").symlink_to(victim)
+        sync = _sync(FakeRor(2), store, tmp_path, source="idf")
+        with pytest.raises(StoreError, match="lock file"), sync.exclusive():
+            pass
+    assert victim.read_bytes() == b"precious"
+
+
+# ---- item 7: files at rest ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def loose_umask():  # type: ignore[no-untyped-def]
+    previous = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+@pytest.mark.usefixtures("loose_umask")
+def test_a_new_sqlite_store_its_wal_and_lock_are_private(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "ror.sqlite3"
+    with SqliteStore(path) as store:
+        sync = _sync(FakeRor(2), store, tmp_path, source="idf")
+        with sync.exclusive():
+            sync.pull()
+            wal, shm = Path(f"{path}-wal"), Path(f"{path}-shm")
+            assert wal.exists() and shm.exists()
+            assert _mode(wal) == _mode(shm) == 0o600
+            assert _mode(Path(f"{path}.sync-idf.lock")) == 0o600
+    assert _mode(path.parent) == 0o700
+    assert _mode(path) == 0o600
+
+
+@pytest.mark.usefixtures("loose_umask")
+def test_an_existing_store_open_to_others_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "ror.sqlite3"
+    SqliteStore(path).close()
+    path.chmod(0o644)
+    with caplog.at_level(logging.WARNING, logger="rorclient"):
+        SqliteStore(path).close()
+    assert any(
+        str(path) in record.getMessage() and "chmod 600" in record.getMessage() for record in caplog.records
+    )
+
+
+@pytest.mark.usefixtures("loose_umask")
+def test_downloads_and_part_files_are_private(tmp_path: Path) -> None:
+    from rorclient.ror import RorClient
+
+    dest = tmp_path / "data" / "idf" / "extraction"
+    seen: list[int] = []
+
+    def progress(done: int, total: int | None) -> None:
+        seen.append(_mode(dest.with_name("extraction.part")))
+
+    with RorClient(extraction_url=EXTRACTION_URL, handler=_file_handler(b"<CSD/>" * 100_000)) as ror:
+        ror.download_extraction(dest, progress=progress)
+    assert seen and set(seen) == {0o600}
+    assert _mode(dest) == 0o600
+    assert _mode(dest.parent) == 0o700
+
+
+@pytest.mark.usefixtures("loose_umask")
+def test_health_files_are_private(tmp_path: Path) -> None:
+    from rorclient.health import Health, write_health
+
+    path = tmp_path / "run" / "health.json"
+    write_health(path, Health.build("starting", None, source="idf", store="sqlite:///x"))
+    assert _mode(path) == 0o600
+    assert _mode(path.parent) == 0o700

@@ -31,6 +31,7 @@ from typing import IO, Any
 
 import platformdirs
 
+from rorclient._private_files import open_private, private_directory
 from rorclient.errors import ConfigError, StoreError
 from rorclient.store.base import Store
 
@@ -115,8 +116,10 @@ def _process_lock(store: Store, name: str, timeout: float | None) -> Iterator[bo
 @contextlib.contextmanager
 def _file_lock(path: Path, timeout: float | None) -> Iterator[bool]:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(path, "a+b")  # noqa: SIM115 - held open for the lock's lifetime
+        private_directory(path.parent)
+        # Never through a symbolic link another user planted: the pid written below would land in
+        # whatever file it points to.
+        handle = os.fdopen(open_private(path, os.O_RDWR | os.O_CREAT), "r+b")
     except OSError as error:
         raise StoreError(f"cannot open the lock file {path}: {error}") from error
     try:

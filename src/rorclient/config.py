@@ -65,6 +65,10 @@ class SourceSettings(_Section):
     password_file: Path | None = None
     ca_bundle: Path | None = None
     files: tuple[Path, ...] = ()
+    allow_insecure_http: bool = False
+    """Accept ``http://`` endpoints (a local test server only: warned about at each start)."""
+    max_download_bytes: int = Field(default=16 * 1024**3, ge=1)
+    """Largest extraction or file download accepted, in bytes (default 16 GiB)."""
 
     @model_validator(mode="after")
     def _check_kind(self) -> SourceSettings:

@@ -18,6 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from rorclient._private_files import private_directory
 from rorclient.store.base import utcnow
 from rorclient.sync.report import CertificateStatus, SyncReport, SyncStatus
 from rorclient.tls import EXPIRY_WARNING_DAYS
@@ -92,16 +93,16 @@ class Health(BaseModel):
 
 
 def write_health(path: Path, health: Health) -> None:
-    """Write ``health`` to ``path`` atomically: readers see the previous file or the new one, whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    """Write ``health`` to ``path`` atomically: readers see the previous file or the new one, whole.
+    The file is ``0600`` (a monitor reading it runs as the daemon's user or is given access by ACL)."""
+    private_directory(path.parent)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # 0600, O_EXCL
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as out:
             out.write(health.model_dump_json(indent=2))
             out.write("\n")
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(temporary, 0o644)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
