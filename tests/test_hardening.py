@@ -282,12 +282,15 @@ def test_downloads_larger_than_the_cap_are_refused(tmp_path: Path) -> None:
     for announced in (True, False):  # a Content-Length over the cap, or a body that keeps coming
         dest = tmp_path / f"extraction-{announced}"
         handler = _file_handler(content, length=announced)
-        with RorClient(
-            extraction_url=EXTRACTION_URL,
-            handler=handler,
-            max_download_bytes=256 * 1024,
-            retry=RetryPolicy(max_attempts=3, wait_scale=0),
-        ) as ror, pytest.raises(ResponseTooLargeError, match="262144"):
+        with (
+            RorClient(
+                extraction_url=EXTRACTION_URL,
+                handler=handler,
+                max_download_bytes=256 * 1024,
+                retry=RetryPolicy(max_attempts=3, wait_scale=0),
+            ) as ror,
+            pytest.raises(ResponseTooLargeError, match="262144"),
+        ):
             ror.download_extraction(dest)
         assert not dest.exists()
         part = dest.with_name(dest.name + ".part")
@@ -430,3 +433,70 @@ def test_health_files_are_private(tmp_path: Path) -> None:
     write_health(path, Health.build("starting", None, source="idf", store="sqlite:///x"))
     assert _mode(path) == 0o600
     assert _mode(path.parent) == 0o700
+
+
+# ---- item 8: reader memory on hostile input -------------------------------------------------------
+
+_FLOOD_READER = """
+import resource, sys
+from rorclient.csd import read_csd
+from tests._csd_docs import csd, simple_offer
+
+head, _, tail = csd(**simple_offer()).decode().partition("</facilityDirectory>")
+count = int(sys.argv[1])
+
+class Flood:
+    # The document as a stream: two million unknown children of facilityDirectory, then the rest.
+    def __init__(self):
+        flood = [b"<junk>x</junk>" * 10_000] * (count // 10_000)
+        self.parts = iter([head.encode(), *flood, ("</facilityDirectory>" + tail).encode()])
+        self.buffer = b""
+    def read(self, size=-1):
+        while len(self.buffer) < max(size, 1):
+            part = next(self.parts, None)
+            if part is None:
+                break
+            self.buffer += part
+        data, self.buffer = (self.buffer, b"") if size < 0 else (self.buffer[:size], self.buffer[size:])
+        return data
+
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+entities = list(read_csd(Flood(), source_name="flood"))
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(len(entities), (after - before) // 1024)
+"""
+
+
+def test_unknown_children_of_a_directory_are_not_held_in_memory(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, "-c", _FLOOD_READER, "2000000"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    entities, grown_mb = (int(value) for value in result.stdout.split())
+    assert entities == 4
+    assert grown_mb < 60, f"reading grew the process by {grown_mb} MB for 2,000,000 unknown elements"
+
+
+def test_a_kept_unknown_element_over_the_cap_is_a_clear_error() -> None:
+    from rorclient.csd import read_csd
+    from rorclient.errors import DataError
+    from tests._csd_docs import csd, facility, simple_offer
+
+    big = "<notModelled>" + "y" * 5000 + "</notModelled>"
+    document = csd(
+        **simple_offer(facilities=[facility("f1", "93/1", eg="eg", services=["s1"], extension_end=big)])
+    )
+    with pytest.raises(DataError, match=r"max_unmodeled_length.*4096") as caught:
+        list(read_csd(document, source_name="big.xml", max_unmodeled_length=4096))
+    assert caught.value.path is not None and "facility" in caught.value.path
+    assert caught.value.source == "big.xml"
+    unit = next(e for e in read_csd(document) if getattr(e, "id", None) == "93/1")
+    assert any("notModelled" in extra.xml for extra in unit.extension_extras)  # type: ignore[attr-defined]
