@@ -58,7 +58,7 @@ def open_private(path: Path, flags: int) -> int:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
             raise OSError(f"{path} is not a regular file")
-        if flags & os.O_CREAT:
+        if flags & (os.O_WRONLY | os.O_RDWR):  # a file we write (perhaps left by an older version)
             _tighten(fd)
     except BaseException:
         os.close(fd)
