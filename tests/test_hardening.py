@@ -392,6 +392,7 @@ def test_a_new_sqlite_store_its_wal_and_lock_are_private(tmp_path: Path) -> None
             assert _mode(Path(f"{path}.sync-idf.lock")) == 0o600
     assert _mode(path.parent) == 0o700
     assert _mode(path) == 0o600
+    assert _mode(tmp_path / "data") == _mode(tmp_path / "data" / "idf") == 0o700  # the extraction's
 
 
 @pytest.mark.usefixtures("loose_umask")
