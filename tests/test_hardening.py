@@ -66,6 +66,21 @@ def test_read_only_commands_on_a_missing_store_fail_and_create_nothing(
     assert out == ""
 
 
+def test_read_only_commands_on_a_missing_postgres_schema_fail_and_create_nothing(
+    postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import psycopg
+
+    schema = parse_url(postgres_url).schema
+    for command in (["status"], ["export"], ["changes"]):
+        code, out, err = _run(capsys, "--store", postgres_url, *command)
+        assert code == 2 and "no store at postgresql://" in err and out == ""
+        assert parse_url(postgres_url).secrets[0] not in err
+    with psycopg.connect(parse_url(postgres_url).conninfo) as connection:
+        found = connection.execute("SELECT to_regnamespace(%s::text)", (schema,)).fetchone()
+    assert found is not None and found[0] is None  # the schema was not created
+
+
 def test_read_only_commands_still_read_an_existing_store(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

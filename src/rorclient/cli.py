@@ -19,7 +19,7 @@ from rorclient.errors import ConfigError, RorError
 from rorclient.models import EntityKind
 from rorclient.store import redact_url
 from rorclient.store.base import Store
-from rorclient.store.registry import open_store
+from rorclient.store.registry import open_store, store_exists
 
 __all__ = ["EXIT_BLOCKED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_RUN_FAILED", "EXIT_UNEXPECTED", "main"]
 
@@ -248,12 +248,11 @@ def _existing_store(settings: Settings) -> Store:
     """The store of a command that only reads: a SQLite file that does not exist is an error, not a new
     empty store (a typo in a path must not look like an empty ROR)."""
     url = settings.store.url
-    if url.startswith("sqlite:"):
+    if not store_exists(url):
         from rorclient.store.sqlite import path_from_url
 
-        path = path_from_url(url)
-        if not path.is_file():
-            raise ConfigError(f"no store at {path} (check --store, RORCLIENT_STORE_URL or [store] url)")
+        where = path_from_url(url) if url.startswith("sqlite:") else redact_url(url)
+        raise ConfigError(f"no store at {where} (check --store, RORCLIENT_STORE_URL or [store] url)")
     return open_store(url)
 
 
