@@ -606,12 +606,12 @@ def test_inspect_reports_validity_problems(pki: TestPki) -> None:
     assert len(seal.problems) == 2
 
 
-def test_inspect_at_a_given_time_flags_the_60_day_renewal_window(pki: TestPki) -> None:
+def test_inspect_at_a_given_time_flags_the_30_day_renewal_window(pki: TestPki) -> None:
     not_after = inspect_certificate(pki.client.certificate).not_after
-    assert not inspect_certificate(pki.client.certificate, now=not_after - dt.timedelta(days=61)).expires_soon
-    soon = inspect_certificate(pki.client.certificate, now=not_after - dt.timedelta(days=59))
+    assert not inspect_certificate(pki.client.certificate, now=not_after - dt.timedelta(days=31)).expires_soon
+    soon = inspect_certificate(pki.client.certificate, now=not_after - dt.timedelta(days=29))
     assert soon.expires_soon
-    assert soon.days_until_expiry == 59
+    assert soon.days_until_expiry == 29
 
 
 def test_inspect_needs_the_pkcs12_password(pki: TestPki) -> None:

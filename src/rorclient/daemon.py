@@ -1,5 +1,6 @@
 """``rorclient daemon``: sync one source every ``interval`` (with jitter), pull it in full every
-``full_every``, stop cleanly on SIGTERM/SIGINT, one instance per store, structured logs, a health file.
+``full_every``, stop cleanly on SIGTERM/SIGINT, one instance per store and source, structured logs, a
+health file.
 
 ::
 
@@ -15,9 +16,10 @@ Behaviour (docs/daemon.md):
 * **Stop** — the first SIGTERM or SIGINT asks the running operation to stop at the next establishment
   boundary (each establishment is applied in one transaction: never half-applied); the daemon then
   exits 0. A second signal interrupts at once (the open transaction is rolled back).
-* **One instance per store** — the daemon holds the store's sync lock (:mod:`rorclient._lock`) for its
-  lifetime. A second daemon on the same store waits in standby and takes over when the first stops or
-  dies; ``rorclient pull``/``sync`` meanwhile fail with exit code 9.
+* **One instance per store and source** — the daemon holds its source's sync lock in the store
+  (:mod:`rorclient._lock`) for its lifetime. A second daemon of the same source and store waits in
+  standby and takes over when the first stops or dies; ``rorclient pull``/``sync`` of that source
+  meanwhile fail with exit code 9. Daemons of other sources sync into the same store in parallel.
 * **Health** — after every run, ``health_file`` gets a JSON object (:class:`rorclient.health.Health`),
   with the client certificate's days left, re-checked (and warned about within 30 days) at every run.
 """
@@ -129,7 +131,10 @@ class Daemon:
                     finished = self._loop()
             except SyncLockedError:
                 if not standby_logged:
-                    _log.warning("another instance holds the store: standing by until it stops")
+                    _log.warning(
+                        "another instance holds this source's sync lock in the store: "
+                        "standing by until it stops"
+                    )
                     standby_logged = True
                 self._health("standby")
                 continue

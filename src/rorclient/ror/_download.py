@@ -139,7 +139,7 @@ class _Download:
             offset, total = 0, _int_or_none(headers.get("content-length"))
         if self.max_bytes is not None and total is not None and total > self.max_bytes:
             self._drop_part()
-            raise self._too_large(f"announces {total} bytes")
+            raise self._too_large(f"announces {total} bytes, more")
         self.etag, self.total = etag, total
         self._write_sidecar(etag=etag, last_modified=headers.get("last-modified"), length=total)
         return offset
