@@ -81,6 +81,20 @@ def test_read_only_commands_on_a_missing_postgres_schema_fail_and_create_nothing
     assert found is not None and found[0] is None  # the schema was not created
 
 
+@pytest.mark.parametrize("command", [["pull"], ["sync"], ["refresh", "--establishment", "1830000002"]])
+def test_dry_runs_on_a_missing_store_fail_and_create_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[[sources]]\nname = "idf"\nsoap_url = "https://ror.test/CSD"\n', encoding="utf-8")
+    missing = tmp_path / "typo.sqlite3"
+    code, _, err = _run(
+        capsys, "--config", str(config), "--store", f"sqlite:///{missing}", *command, "--dry-run"
+    )
+    assert code == 2 and f"no store at {missing}" in err
+    assert not missing.exists()
+
+
 def test_read_only_commands_still_read_an_existing_store(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -247,13 +247,17 @@ def _store(settings: Settings) -> Store:
 def _existing_store(settings: Settings) -> Store:
     """The store of a command that only reads: a SQLite file that does not exist is an error, not a new
     empty store (a typo in a path must not look like an empty ROR)."""
+    _refuse_missing_store(settings)
+    return open_store(settings.store.url)
+
+
+def _refuse_missing_store(settings: Settings) -> None:
     url = settings.store.url
     if not store_exists(url):
         from rorclient.store.sqlite import path_from_url
 
         where = path_from_url(url) if url.startswith("sqlite:") else redact_url(url)
         raise ConfigError(f"no store at {where} (check --store, RORCLIENT_STORE_URL or [store] url)")
-    return open_store(url)
 
 
 def _readers_option(parser: argparse.ArgumentParser, what: str) -> None:
@@ -482,6 +486,8 @@ def _run_sync(args: argparse.Namespace, settings: Settings, operation: str) -> i
     from rorclient.sync import RunStatus, Sync
 
     source = _csd_source(args, settings).name
+    if args.dry_run:  # a dry run only reads the store: it creates none
+        _refuse_missing_store(settings)
     options = settings.sync_options(readers=getattr(args, "readers", None))
     with Sync(settings, source=source, options=options) as sync, ProgressLine(enabled=not args.quiet) as line:
 
