@@ -129,18 +129,50 @@ def test_settings_repr_hides_the_store_password() -> None:
     assert settings.store.url.endswith("s3cr%40t-pw@db.example.org/ror")  # the value itself is intact
 
 
+@pytest.fixture
+def rorclient_logger():  # type: ignore[no-untyped-def]
+    """configure_logging() reconfigures the "rorclient" logger: put it back as it was."""
+    logger = logging.getLogger("rorclient")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    yield logger
+    logger.handlers[:] = saved[0]
+    logger.setLevel(saved[1])
+    logger.propagate = saved[2]
+
+
+@pytest.mark.usefixtures("rorclient_logger")
 def test_log_lines_hide_passwords_in_store_urls() -> None:
     for json_lines in (False, True):
         stream = io.StringIO()
         configure_logging(json_lines=json_lines, stream=stream)
-        try:
-            logging.getLogger("rorclient.test").warning(
-                "cannot open %s", "postgresql://ror:hunter2@db.example.org:5432/ror?schema=x"
-            )
-        finally:
-            logging.getLogger("rorclient").handlers.clear()
+        logging.getLogger("rorclient.test").warning(
+            "cannot open %s", "postgresql://ror:hunter2@db.example.org:5432/ror?schema=x"
+        )
         assert "hunter2" not in stream.getvalue()
         assert "ror:***@db.example.org" in stream.getvalue()
+
+
+@pytest.mark.usefixtures("rorclient_logger")
+def test_a_daemon_on_postgres_never_shows_the_store_password(
+    postgres_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    password = parse_url(postgres_url).secrets[0]
+    health_file = tmp_path / "health.json"
+    stream = io.StringIO()
+    configure_logging(json_lines=True, stream=stream, level=logging.DEBUG)
+    logging.getLogger("rorclient").propagate = True  # caplog sees the records too
+    with caplog.at_level(logging.DEBUG):
+        sync = Sync(
+            store=postgres_url, client=FakeRor(2), source="idf", options=SyncOptions(data_dir=tmp_path / "d")
+        )
+        with sync:
+            options = DaemonOptions(max_runs=2, interval=dt.timedelta(0), jitter=0, health_file=health_file)
+            Daemon(sync, options).run()
+            shown = [repr(sync), sync.store_url, repr(sync.store), sync.status().model_dump_json()]
+    assert caplog.records and stream.getvalue()
+    assert password not in caplog.text and password not in stream.getvalue()
+    assert password not in health_file.read_text() and all(password not in text for text in shown)
+    assert read_health(health_file).status == "ok"
 
 
 @pytest.mark.parametrize(
