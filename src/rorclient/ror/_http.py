@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
-import io
 import logging
 import math
 import socket
@@ -73,11 +72,6 @@ class HttpReply:
     content: IO[bytes]
     size: int
     url: str
-
-    @classmethod
-    def of(cls, status: int, headers: Mapping[str, str], body: bytes, url: str) -> HttpReply:
-        """A reply holding ``body`` in memory (tests, small answers)."""
-        return cls(status=status, headers=headers, content=io.BytesIO(body), size=len(body), url=url)
 
     @property
     def body(self) -> bytes:
