@@ -205,6 +205,7 @@ def test_cert_inspect_exit_code_tells_whether_the_certificate_can_authenticate(
     assert run(capsys, "cert", "inspect", str(path))[0] == code
     password_file = tmp_path / "pw"
     password_file.write_text(pki.password.get_secret_value())
+    password_file.chmod(0o600)  # a password file others can read is refused
     exit_code, out, _ = run(
         capsys,
         "cert",

@@ -15,6 +15,7 @@ import pytest
 
 from rorclient.cli import main
 from rorclient.sandbox import Sandbox
+from rorclient.store import open_store
 
 
 @pytest.fixture(scope="module")
@@ -190,12 +191,13 @@ def test_pull_sync_refresh_status_from_the_command_line(
 def test_plain_status_names_the_certificate_and_warns_before_it_expires(
     sandbox: Sandbox, config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Issue 4: the 60-day expiry warning shows in ``status``, not only in ``status --json``."""
+    """Issue 4: the 30-day expiry warning shows in ``status``, not only in ``status --json``."""
     text = config.read_text()
     expiring = tmp_path / "expiring.toml"
     expiring.write_text(text.replace(str(sandbox.pki.client.pkcs12), str(sandbox.pki.expiring_soon.pkcs12)))
     assert expiring.read_text() != text
     store = f"sqlite:///{tmp_path / 'status.db'}"
+    open_store(store).close()  # status only reads: it refuses a store that does not exist
 
     code, out, _ = run(capsys, "--config", str(expiring), "--store", store, "status")
     (line,) = [line for line in out.splitlines() if line.startswith("certificate of source 'sandbox'")]

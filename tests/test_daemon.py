@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from rorclient._lock import lock_file_path, writer_lock
+from rorclient._lock import lock_file_path, sync_lock_name, writer_lock
 from rorclient.daemon import Daemon, DaemonOptions, JsonLogFormatter, configure_logging, parse_duration
 from rorclient.errors import ConfigError
 from rorclient.health import read_health
@@ -248,9 +248,10 @@ def test_sigterm_stops_the_daemon_cleanly_and_logs_are_json_lines(sandbox: Sandb
     try:
         wait_for(lambda: health.exists() and read_health(health).status == "ok")
         with SqliteStore(database) as store:
-            assert lock_file_path(store).read_text().strip() == str(process.pid)  # type: ignore[union-attr]
-            with writer_lock(store, wait=False) as held:
-                assert not held  # one instance per store
+            lock = sync_lock_name("sandbox")
+            assert lock_file_path(store, lock).read_text().strip() == str(process.pid)  # type: ignore[union-attr]
+            with writer_lock(store, lock, wait=False) as held:
+                assert not held  # one instance per (store, source)
         sandbox.mutate(count=2, seed=1)
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0

@@ -494,7 +494,7 @@ def test_one_sync_per_store_at_a_time(ror: FakeRor, tmp_path: Path) -> None:
         first = make_sync(ror, first_store, tmp_path)
         second = make_sync(ror, second_store, tmp_path)
         with first.exclusive():
-            assert (tmp_path / "ror.db.lock").exists()
+            assert (tmp_path / f"ror.db.sync-{SOURCE}.lock").exists()
             first.pull()  # re-entrant for its holder
             with pytest.raises(SyncLockedError):
                 second.sync()

@@ -324,6 +324,7 @@ def test_password_from_environment_variable(pki: TestPki, monkeypatch: pytest.Mo
 def test_password_from_file(pki: TestPki, tmp_path: Path) -> None:
     password_file = tmp_path / "password.txt"
     password_file.write_text(PASSWORD + "\n", encoding="utf-8")
+    password_file.chmod(0o600)  # a password file others can read is refused
     credentials = Credentials.from_pem(pki.client.certificate, pki.client.key, password_file=password_file)
     assert credentials.info.subject == pki.client.subject
     with pytest.raises(CertificateFileNotFoundError, match="password file"):
@@ -414,6 +415,7 @@ def test_password_never_appears_in_logs_reprs_or_errors(
     monkeypatch.setenv("RORCLIENT_TEST_WRONG", WRONG_PASSWORD)
     wrong_file = tmp_path / "wrong.txt"
     wrong_file.write_text(WRONG_PASSWORD, encoding="utf-8")
+    wrong_file.chmod(0o600)
     failures: list[BaseException] = []
     with caplog.at_level(logging.DEBUG):
         texts = [
@@ -604,12 +606,12 @@ def test_inspect_reports_validity_problems(pki: TestPki) -> None:
     assert len(seal.problems) == 2
 
 
-def test_inspect_at_a_given_time_flags_the_60_day_renewal_window(pki: TestPki) -> None:
+def test_inspect_at_a_given_time_flags_the_30_day_renewal_window(pki: TestPki) -> None:
     not_after = inspect_certificate(pki.client.certificate).not_after
-    assert not inspect_certificate(pki.client.certificate, now=not_after - dt.timedelta(days=61)).expires_soon
-    soon = inspect_certificate(pki.client.certificate, now=not_after - dt.timedelta(days=59))
+    assert not inspect_certificate(pki.client.certificate, now=not_after - dt.timedelta(days=31)).expires_soon
+    soon = inspect_certificate(pki.client.certificate, now=not_after - dt.timedelta(days=29))
     assert soon.expires_soon
-    assert soon.days_until_expiry == 59
+    assert soon.days_until_expiry == 29
 
 
 def test_inspect_needs_the_pkcs12_password(pki: TestPki) -> None:

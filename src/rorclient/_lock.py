@@ -1,12 +1,13 @@
-"""The store-wide *sync lock*: at most one process pulls or syncs a store at a time.
+"""Writer locks; among them the *sync lock* of each (store, source): at most one process pulls or syncs a
+source into a store at a time (:func:`sync_lock_name`), while other sources of the same store may.
 
 :func:`writer_lock` picks, by store:
 
 * a store with its own ``writer_lock(name, wait=...)`` (the PostgreSQL store: a session advisory lock,
   shared by every host that opens the same database and schema) — used as is;
-* a SQLite store: an exclusive ``flock`` on ``<database file>.lock`` (``<file>.<name>.lock`` for a name
-  other than ``sync``), shared by every process of this host; the kernel releases it when the holder
-  dies, even on ``kill -9``;
+* a SQLite store: an exclusive ``flock`` on ``<database file>.<name>.lock`` (``<file>.lock`` for the
+  name ``sync``; ``<file>.sync-idf.lock`` for the sync lock of source ``idf``), shared by every
+  process of this host; the kernel releases it when the holder dies, even on ``kill -9``;
 * a memory store: a lock of this process (the store lives in one process);
 * any other store: an ``flock`` on a file named after the store URL under the user runtime directory —
   it only excludes processes of this host.
@@ -30,10 +31,11 @@ from typing import IO, Any
 
 import platformdirs
 
+from rorclient._private_files import open_private, private_directory
 from rorclient.errors import ConfigError, StoreError
 from rorclient.store.base import Store
 
-__all__ = ["lock_file_path", "writer_lock"]
+__all__ = ["lock_file_path", "sync_lock_name", "writer_lock"]
 
 _POLL = 0.05
 _process_locks: dict[tuple[int, str], threading.Lock] = {}
@@ -58,9 +60,15 @@ def writer_lock(
     return _file_lock(path, timeout)
 
 
+def sync_lock_name(source: str) -> str:
+    """The name of the sync lock of ``source``: one per (store, source), so that two regions sync into
+    one store in parallel while two runs of one source never overlap."""
+    return f"sync:{source}"
+
+
 def lock_file_path(store: Store, name: str = "sync") -> Path | None:
     """The file :func:`writer_lock` locks for ``store`` (``None`` for an in-memory store)."""
-    suffix = ".lock" if name == "sync" else f".{name}.lock"
+    suffix = ".lock" if name == "sync" else f".{_file_part(name)}.lock"
     database: Any = getattr(store, "path", None)
     if store.url.startswith("sqlite:") and isinstance(database, Path):
         return database.with_name(database.name + suffix)
@@ -68,6 +76,19 @@ def lock_file_path(store: Store, name: str = "sync") -> Path | None:
         return None
     digest = hashlib.sha256(store.url.encode("utf-8")).hexdigest()[:24]
     return Path(platformdirs.user_runtime_dir("rorclient")) / "locks" / f"{digest}{suffix}"
+
+
+def _file_part(name: str) -> str:
+    """``name`` as a part of a file name: kept when made of letters, digits, ``-`` and ``_`` (``:``
+    becomes ``-``), else a hash of it (a source name may hold ``/`` or ``..``)."""
+    text = name.replace(":", "-")
+    if (
+        text
+        and len(text) <= 100
+        and all(char.isascii() and (char.isalnum() or char in "-_") for char in text)
+    ):
+        return text
+    return "lock-" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:24]
 
 
 def _timeout(wait: bool | float) -> float | None:
@@ -95,8 +116,10 @@ def _process_lock(store: Store, name: str, timeout: float | None) -> Iterator[bo
 @contextlib.contextmanager
 def _file_lock(path: Path, timeout: float | None) -> Iterator[bool]:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(path, "a+b")  # noqa: SIM115 - held open for the lock's lifetime
+        private_directory(path.parent)
+        # Never through a symbolic link another user planted: the pid written below would land in
+        # whatever file it points to.
+        handle = os.fdopen(open_private(path, os.O_RDWR | os.O_CREAT), "r+b")
     except OSError as error:
         raise StoreError(f"cannot open the lock file {path}: {error}") from error
     try:

@@ -6,15 +6,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from rorclient._log_redaction import RedactingFormatter
+
 __all__ = ["RUN_RECORD_FIELD", "SkipRunRecords", "TextLogFormatter"]
 
 #: The ``extra=`` field the sync engine puts on the one record that closes each run.
 RUN_RECORD_FIELD = "run_id"
 
 
-class TextLogFormatter(logging.Formatter):
+class TextLogFormatter(RedactingFormatter):
     """``2026-12-04T16:14:46.264+01:00 INFO rorclient.sync: ...``: ISO 8601 in this machine's zone,
-    with its offset, so a line read elsewhere or later is not ambiguous."""
+    with its offset, so a line read elsewhere or later is not ambiguous; any URL's password masked."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -16,6 +16,7 @@ import contextlib
 import os
 import secrets
 import ssl
+import stat
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -73,16 +74,27 @@ def resolve_password(
             raise PasswordResolutionError(f"environment variable {password_env} is not set")
         return SecretStr(value)
     if password_file is not None:
-        try:
-            text = Path(password_file).read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise PasswordFileNotFoundError(f"password file not found: {os.fspath(password_file)}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PasswordResolutionError(
-                f"cannot read the password file {os.fspath(password_file)}: {type(exc).__name__}"
-            ) from None
+        text = _read_password_file(Path(password_file))
         return SecretStr(text.removesuffix("\n").removesuffix("\r"))
     return None
+
+
+def _read_password_file(path: Path) -> str:
+    """The text of ``path``, refused when group or others have any access to it (POSIX): a password
+    others can read is no longer a secret, and one others can write lets them choose it."""
+    try:
+        with path.open("rb") as file:
+            mode = os.fstat(file.fileno()).st_mode
+            if os.name == "posix" and mode & (stat.S_IRWXG | stat.S_IRWXO):
+                raise PasswordResolutionError(
+                    f"the password file {path} is open to other users (mode {stat.S_IMODE(mode):04o}); "
+                    f"make it private: chmod 600 {path}"
+                )
+            return file.read().decode("utf-8")
+    except FileNotFoundError:
+        raise PasswordFileNotFoundError(f"password file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PasswordResolutionError(f"cannot read the password file {path}: {type(exc).__name__}") from None
 
 
 def secret_bytes(secret: SecretStr | None) -> bytes | None:

@@ -56,7 +56,8 @@ class SyncOptions(BaseModel):
     patients: tuple[str, ...] = ()
     """Notif filter: supported publics (TRE_R239 codes); empty = all."""
     lock_wait: float = Field(default=0.0, ge=0)
-    """Seconds a pull or sync waits for another process holding the store's sync lock (0: fail at once)."""
+    """Seconds a pull or sync waits for another process holding this source's sync lock in the store
+    (0: fail at once)."""
 
     @field_validator("server_timezone")
     @classmethod

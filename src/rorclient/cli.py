@@ -15,12 +15,13 @@ from typing import Any, TextIO
 
 from rorclient import __version__
 from rorclient._interrupt import InterruptGuard
+from rorclient._log_redaction import redact_text
 from rorclient.config import Settings
 from rorclient.errors import ConfigError, RorError
 from rorclient.models import EntityKind
 from rorclient.store import redact_url
 from rorclient.store.base import Store
-from rorclient.store.registry import open_store
+from rorclient.store.registry import open_store, store_exists
 
 __all__ = ["EXIT_BLOCKED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_RUN_FAILED", "EXIT_UNEXPECTED", "main"]
 
@@ -49,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             settings = Settings.load(args.config, store_url=args.store, nomenclature=args.nomenclature)
             return handler(args, settings)
         except RorError as exc:
-            print(f"rorclient: error: {exc}", file=sys.stderr)
+            print(f"rorclient: error: {redact_text(str(exc))}", file=sys.stderr)
             return exc.exit_code
         except KeyboardInterrupt:
             print("rorclient: interrupted", file=sys.stderr)
@@ -387,6 +388,22 @@ def _store(settings: Settings) -> Store:
     return open_store(settings.store.url)
 
 
+def _existing_store(settings: Settings) -> Store:
+    """The store of a command that only reads: a SQLite file that does not exist is an error, not a new
+    empty store (a typo in a path must not look like an empty ROR)."""
+    _refuse_missing_store(settings)
+    return open_store(settings.store.url)
+
+
+def _refuse_missing_store(settings: Settings) -> None:
+    url = settings.store.url
+    if not store_exists(url):
+        from rorclient.store.sqlite import path_from_url
+
+        where = path_from_url(url) if url.startswith("sqlite:") else redact_url(url)
+        raise ConfigError(f"no store at {where} (check --store, RORCLIENT_STORE_URL or [store] url)")
+
+
 def _readers_option(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
         "--readers",
@@ -445,7 +462,7 @@ def _cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     nomenclatures = _nomenclatures(settings)
     kind = EntityKind(args.kind) if args.kind else None
     with ExitStack() as stack:
-        store = stack.enter_context(_store(settings))
+        store = stack.enter_context(_existing_store(settings))
         out: TextIO = sys.stdout
         if args.output:
             out = stack.enter_context(Path(args.output).open("w", encoding="utf-8"))
@@ -463,7 +480,7 @@ def _cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     store_url = settings.store.url
-    with _store(settings) as store:
+    with _existing_store(settings) as store:
         stats = store.stats()
         states = store.sync_states()
         pending = store.pending()
@@ -563,7 +580,7 @@ def _sync_statuses(settings: Settings, store_url: str) -> list[Any]:
 def _cmd_changes(args: argparse.Namespace, settings: Settings) -> int:
     if args.since < 0:
         raise ConfigError("--since must be a sequence number ≥ 0")
-    with _store(settings) as store:
+    with _existing_store(settings) as store:
         for change in store.changes(since=args.since, limit=args.limit):
             print(change.model_dump_json())
     return EXIT_OK
@@ -629,6 +646,8 @@ def _run_sync(args: argparse.Namespace, settings: Settings, operation: str) -> i
     from rorclient.sync import RunStatus, Sync
 
     source = _csd_source(args, settings).name
+    if args.dry_run:  # a dry run only reads the store: it creates none
+        _refuse_missing_store(settings)
     options = settings.sync_options(readers=getattr(args, "readers", None))
     with Sync(settings, source=source, options=options) as sync, ProgressLine(enabled=not args.quiet) as line:
         if operation == "pull":

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from rorclient._sync_options import SyncOptions
 from rorclient.errors import ConfigError
+from rorclient.store._pg_url import redact_url
 from rorclient.store.registry import default_store_url
 
 __all__ = ["Settings", "SourceSettings", "StoreSettings", "default_config_path"]
@@ -45,6 +46,10 @@ class _Section(BaseModel):
 
 class StoreSettings(_Section):
     url: str = Field(default_factory=default_store_url)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        # repr() and str() of the settings end up in logs and tracebacks: never with the password.
+        yield "url", redact_url(self.url)
 
 
 class SourceSettings(_Section):
@@ -60,6 +65,10 @@ class SourceSettings(_Section):
     password_file: Path | None = None
     ca_bundle: Path | None = None
     files: tuple[Path, ...] = ()
+    allow_insecure_http: bool = False
+    """Accept ``http://`` endpoints (a local test server only: warned about at each start)."""
+    max_download_bytes: int = Field(default=16 * 1024**3, ge=1)
+    """Largest extraction or file download accepted, in bytes (default 16 GiB)."""
 
     @model_validator(mode="after")
     def _check_kind(self) -> SourceSettings:

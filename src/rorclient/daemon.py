@@ -1,5 +1,6 @@
 """``rorclient daemon``: sync one source every ``interval`` (with jitter), pull it in full every
-``full_every``, stop cleanly on SIGTERM/SIGINT, one instance per store, structured logs, a health file.
+``full_every``, stop cleanly on SIGTERM/SIGINT, one instance per store and source, structured logs, a
+health file.
 
 ::
 
@@ -15,10 +16,12 @@ Behaviour (docs/daemon.md):
 * **Stop** — the first SIGTERM or SIGINT asks the running operation to stop at the next establishment
   boundary (each establishment is applied in one transaction: never half-applied); the daemon then
   exits 0. A second signal interrupts at once (the open transaction is rolled back).
-* **One instance per store** — the daemon holds the store's sync lock (:mod:`rorclient._lock`) for its
-  lifetime. A second daemon on the same store waits in standby and takes over when the first stops or
-  dies; ``rorclient pull``/``sync`` meanwhile fail with exit code 9.
-* **Health** — after every run, ``health_file`` gets a JSON object (:class:`rorclient.health.Health`).
+* **One instance per store and source** — the daemon holds its source's sync lock in the store
+  (:mod:`rorclient._lock`) for its lifetime. A second daemon of the same source and store waits in
+  standby and takes over when the first stops or dies; ``rorclient pull``/``sync`` of that source
+  meanwhile fail with exit code 9. Daemons of other sources sync into the same store in parallel.
+* **Health** — after every run, ``health_file`` gets a JSON object (:class:`rorclient.health.Health`),
+  with the client certificate's days left, re-checked (and warned about within 30 days) at every run.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from typing import Any, TextIO
 from pydantic import BaseModel, ConfigDict, Field
 
 from rorclient._durations import format_duration, parse_duration
+from rorclient._log_redaction import redact_text
 from rorclient._logging import RUN_RECORD_FIELD, TextLogFormatter
 from rorclient.config import Settings
 from rorclient.errors import RorError
@@ -129,7 +133,10 @@ class Daemon:
                     finished = self._loop()
             except SyncLockedError:
                 if not standby_logged:
-                    _log.warning("another instance holds the store: standing by until it stops")
+                    _log.warning(
+                        "another instance holds this source's sync lock in the store: "
+                        "standing by until it stops"
+                    )
                     standby_logged = True
                 self._health("standby")
                 continue
@@ -142,6 +149,7 @@ class Daemon:
         """Run until stopped; ``True`` when ``max_runs`` ended it."""
         while not self.stopping:
             state = self._run_once()
+            self._check_certificate()
             self._runs += 1
             if self.options.max_runs is not None and self._runs >= self.options.max_runs:
                 self._health(state)
@@ -186,6 +194,32 @@ class Daemon:
             return "stopped"
         self._failures, self._last_error = 0, None
         return "ok"
+
+    def _check_certificate(self) -> None:
+        """Say at every cycle, not only at start-up, when the client certificate must be renewed: a
+        daemon runs for months, longer than the warning window (docs/daemon.md)."""
+        try:
+            status = self.sync.status()
+        except RorError as error:
+            _log.warning("cannot check the client certificate: %s", error)
+            return
+        certificate = status.certificate
+        if certificate is None:
+            return
+        if certificate.expired:
+            _log.error(
+                "the client certificate %s expired %d days ago (%s UTC): order a new one",
+                certificate.subject,
+                -certificate.days_until_expiry,
+                f"{certificate.not_after:%Y-%m-%d}",
+            )
+        elif certificate.expires_soon:
+            _log.warning(
+                "the client certificate %s expires in %d days (%s UTC): renew it with IGC-Santé now",
+                certificate.subject,
+                certificate.days_until_expiry,
+                f"{certificate.not_after:%Y-%m-%d}",
+            )
 
     def _pull_due(self) -> bool:
         state = self.sync.store.sync_state(self.sync.source)
@@ -291,13 +325,13 @@ class JsonLogFormatter(logging.Formatter):
             "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact_text(record.getMessage()),
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD_ATTRIBUTES and not key.startswith("_"):
                 entry[key] = value
         if record.exc_info:
-            entry["exception"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
+            entry["exception"] = redact_text("".join(traceback.format_exception(*record.exc_info)).rstrip())
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 

@@ -18,15 +18,18 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from rorclient._private_files import private_directory
 from rorclient.store.base import utcnow
 from rorclient.sync.report import CertificateStatus, SyncReport, SyncStatus
+from rorclient.tls import EXPIRY_WARNING_DAYS
 
 __all__ = ["Health", "HealthState", "read_health", "write_health"]
 
 HealthState = Literal["starting", "ok", "degraded", "failing", "blocked", "standby", "stopped"]
 
-#: A certificate expiring within this many days makes the health ``degraded``.
-CERTIFICATE_WARNING_DAYS = 30
+#: A certificate expiring within this many days makes the health ``degraded`` (the one threshold,
+#: :data:`rorclient.tls.EXPIRY_WARNING_DAYS`).
+CERTIFICATE_WARNING_DAYS = EXPIRY_WARNING_DAYS
 
 
 class Health(BaseModel):
@@ -68,7 +71,7 @@ class Health(BaseModel):
         certificate = status.certificate if status is not None else None
         pending = len(status.pending) if status is not None else 0
         if state == "ok" and (
-            pending or (certificate is not None and certificate.days_until_expiry < CERTIFICATE_WARNING_DAYS)
+            pending or (certificate is not None and (certificate.expires_soon or certificate.expired))
         ):
             state = "degraded"
         return cls(
@@ -90,16 +93,16 @@ class Health(BaseModel):
 
 
 def write_health(path: Path, health: Health) -> None:
-    """Write ``health`` to ``path`` atomically: readers see the previous file or the new one, whole."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    """Write ``health`` to ``path`` atomically: readers see the previous file or the new one, whole.
+    The file is ``0600`` (a monitor reading it runs as the daemon's user or is given access by ACL)."""
+    private_directory(path.parent)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # 0600, O_EXCL
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as out:
             out.write(health.model_dump_json(indent=2))
             out.write("\n")
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(temporary, 0o644)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

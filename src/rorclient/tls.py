@@ -75,8 +75,11 @@ __all__ = [
 
 logger = logging.getLogger("rorclient.tls")
 
-#: IGC-Santé notifies 60 days before expiry; rorclient warns from the same day on.
-EXPIRY_WARNING_DAYS = 60
+#: The one certificate-expiry threshold of rorclient (docs/configuration.md): a client certificate that
+#: expires within this many days is logged as a warning when loaded and at every daemon cycle, flagged
+#: ``expires_soon`` in ``status`` and ``cert inspect``, and makes the daemon's health ``degraded``.
+#: IGC-Santé reminds holders earlier (60 days): ordering the renewal then leaves a margin.
+EXPIRY_WARNING_DAYS = 30
 
 CertificateFormat = Literal["pkcs12", "pem", "der"]
 _StrPath = str | os.PathLike[str]
@@ -353,9 +356,10 @@ class Credentials:
         """The client certificate described as of now."""
         return _describe(self._certificate, self._chain, self._source_format, True, dt.datetime.now(dt.UTC))
 
-    def ssl_context(self, *, x509_strict: bool = True) -> ssl.SSLContext:
+    def ssl_context(self, *, x509_strict: bool = True, ca_bundle: _StrPath | None = None) -> ssl.SSLContext:
         """A new client context: TLS 1.2 minimum, server certificate and host name verified against the CA
         bundle (or the system CAs), this certificate, its chain and key presented when the server asks.
+        ``ca_bundle`` (PEM or DER), when given, replaces the bundle these credentials were loaded with.
 
         ``x509_strict`` enables OpenSSL's strict RFC 5280 checks of the server chain (the Python 3.13
         default). Build the context once and share it: creating one costs a few milliseconds.
@@ -366,9 +370,10 @@ class Credentials:
         context.verify_mode = ssl.CERT_REQUIRED
         if x509_strict:
             context.verify_flags |= ssl.VERIFY_X509_STRICT
+        bundle = _read_ca_bundle(Path(ca_bundle)) if ca_bundle is not None else self._ca_bundle
         try:
-            if self._ca_bundle is not None:
-                context.load_verify_locations(cadata=self._ca_bundle)
+            if bundle is not None:
+                context.load_verify_locations(cadata=bundle)
             else:
                 context.load_default_certs(ssl.Purpose.SERVER_AUTH)
             load_cert_chain_from_memory(context, self._certificate, self._key, self._chain)

@@ -109,6 +109,7 @@ from rorclient.models import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_UNMODELED_LENGTH",
     "LIBXML_TEXT_LIMIT",
     "DevicePart",
     "ElementParser",
@@ -228,12 +229,20 @@ class DevicePart:
         )
 
 
+#: Default cap on the serialised size of one kept unmodeled element (characters): far above anything a
+#: ROR sends, far below what would exhaust memory when repeated.
+DEFAULT_MAX_UNMODELED_LENGTH = 1_000_000
+
+
 class ElementParser:
     """Reads entity elements; errors name the element path and line inside the current entity."""
 
-    def __init__(self, source: str, max_text_length: int) -> None:
+    def __init__(
+        self, source: str, max_text_length: int, max_unmodeled_length: int = DEFAULT_MAX_UNMODELED_LENGTH
+    ) -> None:
         self.source = source
         self.max_text_length = max_text_length
+        self.max_unmodeled_length = max_unmodeled_length
         # At the default limit libxml2 already refuses longer texts and attribute values.
         self._check_lengths = max_text_length != LIBXML_TEXT_LIMIT
         self._entity: etree._Element | None = None
@@ -423,11 +432,20 @@ class ElementParser:
         equal store content hashes).
         """
         tag = str(element.tag)
+        xml = None
         if tag.startswith(_CSD_PREFIX) and element.nsmap == _CANONICAL_NSMAP:
             xml = etree.tostring(element, encoding="unicode", with_tail=False)
-            if xml.count("xmlns") == 1:
-                return tag, xml
-        return tag, _canonical_xml(element)
+            if xml.count("xmlns") != 1:
+                xml = None
+        if xml is None:
+            xml = _canonical_xml(element)
+        if len(xml) > self.max_unmodeled_length:
+            raise self.error(
+                f"an element the models do not hold ({local_name(tag)}) is {len(xml)} characters long, more "
+                f"than max_unmodeled_length ({self.max_unmodeled_length}) allows",
+                element,
+            )
+        return tag, xml
 
     def unmodeled(self, element: etree._Element) -> ExtraElement:
         tag, xml = self.unmodeled_row(element)

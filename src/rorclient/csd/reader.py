@@ -71,7 +71,15 @@ from pydantic import BaseModel, ValidationError
 
 from rorclient.csd import _index
 from rorclient.csd import _names as n
-from rorclient.csd._elements import LIBXML_TEXT_LIMIT, DevicePart, ElementParser, FacilityPart, Ref, validator
+from rorclient.csd._elements import (
+    DEFAULT_MAX_UNMODELED_LENGTH,
+    LIBXML_TEXT_LIMIT,
+    DevicePart,
+    ElementParser,
+    FacilityPart,
+    Ref,
+    validator,
+)
 from rorclient.csd._index import Conflict, EntityIndex, KeySpace, NodeKind
 from rorclient.csd._input import CsdSource, XmlInput, open_xml
 from rorclient.errors import DataError, RemoteError
@@ -85,7 +93,14 @@ from rorclient.models import (
     Unit,
 )
 
-__all__ = ["DEFAULT_MAX_TEXT_LENGTH", "CsdSource", "read_csd", "read_offer", "read_share"]
+__all__ = [
+    "DEFAULT_MAX_TEXT_LENGTH",
+    "DEFAULT_MAX_UNMODELED_LENGTH",
+    "CsdSource",
+    "read_csd",
+    "read_offer",
+    "read_share",
+]
 
 _log = logging.getLogger(__name__)
 _M = TypeVar("_M", bound=BaseModel)
@@ -115,6 +130,8 @@ _EVENT_TAGS = (
     n.SOAP_BODY,
     n.SOAP_FAULT,
 )
+_EVENT_TAG_SET = frozenset(_EVENT_TAGS)
+_READ_WHOLE = _ENTITY_TAGS | {n.SOAP_FAULT, n.ERROR}
 _VALIDATORS: dict[type[BaseModel], Any] = {
     model: validator(model) for model in (LegalEntity, Establishment, Unit, Professional)
 }
@@ -131,12 +148,15 @@ def read_csd(
     source_name: str | None = None,
     max_text_length: int = DEFAULT_MAX_TEXT_LENGTH,
     progress: Callable[[int], None] | None = None,
+    max_unmodeled_length: int = DEFAULT_MAX_UNMODELED_LENGTH,
 ) -> Iterator[Entity]:
     """Stream the entities of a CSD document (see the module docstring for the full contract).
 
     ``source`` is a path, the document's bytes or a binary stream (plain, gzip or zip). ``source_name``
     names it in error messages (default: the path, the stream's ``name``, or ``<bytes>``).
-    ``max_text_length`` bounds every text node and attribute value, in characters. ``progress``, if
+    ``max_text_length`` bounds every text node and attribute value, in characters;
+    ``max_unmodeled_length`` every element kept as an :class:`~rorclient.models.ExtraElement`, serialised
+    (1,000,000 characters by default). ``progress``, if
     given, is called with the number of bytes read so far from the source (compressed bytes for a gzip
     or zip input) each time the parser reads more.
 
@@ -145,9 +165,8 @@ def read_csd(
     yielded: see the module docstring), :class:`~rorclient.errors.RemoteError` for an error response,
     :class:`~rorclient.errors.ConfigError` for a path that cannot be opened.
     """
-    if max_text_length < 1:
-        raise ValueError("max_text_length must be positive")
-    return _Reader(source, source_name, max_text_length, progress).entities()
+    _check_limits(max_text_length, max_unmodeled_length)
+    return _Reader(source, source_name, max_text_length, progress, None, max_unmodeled_length).entities()
 
 
 def read_share(
@@ -158,6 +177,7 @@ def read_share(
     source_name: str | None = None,
     max_text_length: int = DEFAULT_MAX_TEXT_LENGTH,
     progress: Callable[[int], None] | None = None,
+    max_unmodeled_length: int = DEFAULT_MAX_UNMODELED_LENGTH,
 ) -> Iterator[Entity]:
     """One of ``shares`` disjoint parts of what :func:`read_csd` yields, for readers running in parallel.
 
@@ -172,9 +192,10 @@ def read_share(
     """
     if not 0 <= share < shares:
         raise ValueError(f"share {share} is not one of {shares} shares")
-    if max_text_length < 1:
-        raise ValueError("max_text_length must be positive")
-    return _Reader(source, source_name, max_text_length, progress, (share, shares)).entities()
+    _check_limits(max_text_length, max_unmodeled_length)
+    return _Reader(
+        source, source_name, max_text_length, progress, (share, shares), max_unmodeled_length
+    ).entities()
 
 
 def read_offer(
@@ -183,12 +204,26 @@ def read_offer(
     source_name: str | None = None,
     max_text_length: int = DEFAULT_MAX_TEXT_LENGTH,
     progress: Callable[[int], None] | None = None,
+    max_unmodeled_length: int = DEFAULT_MAX_UNMODELED_LENGTH,
 ) -> Offer:
     """Read a whole CSD document into an :class:`~rorclient.models.Offer` (meant for Lecture responses
     and other documents that fit in memory); same arguments and errors as :func:`read_csd`."""
     return Offer.of(
-        read_csd(source, source_name=source_name, max_text_length=max_text_length, progress=progress)
+        read_csd(
+            source,
+            source_name=source_name,
+            max_text_length=max_text_length,
+            progress=progress,
+            max_unmodeled_length=max_unmodeled_length,
+        )
     )
+
+
+def _check_limits(max_text_length: int, max_unmodeled_length: int) -> None:
+    if max_text_length < 1:
+        raise ValueError("max_text_length must be positive")
+    if max_unmodeled_length < 1:
+        raise ValueError("max_unmodeled_length must be positive")
 
 
 class _Reader:
@@ -201,6 +236,7 @@ class _Reader:
         max_text_length: int,
         progress: Callable[[int], None] | None,
         share: tuple[int, int] | None = None,
+        max_unmodeled_length: int = DEFAULT_MAX_UNMODELED_LENGTH,
     ) -> None:
         self._source = source
         self._share = share
@@ -208,7 +244,8 @@ class _Reader:
         self._max_text_length = max_text_length
         self._progress = progress
         self._name = source_name or "<csd>"
-        self._parser = ElementParser(self._name, max_text_length)
+        self._parser = ElementParser(self._name, max_text_length, max_unmodeled_length)
+        self._root: etree._Element | None = None
         self._index = EntityIndex(_index.DEFAULT_SPILL_THRESHOLD)
         self._directory: str | None = None
         self._entity_path = ""
@@ -254,7 +291,7 @@ class _Reader:
 
     def _events(self, xml: XmlInput) -> Iterator[Entity]:
         events = etree.iterparse(
-            xml,
+            _PruningInput(xml, self._prune),
             events=("start", "end"),
             tag=_EVENT_TAGS,
             resolve_entities=False,
@@ -269,6 +306,8 @@ class _Reader:
         try:
             for event, element in events:
                 tag: str = element.tag  # type: ignore[assignment]  # always a str here
+                if self._root is None:
+                    self._root = element
                 if tag in _ENTITY_TAGS:
                     if event == "start":
                         if depth == 0:
@@ -292,6 +331,30 @@ class _Reader:
             raise self._syntax_error(exc) from exc
         if not self._content_seen:
             raise DataError("the document holds no CSD directories", source=self._name)
+
+    def _prune(self) -> None:
+        """Drop the elements the reader does not model outside the entities (a SOAP header, unknown
+        children of a directory...) once they are complete, so that a flood of them (two million
+        unknown children of a directory) is never held in memory.
+
+        Called before each read of the input, when every event parsed so far has been handled: along
+        the chain of open elements (each one's last child), every earlier sibling whose tag has no event
+        is complete and unused. The chain stops at an entity (its unknown children are kept as
+        ``extras``, within ``max_unmodeled_length`` each) and at a fault or an error answer (read whole
+        when it ends).
+        """
+        node = self._root
+        while node is not None and node.tag not in _READ_WHOLE:
+            last = node[-1] if len(node) else None
+            if last is None:
+                return
+            previous = last.getprevious()
+            while previous is not None:
+                before = previous.getprevious()
+                if previous.tag not in _EVENT_TAG_SET:
+                    node.remove(previous)
+                previous = before
+            node = last
 
     def _syntax_error(self, exc: etree.XMLSyntaxError) -> DataError:
         if "too long" in exc.msg.lower():  # libxml2: "Text node too long", "AttValue length too long"
@@ -324,9 +387,11 @@ class _Reader:
         elif tag in _PAYLOAD_TAGS or tag == n.SOAP_FAULT:
             if parent_tag is not None and parent_tag != n.SOAP_BODY:
                 raise self._misplaced(element)
+
         elif tag == n.RESULT or tag == n.ERROR:
             if parent_tag != n.CARE_SERVICES_RESPONSE:
                 raise self._misplaced(element)
+
         elif tag == n.QUERY_RESULT:
             if parent_tag != n.RESULT:
                 raise self._misplaced(element)
@@ -619,6 +684,18 @@ class _Reader:
             if element is None:
                 raise DataError(message, source=self._name) from exc
             raise self._parser.error(message, element) from exc
+
+
+class _PruningInput:
+    """The input as lxml's ``iterparse`` reads it, calling ``before_read`` before each read."""
+
+    def __init__(self, xml: XmlInput, before_read: Callable[[], None]) -> None:
+        self._xml = xml
+        self._before_read = before_read
+
+    def read(self, size: int = -1, /) -> bytes:
+        self._before_read()
+        return self._xml.read(size)
 
 
 def _path_of(element: etree._Element) -> str:

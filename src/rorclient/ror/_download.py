@@ -23,15 +23,17 @@ import json
 import logging
 import os
 import re
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from rorclient._private_files import create_private, open_private, private_directory
 from rorclient.errors import ConfigError, TransportError
 from rorclient.ror._http import BUSY_STATUSES, HttpSession, StreamedReply, busy_error
 from rorclient.ror._retry import RetryPolicy, retry_call
-from rorclient.ror.errors import HttpStatusError, IncompleteResponseError, safe_url
+from rorclient.ror.errors import HttpStatusError, IncompleteResponseError, ResponseTooLargeError, safe_url
 from rorclient.ror.models import DownloadResult
 
 __all__ = ["ProgressCallback", "download_file", "part_paths"]
@@ -62,6 +64,7 @@ class _Download:
     dest: Path
     progress: ProgressCallback | None
     operation: str
+    max_bytes: int | None = None
     transferred: int = 0
     resumed: bool = False
     restarts: int = 0
@@ -86,7 +89,14 @@ class _Download:
 
     def _resume_point(self) -> tuple[int, str | None]:
         state = self._read_sidecar()
-        size = self.part.stat().st_size if self.part.is_file() else 0
+        try:
+            found = os.lstat(self.part)
+        except FileNotFoundError:
+            found = None
+        if found is not None and not stat.S_ISREG(found.st_mode):  # e.g. a planted symbolic link
+            self._drop_part()
+            return 0, None
+        size = found.st_size if found is not None else 0
         validator = _validator(state) if state else None
         if size and state and state.get("url_sha256") == _url_hash(self.url) and validator:
             self.etag = state.get("etag") or None
@@ -127,21 +137,25 @@ class _Download:
                     "%s: the file changed on the server (or cannot be resumed); starting over", self.operation
                 )
             offset, total = 0, _int_or_none(headers.get("content-length"))
+        if self.max_bytes is not None and total is not None and total > self.max_bytes:
+            self._drop_part()
+            raise self._too_large(f"announces {total} bytes, more")
         self.etag, self.total = etag, total
         self._write_sidecar(etag=etag, last_modified=headers.get("last-modified"), length=total)
         return offset
 
     def _write(self, reply: StreamedReply, offset: int) -> None:
-        mode = "r+b" if offset else "wb"
-        if not self.part.exists():
-            self.part.touch(mode=0o644)
-        with self.part.open(mode) as file:
+        with os.fdopen(self._open_part(offset), "r+b") as file:
             file.seek(offset)
             file.truncate()
             written = offset
             for chunk in reply.iter_raw():
-                file.write(chunk)
                 written += len(chunk)
+                if self.max_bytes is not None and written > self.max_bytes:
+                    file.close()
+                    self._drop_part()
+                    raise self._too_large("sent more")
+                file.write(chunk)
                 self.transferred += len(chunk)
                 if self.progress is not None:
                     self.progress(written, self.total)
@@ -151,6 +165,21 @@ class _Download:
             raise IncompleteResponseError(
                 f"{self.operation}: {safe_url(self.url)} sent {written} of {self.total} bytes"
             )
+
+    def _open_part(self, offset: int) -> int:
+        """The ``.part`` file, ``0600``: continued when resuming, else created anew — in both cases
+        without following a symbolic link, and a new one only if nothing is there (``O_EXCL``)."""
+        if offset:
+            return open_private(self.part, os.O_RDWR)
+        self.part.unlink(missing_ok=True)
+        return create_private(self.part)
+
+    def _too_large(self, what: str) -> ResponseTooLargeError:
+        return ResponseTooLargeError(
+            f"{self.operation}: {safe_url(self.url)} {what} than the {self.max_bytes} bytes allowed "
+            "(max_download_bytes)",
+            limit=self.max_bytes or 0,
+        )
 
     def _finish(self) -> DownloadResult:
         os.replace(self.part, self.dest)
@@ -170,7 +199,8 @@ class _Download:
 
     def _read_sidecar(self) -> dict[str, Any] | None:
         try:
-            state = json.loads(self.sidecar.read_text(encoding="utf-8"))
+            with os.fdopen(open_private(self.sidecar, os.O_RDONLY), "rb") as file:
+                state = json.loads(file.read(64 * 1024).decode("utf-8"))
         except (OSError, ValueError):
             return None
         return state if isinstance(state, dict) and state.get("version") == _SIDECAR_VERSION else None
@@ -184,7 +214,9 @@ class _Download:
             "length": length,
         }
         temporary = self.sidecar.with_name(self.sidecar.name + ".tmp")
-        temporary.write_text(json.dumps(state), encoding="utf-8")
+        temporary.unlink(missing_ok=True)
+        with os.fdopen(create_private(temporary), "wb") as file:
+            file.write(json.dumps(state).encode("utf-8"))
         os.replace(temporary, self.sidecar)
 
     def _drop_part(self) -> None:
@@ -200,12 +232,15 @@ def download_file(
     policy: RetryPolicy,
     progress: ProgressCallback | None = None,
     operation: str = "extraction",
+    max_bytes: int | None = None,
 ) -> DownloadResult:
-    """Download ``url`` to ``dest`` (see the module docstring), retrying and resuming per ``policy``."""
+    """Download ``url`` to ``dest`` (see the module docstring), retrying and resuming per ``policy``.
+    A file larger than ``max_bytes`` (announced or sent) raises :class:`ResponseTooLargeError`; the
+    directories created for ``dest`` are ``0700`` and the files ``0600``."""
     dest = Path(dest)
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        job = _Download(session, url, dest, progress, operation)
+        private_directory(dest.parent)
+        job = _Download(session, url, dest, progress, operation, max_bytes)
         return retry_call(job.attempt, policy, operation=operation)
     except OSError as exc:
         raise ConfigError(f"{operation}: cannot write {dest}: {exc.strerror or exc}") from exc

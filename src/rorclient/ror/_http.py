@@ -14,11 +14,12 @@ import logging
 import math
 import socket
 import ssl
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import IO, NoReturn
 
 import httpx
 
@@ -29,6 +30,7 @@ from rorclient.ror.errors import (
     ConnectError,
     IncompleteResponseError,
     RequestTimeoutError,
+    ResponseTooLargeError,
     ServerBusyError,
     ServerCertificateError,
     UnknownClientCaError,
@@ -55,14 +57,41 @@ _SOCKET_OPTIONS = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 BUSY_STATUSES = frozenset({429, 502, 503, 504})
 
 
+#: An answer body up to this size stays in memory; a larger one goes to an anonymous temporary file
+#: (created 0600, deleted when closed), so that a large Lecture answer is parsed from disk as it is read
+#: instead of being held whole, twice, in memory.
+SPOOL_IN_MEMORY = 2 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class HttpReply:
-    """A complete answer: status, headers (lower-case names) and body."""
+    """A complete answer: status, headers (lower-case names) and the body, spooled (:meth:`open`)."""
 
     status: int
     headers: Mapping[str, str]
-    body: bytes
+    content: IO[bytes]
+    size: int
     url: str
+
+    @property
+    def body(self) -> bytes:
+        """The whole body in memory: for small answers (faults, Notif) only; large ones use :meth:`open`."""
+        self.content.seek(0)
+        return self.content.read()
+
+    def head(self, size: int) -> bytes:
+        """The first ``size`` bytes of the body."""
+        self.content.seek(0)
+        return self.content.read(size)
+
+    def open(self) -> IO[bytes]:
+        """The body as a binary file, from its start."""
+        self.content.seek(0)
+        return self.content
+
+    def close(self) -> None:
+        """Release the body (its temporary file, when it spilled to disk)."""
+        self.content.close()
 
 
 class StreamedReply:
@@ -132,49 +161,57 @@ class HttpSession:
         """POST ``body`` and read the whole answer within ``total`` seconds (``None``: no overall limit)."""
         deadline = time.monotonic() + total if total is not None else None
         started = time.perf_counter()
-        with self._slots:
-            try:
-                timeout = _httpx_timeout(self.timeouts, deadline)
-                with self._client.stream(
-                    "POST", url, content=body, headers=dict(headers), timeout=timeout
-                ) as r:
-                    content = self._read_body(r, deadline, operation, url)
-            except httpx.HTTPError as exc:
-                if (
-                    deadline is not None
-                    and time.monotonic() >= deadline
-                    and isinstance(exc, httpx.TimeoutException)
-                ):
-                    self._deadline_passed(operation, url, total)
-                raise self.translate(exc, operation, url) from exc
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, prefix="rorclient-answer-")  # noqa: SIM115 - handed to the reply
+        try:
+            with self._slots:
+                try:
+                    timeout = _httpx_timeout(self.timeouts, deadline)
+                    with self._client.stream(
+                        "POST", url, content=body, headers=dict(headers), timeout=timeout
+                    ) as r:
+                        size = self._read_body(r, spool, deadline, operation, url)
+                except httpx.HTTPError as exc:
+                    if (
+                        deadline is not None
+                        and time.monotonic() >= deadline
+                        and isinstance(exc, httpx.TimeoutException)
+                    ):
+                        self._deadline_passed(operation, url, total)
+                    raise self.translate(exc, operation, url) from exc
+        except BaseException:
+            spool.close()
+            raise
         _log.debug(
             "%s POST %s -> %d (%d bytes, %.0f ms)",
             operation,
             safe_url(url),
             r.status_code,
-            len(content),
+            size,
             (time.perf_counter() - started) * 1000,
         )
         return HttpReply(
             status=r.status_code,
             headers={name.lower(): value for name, value in r.headers.items()},
-            body=content,
+            content=spool,
+            size=size,
             url=url,
         )
 
-    def _read_body(self, response: httpx.Response, deadline: float | None, operation: str, url: str) -> bytes:
-        chunks: list[bytes] = []
+    def _read_body(
+        self, response: httpx.Response, out: IO[bytes], deadline: float | None, operation: str, url: str
+    ) -> int:
         size = 0
         for chunk in response.iter_bytes():
             size += len(chunk)
             if size > self._max_response_bytes:
-                raise TransportError(
-                    f"{operation}: the answer from {safe_url(url)} exceeds {self._max_response_bytes} bytes"
+                raise ResponseTooLargeError(
+                    f"{operation}: the answer from {safe_url(url)} exceeds {self._max_response_bytes} bytes",
+                    limit=self._max_response_bytes,
                 )
-            chunks.append(chunk)
+            out.write(chunk)
             if deadline is not None and time.monotonic() > deadline:
                 self._deadline_passed(operation, url, None)
-        return b"".join(chunks)
+        return size
 
     def _deadline_passed(self, operation: str, url: str, total: float | None) -> NoReturn:
         limit = self.timeouts.total if total is None else total

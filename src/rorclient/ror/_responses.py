@@ -7,6 +7,8 @@ libxml2's size limits kept.
 
 from __future__ import annotations
 
+from typing import IO
+
 from lxml import etree
 
 from rorclient.codes import CSD_NS, ROR_NS, SOAP12_NS
@@ -45,9 +47,12 @@ def check_xml_body(body: bytes, *, content_type: str | None, source: str) -> Non
         raise UnexpectedResponseError(f"{source} answered with {shown} content that is not a SOAP envelope")
 
 
-def _parse(body: bytes, source: str) -> etree._Element:
+def _parse(body: bytes | IO[bytes], source: str) -> etree._Element:
     try:
-        root = etree.fromstring(body, _parser())
+        if isinstance(body, bytes):
+            root = etree.fromstring(body, _parser())
+        else:
+            root = etree.parse(body, _parser()).getroot()
     except etree.XMLSyntaxError as exc:
         raise DataError(
             f"the answer is not well-formed XML: {exc.msg}", line=exc.lineno, source=source
@@ -107,7 +112,7 @@ def _int_or_none(text: str | None) -> int | None:
         return None
 
 
-def parse_notif(body: bytes, *, source: str) -> list[NotifEntry]:
+def parse_notif(body: bytes | IO[bytes], *, source: str) -> list[NotifEntry]:
     """The establishments listed in a Notif answer (a SOAP envelope or its bare body element).
 
     Raises :class:`~rorclient.ror.errors.SoapFaultError` for a fault and

@@ -67,6 +67,9 @@ _T = TypeVar("_T")
 #: (digest §7.3); this matches what rorclient's CSD writer emits.
 DEFAULT_UNIT_ID_AUTHORITY = "identifiantOI"
 _FAULT_SNIFF_LIMIT = 64 * 1024
+_FAULT_LIMIT = 1024 * 1024  # an error answer larger than this is not parsed for a SOAP fault
+#: Default cap on a download (``max_download_bytes``): far above a national extraction (about 1 GB).
+DEFAULT_MAX_DOWNLOAD_BYTES = 16 * 1024**3
 
 
 class RorClient:
@@ -87,6 +90,8 @@ class RorClient:
     * ``establishment_id_authority``: ``assigningAuthorityName`` sent with an idNat_Struct in Lecture
       (default ``1.2.250.1.71.1.2.14``, as PLATINES); ``unit_id_authority`` the same for identifiantOI;
     * ``cache_dir``: where :meth:`load_file` puts downloaded files;
+    * ``allow_insecure_http``: accept ``http://`` endpoints (refused by default; a warning at each start);
+    * ``max_download_bytes``: the largest download accepted (default 16 GiB);
     * ``handler``: answers every request in this process instead of the network (tests, demonstrations;
       see :data:`~rorclient.ror.HttpHandler`).
 
@@ -118,10 +123,22 @@ class RorClient:
         unit_id_authority: str = DEFAULT_UNIT_ID_AUTHORITY,
         cache_dir: str | os.PathLike[str] | None = None,
         handler: HttpHandler | None = None,
+        allow_insecure_http: bool | None = None,
+        max_download_bytes: int | None = None,
     ) -> None:
         self.name = name or (source.name if source else "ror")
         self.soap_url = soap_url or (source.soap_url if source else None)
         self.extraction_url = extraction_url or (source.extraction_url if source else None)
+        if allow_insecure_http is None:
+            allow_insecure_http = source.allow_insecure_http if source else False
+        self._allow_insecure_http = allow_insecure_http
+        for url in (self.soap_url, self.extraction_url):
+            self._check_scheme(url)
+        if max_download_bytes is None:
+            max_download_bytes = source.max_download_bytes if source else DEFAULT_MAX_DOWNLOAD_BYTES
+        if max_download_bytes < 1:
+            raise ConfigError("max_download_bytes must be at least 1")
+        self._max_download_bytes = max_download_bytes
         self._credentials = credentials or _load_credentials(
             source,
             client_cert=client_cert,
@@ -143,7 +160,10 @@ class RorClient:
         self._handler = handler
         # A WSDL given by the user is checked now; rorclient's own is loaded on the first SOAP call.
         self._codec: SoapCodec | None = SoapCodec(wsdl, schema_dir=schema_dir) if wsdl is not None else None
-        context = self._credentials.ssl_context() if self._credentials else _server_only_context(bundle)
+        if self._credentials is None:
+            context = _server_only_context(bundle)
+        else:  # a given bundle wins over the one a Credentials object passed in was loaded with
+            context = self._credentials.ssl_context(ca_bundle=bundle if credentials is not None else None)
         self._http = self._session(context)
         self._public_http: HttpSession | None = None
         self._lock = threading.Lock()
@@ -209,7 +229,7 @@ class RorClient:
             since_text, activity=activity_codes, patients=patient_codes, header=self._header()
         )
         url = self._require(self.soap_url, "soap_url")
-        return self._soap(request, lambda reply: parse_notif(reply.body, source=_source(request, url)))
+        return self._soap(request, lambda reply: parse_notif(reply.open(), source=_source(request, url)))
 
     # ----------------------------------------------------------------------------------------------------
     # Lecture
@@ -280,11 +300,14 @@ class RorClient:
         url = self._require(self.soap_url, "soap_url")
 
         def parse(reply: HttpReply) -> Offer:
-            if len(reply.body) <= _FAULT_SNIFF_LIMIT and b"Fault" in reply.body:
-                fault = find_fault(reply.body, source=_source(request, url))
-                if fault is not None:
-                    raise fault
-            return read_offer(reply.body, source_name=_source(request, url))
+            if reply.size <= _FAULT_SNIFF_LIMIT:
+                body = reply.body
+                if b"Fault" in body:
+                    fault = find_fault(body, source=_source(request, url))
+                    if fault is not None:
+                        raise fault
+            # Read from the spooled body as it is parsed: a large answer is never held whole in memory.
+            return read_offer(reply.open(), source_name=_source(request, url))
 
         return self._soap(request, parse)
 
@@ -300,7 +323,14 @@ class RorClient:
         download stops and the next call resumes it. The file is kept as sent (plain, gzip or zip)."""
         url = self._require(self.extraction_url, "extraction_url")
         self._check_open()
-        return download_file(self._http, url, Path(dest), policy=self._retry, progress=progress)
+        return download_file(
+            self._http,
+            url,
+            Path(dest),
+            policy=self._retry,
+            progress=progress,
+            max_bytes=self._max_download_bytes,
+        )
 
     def load_file(
         self, path_or_url: str | os.PathLike[str], *, progress: Callable[[int], None] | None = None
@@ -310,7 +340,8 @@ class RorClient:
         into ``cache_dir``: with the client certificate when it is on the same host as this source's
         endpoints, else with the system's CAs."""
         source = os.fspath(path_or_url)
-        if urlsplit(source).scheme in ("http", "https"):
+        if urlsplit(source).scheme.lower() in ("http", "https"):
+            self._check_scheme(source)
             path = self._fetch(source)
             return read_csd(path, source_name=safe_url(source), progress=progress)
         return read_csd(Path(source), progress=progress)
@@ -321,7 +352,14 @@ class RorClient:
         name = Path(urlsplit(url).path).name or "download"
         dest = self._cache_dir / "downloads" / f"{digest}-{name}"
         session = self._http if self._same_host(url) else self._public_session()
-        return download_file(session, url, dest, policy=self._retry, operation="file download").path
+        return download_file(
+            session,
+            url,
+            dest,
+            policy=self._retry,
+            operation="file download",
+            max_bytes=self._max_download_bytes,
+        ).path
 
     def _same_host(self, url: str) -> bool:
         host = urlsplit(url).netloc
@@ -370,10 +408,29 @@ class RorClient:
             reply = self._http.post(
                 url, request.body, headers, operation=request.operation, total=self._timeouts.total
             )
-            _raise_for_reply(reply, request.operation)
-            return parse(reply)
+            try:
+                _raise_for_reply(reply, request.operation)
+                return parse(reply)
+            finally:
+                reply.close()
 
         return retry_call(attempt, self._retry, operation=f"{self.name} {request.operation}")
+
+    def _check_scheme(self, url: str | None) -> None:
+        """Refuse ``http://`` (no TLS: no server authentication, confidential data in clear) unless
+        ``allow_insecure_http``; then warn, at every start, that this is for tests only."""
+        if not url or urlsplit(url).scheme.lower() != "http":
+            return
+        if not self._allow_insecure_http:
+            raise ConfigError(
+                f"source {self.name!r}: {safe_url(url)} is plain http://, refused (no TLS); use https://, "
+                "or set allow_insecure_http = true for a local test server only"
+            )
+        _log.warning(
+            "source %r uses plain http:// (%s): no TLS, for a local test server only (allow_insecure_http)",
+            self.name,
+            safe_url(url),
+        )
 
     def _require(self, value: str | None, key: str) -> str:
         if not value:
@@ -389,14 +446,18 @@ def _raise_for_reply(reply: HttpReply, operation: str) -> None:
     if reply.status in BUSY_STATUSES:
         raise busy_error(reply.status, reply.headers, operation, reply.url)
     if reply.status != 200:
-        fault = find_fault(reply.body, source=_where(operation, reply.url))
+        fault = (
+            find_fault(reply.body, source=_where(operation, reply.url))
+            if reply.size <= _FAULT_LIMIT
+            else None
+        )
         if fault is not None:
             raise fault
         raise HttpStatusError(
             reply.status, f"{operation}: {safe_url(reply.url)} answered HTTP {reply.status}"
         )
     check_xml_body(
-        reply.body, content_type=reply.headers.get("content-type"), source=_where(operation, reply.url)
+        reply.head(1024), content_type=reply.headers.get("content-type"), source=_where(operation, reply.url)
     )
 
 

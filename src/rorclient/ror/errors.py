@@ -12,6 +12,7 @@ as its :class:`~rorclient.ror.RetryPolicy` allows when you see one::
     RemoteError (exit 7)
     ├── HttpStatusError           any other unexpected HTTP status (401, 403, 404, bare 500...)
     ├── UnexpectedResponseError   a success status whose body is not a SOAP/XML answer
+    │   └── ResponseTooLargeError an answer or download over its size cap (``limit``)
     └── SoapFaultError            SOAP 1.2 fault, soap:Sender: the request is at fault (``code``, ``message``)
         └── ServerFaultError      SOAP 1.2 fault, soap:Receiver: the server is at fault (retryable)
     TlsError (exit 5, and per class)
@@ -40,6 +41,7 @@ __all__ = [
     "HttpStatusError",
     "IncompleteResponseError",
     "RequestTimeoutError",
+    "ResponseTooLargeError",
     "ServerBusyError",
     "ServerCertificateError",
     "ServerFaultError",
@@ -116,6 +118,15 @@ class UnexpectedResponseError(RemoteError):
 
     def __init__(self, message: str) -> None:
         super().__init__(None, message)
+
+
+class ResponseTooLargeError(UnexpectedResponseError):
+    """An answer or a download is larger than the configured cap (``max_download_bytes``, or the SOAP
+    answer limit): refused rather than filling the disk or the memory. Not retryable."""
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        self.limit = limit
+        super().__init__(message)
 
 
 class SoapFaultError(RemoteError):

@@ -8,18 +8,34 @@ every message show) has them replaced by ``***``, and :meth:`Target.scrub` remov
 
 from __future__ import annotations
 
+import ipaddress
+import os
+import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
 from rorclient.errors import ConfigError
 
-__all__ = ["DEFAULT_SCHEMA", "SCHEMES", "Target", "parse_url", "redact_url"]
+__all__ = [
+    "DEFAULT_REMOTE_SSLMODE",
+    "DEFAULT_SCHEMA",
+    "SCHEMES",
+    "Target",
+    "parse_url",
+    "redact_text",
+    "redact_url",
+]
 
 SCHEMES = ("postgresql", "postgres")
 DEFAULT_SCHEMA = "public"
 _MASK = "***"
 _SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
 _MAX_IDENTIFIER_BYTES = 63
+#: What a connection to another host asks for when the URL (or ``PGSSLMODE``) sets no ``sslmode``: TLS,
+#: with the server's certificate checked against ``sslrootcert`` and its name against the host.
+DEFAULT_REMOTE_SSLMODE = "verify-full"
+_USERINFO_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/?#@]*):[^\s/?#@]*@")
+_PARAMETER_PASSWORD = re.compile(r"(\b(?:ssl)?password)=[^&\s'\"]*", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -45,6 +61,8 @@ def parse_url(url: str) -> Target:
     """Split ``postgresql://user:password@host:port/db?schema=name&libpq-parameter=...``.
 
     ``schema`` (default ``public``) is rorclient's; every other query parameter goes to libpq as is.
+    Without an ``sslmode`` (in the URL or ``PGSSLMODE``), a host other than this machine is reached
+    with ``sslmode=verify-full`` (docs/stores.md).
     """
     scheme, sep, rest = url.partition("://")
     if not sep or scheme not in SCHEMES:
@@ -76,12 +94,49 @@ def parse_url(url: str) -> Target:
         else:
             shown.append(parameter)
     secrets += [unquote(secret) for secret in secrets]
+    if _needs_verified_tls(hosts if at else netloc, kept):
+        kept.append(f"sslmode={DEFAULT_REMOTE_SSLMODE}")
     conninfo = f"postgresql://{netloc}{slash}{path}" + (f"?{'&'.join(kept)}" if kept else "")
     display = f"{scheme}://{shown_netloc}{slash}{path}" + (f"?{'&'.join(shown)}" if shown else "")
     _check_schema(schema, display)
     # Longest first, so that a password containing another form of itself is masked whole.
     ordered = tuple(sorted({secret for secret in secrets if secret}, key=len, reverse=True))
     return Target(conninfo=conninfo, schema=schema, display=display, secrets=ordered)
+
+
+def _needs_verified_tls(hosts: str, parameters: list[str]) -> bool:
+    """Whether to add ``sslmode=verify-full``: no ``sslmode`` given (URL or ``PGSSLMODE``) and a host
+    other than this machine (a Unix socket, ``localhost``, ``127.x`` or ``::1``)."""
+    keys = {parameter.partition("=")[0]: unquote(parameter.partition("=")[2]) for parameter in parameters}
+    if "sslmode" in keys or os.environ.get("PGSSLMODE"):
+        return False
+    names = [_host_name(host) for host in unquote(hosts).split(",")]
+    if "host" in keys:
+        names = [name.strip() for name in keys["host"].split(",")]
+    return any(not _is_local(name) for name in names)
+
+
+def _host_name(host: str) -> str:
+    """``host`` without its port (``[::1]:5432`` -> ``::1``)."""
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+
+def _is_local(name: str) -> bool:
+    if not name or name.startswith("/") or name.startswith("@") or name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def redact_text(text: str) -> str:
+    """``text`` with the password of every URL in it (``scheme://user:password@``, ``password=...``)
+    replaced by ``***``: for log lines and messages that may quote a URL."""
+    text = _USERINFO_PASSWORD.sub(rf"\1:{_MASK}@", text)
+    return _PARAMETER_PASSWORD.sub(rf"\1={_MASK}", text)
 
 
 def redact_url(url: str) -> str:

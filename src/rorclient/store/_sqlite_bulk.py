@@ -36,6 +36,7 @@ import uuid
 from contextlib import suppress
 from pathlib import Path
 
+from rorclient._private_files import create_private
 from rorclient.errors import StoreError
 from rorclient.models import EntityKind
 from rorclient.store._rows import RowBatches
@@ -115,6 +116,7 @@ def start_bulk_load(
             )
             connection.execute("COMMIT")
             load._registered = True
+            os.close(create_private(staging_path))  # a whole snapshot: private, like the store
             connection.execute("ATTACH DATABASE ? AS staging", (str(staging_path),))
             connection.execute(f"PRAGMA staging.page_size = {PAGE_SIZE}")
             connection.execute("PRAGMA staging.journal_mode = MEMORY")

@@ -65,7 +65,7 @@ from rorclient.store._pg_rows import (
     decode_row,
     live_row,
 )
-from rorclient.store._pg_schema import migrate
+from rorclient.store._pg_schema import migrate, schema_version
 from rorclient.store._pg_url import Target, parse_url, redact_url
 from rorclient.store._sql import POSTGRES, BookkeepingReads, BookkeepingWrites
 from rorclient.store.base import (
@@ -111,6 +111,18 @@ class PostgresStore(BookkeepingReads):
             first.close()
             raise
         self._idle_writers.append(first)
+
+    @staticmethod
+    def exists(url: str) -> bool:
+        """Whether ``url`` names a store already created (its schema has rorclient's tables); creates
+        nothing. Raises :class:`StoreError` when the server cannot be reached."""
+        target = parse_url(url)
+        connection = connect(target)
+        try:
+            with translate_errors("read the schema version of", target):
+                return schema_version(connection, target.schema) > 0
+        finally:
+            connection.close()
 
     @classmethod
     def from_url(cls, url: str, *, lock_timeout: float = 30.0) -> PostgresStore:

@@ -12,7 +12,7 @@ from rorclient.errors import ConfigError
 from rorclient.store._pg_url import redact_url
 from rorclient.store.base import Store
 
-__all__ = ["default_store_url", "open_store"]
+__all__ = ["default_store_url", "open_store", "store_exists"]
 
 ENTRY_POINT_GROUP = "rorclient.stores"
 
@@ -50,6 +50,24 @@ _BUILTIN: dict[str, Callable[[str], Store]] = {
     "postgresql": _open_postgres,
     "postgres": _open_postgres,
 }
+
+
+def store_exists(url: str) -> bool:
+    """Whether ``url`` names a store that exists already, checked without creating anything: a SQLite
+    file, a PostgreSQL schema holding rorclient's tables. For other stores (``memory://``, third-party
+    schemes) there is no way to tell and the answer is ``True``."""
+    scheme = url.partition("://")[0]
+    if scheme == "sqlite":
+        from rorclient.store.sqlite import path_from_url
+
+        return path_from_url(url).is_file()
+    if scheme in ("postgresql", "postgres"):
+        try:
+            from rorclient.store.postgres import PostgresStore
+        except ModuleNotFoundError:
+            return True  # opening it reports the missing driver
+        return PostgresStore.exists(url)
+    return True
 
 
 def open_store(url: str | None = None) -> Store:

@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from rorclient._private_files import create_private, private_directory, warn_if_shared
 from rorclient.errors import ConfigError, StoreError
 from rorclient.models import EntityKind
 from rorclient.store import subtree
@@ -78,6 +79,17 @@ def path_from_url(url: str) -> Path:
     return Path(raw).expanduser()
 
 
+def _create_private_database(path: Path) -> None:
+    """Create the database file ``0600`` before SQLite opens it (SQLite gives the WAL and SHM files the
+    database's mode); warn about an existing one open to other users."""
+    try:
+        os.close(create_private(path))
+    except FileExistsError:
+        warn_if_shared(path, "SQLite store")
+    except OSError as error:
+        raise StoreError(f"could not create the SQLite store {path}: {error}") from error
+
+
 class SqliteStore(BookkeepingReads):
     """A :class:`~rorclient.store.Store` in one SQLite file. See the module docstring."""
 
@@ -93,11 +105,12 @@ class SqliteStore(BookkeepingReads):
         self._idle_writers: list[sqlite3.Connection] = []
         self._closed = False
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_directory(self.path.parent)
         except OSError as error:
             raise StoreError(
                 f"could not create the directory of the SQLite store {self.path}: {error}"
             ) from error
+        _create_private_database(self.path)
         first = self._connect(writer=True)
         try:
             with translate_errors("open", self.path):

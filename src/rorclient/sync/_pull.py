@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rorclient import _parallel_load
+from rorclient._private_files import private_directory
 from rorclient.csd.reader import read_csd
 from rorclient.store._rows import StagesRows
 from rorclient.store.base import ChangeKind, Store, SyncState, utcnow
@@ -43,7 +44,7 @@ def download(
     on_progress: Callable[[int, int | None], None] | None = None,
 ) -> tuple[Path, int]:
     """Download the extraction to ``dest`` (resuming a partial download); returns its path and size."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    private_directory(dest.parent)  # 0700: the extraction holds the ROR's confidential contacts
 
     def progress(done: int, total: int | None) -> None:
         if stop.is_set():

@@ -38,7 +38,7 @@ from typing import Any, NoReturn
 
 import platformdirs
 
-from rorclient._lock import writer_lock
+from rorclient._lock import sync_lock_name, writer_lock
 from rorclient.config import Settings, SourceSettings
 from rorclient.errors import ConfigError, RorError
 from rorclient.models import EntityKind, Offer
@@ -130,8 +130,8 @@ class Sync:
     ``options.server_timezone``).
 
     Reads of the store from other threads and processes are safe while a run is in progress: they see
-    every establishment either before or after its update. At most one pull or sync runs per store at a
-    time (:meth:`exclusive`); refreshes need no lock.
+    every establishment either before or after its update. At most one pull or sync of a source runs in a
+    store at a time (:meth:`exclusive`; other sources may run in parallel); refreshes need no lock.
     """
 
     def __init__(
@@ -238,7 +238,8 @@ class Sync:
 
     @contextlib.contextmanager
     def exclusive(self, wait: bool | float | None = None) -> Iterator[None]:
-        """Hold the store's sync lock across several operations (the daemon holds it for its lifetime).
+        """Hold the sync lock of this source in the store across several operations (the daemon holds it
+        for its lifetime); other sources of the same store are not held back.
 
         ``wait`` (default ``options.lock_wait``): how long to wait for another holder; raises
         :class:`SyncLockedError` if it still holds it. Re-entrant within this object.
@@ -252,11 +253,11 @@ class Sync:
                     self._lock_depth -= 1
                 return
             patience = self.options.lock_wait if wait is None else wait
-            with writer_lock(self.store, "sync", wait=patience) as held:
+            with writer_lock(self.store, sync_lock_name(self.source), wait=patience) as held:
                 if not held:
                     raise SyncLockedError(
-                        f"another process is pulling or syncing {_redacted(self.store.url)} "
-                        "(a running `rorclient daemon`?); try again later"
+                        f"another process is pulling or syncing source {self.source!r} into "
+                        f"{_redacted(self.store.url)} (a running `rorclient daemon`?); try again later"
                     )
                 self._lock_depth = 1
                 try:
@@ -728,13 +729,17 @@ class Sync:
                 return None
         if info is None:
             return None
-        days = math.floor((_aware(info.not_after) - utcnow()).total_seconds() / 86400)
+        from rorclient.tls import EXPIRY_WARNING_DAYS
+
+        # Recomputed at every call from not_after (the loaded info is as old as the client).
+        left = _aware(info.not_after) - utcnow()
+        days = math.floor(left.total_seconds() / 86400)
         return CertificateStatus(
             subject=info.subject,
             not_after=info.not_after,
             days_until_expiry=days,
-            expires_soon=info.expires_soon or 0 <= days < 60,
-            expired=days < 0,
+            expires_soon=dt.timedelta() <= left <= dt.timedelta(days=EXPIRY_WARNING_DAYS),
+            expired=left < dt.timedelta(),
             not_yet_valid=info.not_yet_valid,
         )
 
