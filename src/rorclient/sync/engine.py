@@ -467,16 +467,24 @@ class Sync:
             done += 1
             run.emit("apply", done, None)
 
+        # Phase 1: read and plan every batch. Nothing is written until the breaker has judged the whole
+        # cycle: a breaker checked batch by batch let earlier batches commit, and each retry of the
+        # blocked cycle committed a few more of a bad answer's deletions (issue 14, the ratchet).
+        batches: list[_plan.Batch] = []
         for start in range(0, len(order), options.batch_size):
             batch = _plan.Batch(zone=self._zone)
             chunk = order[start : start + options.batch_size]
             self._read_and_plan(run, batch, chunk, on_read)
-            planned = batch.planned_counts()
-            for kind, number in planned.items():
+            for kind, number in batch.planned_counts().items():
                 planned_total[kind] += number
+            batches.append(batch)
             verdict = self._breaker(planned_total, live, force)
             if verdict.tripped and not force and not dry_run:
-                self._blocked(run, planned_total, verdict, listed=len(listed), date_ref=date_ref)
+                break  # no need to read the rest: the cycle is blocked whatever it holds
+        if verdict.tripped and not force and not dry_run:
+            self._blocked(run, planned_total, verdict, listed=len(listed), date_ref=date_ref)
+        # Phase 2: apply, batch after batch, each establishment in its own transaction.
+        for batch in batches:
             if not dry_run:
                 _apply.apply_batch(
                     self.store,
