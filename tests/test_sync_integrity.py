@@ -10,9 +10,10 @@ import pytest
 
 from rorclient.daemon import Daemon, DaemonOptions
 from rorclient.health import read_health
+from rorclient.models import EntityKind
 from rorclient.store.base import Store
 from rorclient.store.memory import MemoryStore
-from rorclient.sync import SafetyBreakerError, Sync, SyncOptions
+from rorclient.sync import BreakerLatchedError, SafetyBreakerError, Sync, SyncOptions
 from tests._sync_fakes import FakeRor, live_rows
 
 SOURCE = "test"
@@ -65,3 +66,76 @@ def test_daemon_retries_do_not_ratchet_a_bad_answer_into_the_store(tmp_path: Pat
     Daemon(sync, DaemonOptions(max_runs=8, health_file=health, full_every=None, **FAST)).run()
     assert live_rows(store) == before
     assert read_health(health).status == "blocked"
+
+
+def test_a_tripped_breaker_is_latched_in_the_store_and_shown_in_status_and_report(tmp_path: Path) -> None:
+    ror, store = FakeRor(30), MemoryStore()
+    sync = make_sync(ror, store, tmp_path, batch_size=1)
+    sync.pull()
+    remove_small_sites(ror)
+    with pytest.raises(SafetyBreakerError) as caught:
+        sync.sync()
+    verdict = caught.value.report.breaker
+    assert verdict is not None and verdict.latched
+    assert "latched" in str(caught.value) and "breaker reset" in str(caught.value)
+    (latch,) = store.breaker_latches(SOURCE)
+    assert latch.run_id == caught.value.report.run_id and latch.deletions == verdict.deletions
+    assert sync.status().breaker == latch
+    assert store.runs()[0].status == "blocked"
+
+
+def test_a_latched_source_applies_nothing_until_reset_even_once_the_answer_is_good(tmp_path: Path) -> None:
+    ror, store = FakeRor(30), MemoryStore()
+    sync = make_sync(ror, store, tmp_path, batch_size=1)
+    sync.pull()
+    saved = dict(ror.offers)
+    removed = remove_small_sites(ror)
+    with pytest.raises(SafetyBreakerError):
+        sync.sync()
+    for key in removed:  # the ROR answers well again, and a real change comes in
+        ror.put(saved[key])
+    renamed = ror.mutate(removed[0], "rename")
+    before = live_rows(store)
+    with pytest.raises(BreakerLatchedError) as caught:
+        sync.sync()
+    assert caught.value.exit_code == 8 and "latched" in str(caught.value)
+    assert live_rows(store) == before
+    assert sync.sync(dry_run=True).counts["updated"] >= 1  # a dry run may look
+    assert sync.reset_breaker() is not None and store.breaker_latches() == []
+    sync.sync()
+    assert store.get(EntityKind.ESTABLISHMENT, removed[0]).name == renamed.establishments[0].name  # type: ignore[union-attr]
+
+
+def test_a_forced_run_releases_the_latch(tmp_path: Path) -> None:
+    ror, store = FakeRor(30), MemoryStore()
+    sync = make_sync(ror, store, tmp_path, batch_size=1)
+    sync.pull()
+    remove_small_sites(ror)
+    with pytest.raises(SafetyBreakerError):
+        sync.sync()
+    report = sync.sync(force=True)
+    assert report.breaker is not None and report.breaker.forced
+    assert store.breaker_latches() == [] and sync.status().breaker is None
+
+
+def test_the_daemon_holds_a_latched_source_and_says_so(tmp_path: Path) -> None:
+    ror, store = FakeRor(30), MemoryStore()
+    sync = make_sync(ror, store, tmp_path, batch_size=1)
+    sync.pull()
+    saved = dict(ror.offers)
+    removed = remove_small_sites(ror)
+    health = tmp_path / "health.json"
+    Daemon(sync, DaemonOptions(max_runs=1, health_file=health, full_every=None, **FAST)).run()
+    for key in removed:
+        ror.put(saved[key])
+    ror.mutate(removed[0], "rename")
+    before = live_rows(store)
+    Daemon(sync, DaemonOptions(max_runs=3, health_file=health, full_every=None, **FAST)).run()
+    assert live_rows(store) == before  # held: not even the good answer is applied
+    state = read_health(health)
+    assert state.status == "blocked" and state.breaker is not None
+    assert state.last_error is not None and "breaker reset" in state.last_error
+    assert [run.status for run in store.runs()].count("blocked") == 1  # no retry, no new run
+    sync.reset_breaker()
+    Daemon(sync, DaemonOptions(max_runs=1, health_file=health, full_every=None, **FAST)).run()
+    assert read_health(health).status == "ok" and live_rows(store) != before

@@ -20,13 +20,27 @@ from rorclient.store import redact_url
 from rorclient.store.base import Store
 from rorclient.store.registry import open_store
 
-__all__ = ["EXIT_BLOCKED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_RUN_FAILED", "EXIT_UNEXPECTED", "main"]
+__all__ = [
+    "EXIT_BLOCKED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_PARTIAL",
+    "EXIT_RUN_FAILED",
+    "EXIT_UNEXPECTED",
+    "EXIT_UNKNOWN_IDENTIFIER",
+    "main",
+]
 
 EXIT_OK = 0
 #: A pull, sync or refresh that ran but failed (its report says why).
 EXIT_RUN_FAILED = 1
 #: The safety breaker stopped a run before it committed (same code as SafetyBreakerError).
 EXIT_BLOCKED = 8
+#: A sync or refresh that applied what it could but left establishments pending (see ``status``).
+EXIT_PARTIAL = 10
+#: A refresh named an establishment or unit neither the ROR nor the store knows (same code as
+#: UnknownIdentifierError).
+EXIT_UNKNOWN_IDENTIFIER = 11
 EXIT_UNEXPECTED = 70
 EXIT_INTERRUPTED = 130
 
@@ -134,6 +148,7 @@ def _build_parser() -> argparse.ArgumentParser:
     inspect.set_defaults(handler=_cmd_cert_inspect)
 
     _add_sync_commands(commands)
+    _add_breaker_commands(commands)
     _add_ror_commands(commands)
 
     sandbox = commands.add_parser(
@@ -192,6 +207,20 @@ def _add_sync_commands(commands: Any) -> None:
     daemon.add_argument("--health-file", metavar="PATH", help="JSON health file, rewritten after each run")
     daemon.add_argument("--log-json", action="store_true", help="structured logs, one JSON object per line")
     daemon.set_defaults(handler=_cmd_daemon)
+
+
+def _add_breaker_commands(commands: Any) -> None:
+    breaker = commands.add_parser("breaker", help="show or release a source's latched safety breaker")
+    breaker_commands = breaker.add_subparsers(title="breaker commands", metavar="COMMAND")
+    show = breaker_commands.add_parser("show", help="list the latched breakers of the store")
+    show.add_argument("--json", action="store_true", help="print the latches as JSON")
+    show.set_defaults(handler=_cmd_breaker_show)
+    reset = breaker_commands.add_parser(
+        "reset",
+        help="release a latched breaker: the daemon applies the source again (check its answer first)",
+    )
+    reset.add_argument("--source", help="the source whose breaker to release (default: the only latched one)")
+    reset.set_defaults(handler=_cmd_breaker_reset)
 
 
 def _add_ror_commands(commands: Any) -> None:
@@ -324,6 +353,7 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         states = store.sync_states()
         pending = store.pending()
         runs = store.runs(limit=5)
+        latches = store.breaker_latches()
     status: dict[str, Any] = {
         "store": redact_url(settings.store.url),
         "entities": {kind.value: stats.by_kind.get(kind.value, 0) for kind in EntityKind},
@@ -340,6 +370,7 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         "last_change_seq": stats.last_change_seq,
         "pending": [item.model_dump(mode="json") for item in pending],
         "recent_runs": [run.model_dump(mode="json") for run in runs],
+        "breakers": [latch.model_dump(mode="json") for latch in latches],
         "sync": [status.model_dump(mode="json") for status in _sync_statuses(settings, store_url)],
     }
     if args.json:
@@ -359,6 +390,11 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         certificate = sync_status.get("certificate")
         if certificate is not None:
             print(_certificate_line(sync_status["source"], certificate))
+    for latch in latches:
+        print(
+            f"WARNING: {_latch_line(latch)} — nothing is applied from it until `rorclient sync --force` "
+            "or `rorclient breaker reset`"
+        )
     if pending:
         print(f"pending establishments: {len(pending)}")
     for run in runs:
@@ -400,6 +436,48 @@ def _sync_statuses(settings: Settings, store_url: str) -> list[Any]:
             except RorError as exc:
                 logger.warning("cannot report the status of source %r: %s", source.name, exc)
     return statuses
+
+
+def _cmd_breaker_show(args: argparse.Namespace, settings: Settings) -> int:
+    with _store(settings) as store:
+        latches = store.breaker_latches()
+    if args.json:
+        print(json.dumps([latch.model_dump(mode="json") for latch in latches], indent=2, ensure_ascii=False))
+        return EXIT_OK
+    if not latches:
+        print("no latched safety breaker")
+    for latch in latches:
+        print(_latch_line(latch))
+    return EXIT_OK
+
+
+def _cmd_breaker_reset(args: argparse.Namespace, settings: Settings) -> int:
+    with _store(settings) as store:
+        latched = {latch.source: latch for latch in store.breaker_latches()}
+        if args.source is None:
+            if len(latched) != 1:
+                names = ", ".join(sorted(latched)) or "none"
+                raise ConfigError(f"name the source with --source (latched breakers: {names})")
+            (source,) = latched
+        else:
+            source = args.source
+        latch = latched.get(source)
+        if latch is None:
+            print(f"the safety breaker of source {source!r} is not latched: nothing to release")
+            return EXIT_OK
+        with store.transaction() as transaction:
+            transaction.release_breaker(source)
+    logger.warning("safety breaker of source %r released by an operator (run %s)", source, latch.run_id)
+    print(f"released: {_latch_line(latch)}")
+    return EXIT_OK
+
+
+def _latch_line(latch: Any) -> str:
+    return (
+        f"source {latch.source!r}: safety breaker latched since {latch.tripped_at:%Y-%m-%d %H:%M:%S} by "
+        f"{latch.operation} run {latch.run_id[:8]} ({latch.deletions} deletions + {latch.closures} closures "
+        f"over a limit of {latch.limit}, {latch.live} live)"
+    )
 
 
 def _cmd_changes(args: argparse.Namespace, settings: Settings) -> int:
@@ -491,6 +569,14 @@ def _run_sync(args: argparse.Namespace, settings: Settings, operation: str) -> i
         return EXIT_BLOCKED
     if report.status is RunStatus.FAILED:
         return EXIT_RUN_FAILED
+    if report.status is RunStatus.PARTIAL:
+        # `rorclient sync && next-step` must not go on with a store it believes complete.
+        print(
+            f"rorclient: {report.pending} establishment(s) pending: the store is not complete "
+            "(see `rorclient status`; they are retried first next cycle)",
+            file=sys.stderr,
+        )
+        return EXIT_PARTIAL
     return EXIT_OK
 
 

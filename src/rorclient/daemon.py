@@ -86,6 +86,7 @@ class Daemon:
         self._last_report: SyncReport | None = None
         self._last_error: str | None = None
         self._signals = 0
+        self._held = False  # the source's breaker is latched: wait full intervals, apply nothing
 
     # ---- control -----------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -160,12 +161,25 @@ class Daemon:
             time.sleep(min(remaining, _POLL))
 
     def _run_once(self) -> HealthState:
+        latch = self.sync.breaker_latch()
+        self._held = latch is not None
+        if latch is not None:
+            # A human must look: retrying would apply the same bad answer (or commit a bit more of it each
+            # time, as blocked multi-batch cycles once did). Wait a full interval, say so, apply nothing.
+            self._last_error = (
+                f"safety breaker latched since {latch.tripped_at.isoformat(timespec='seconds')} "
+                f"({latch.operation} run {latch.run_id}): not applying source {self.sync.source!r} until "
+                "`rorclient sync --force` or `rorclient breaker reset`"
+            )
+            _log.error("%s", self._last_error, extra={"operation": "hold", "source": self.sync.source})
+            return "blocked"
         operation = "pull" if self._pull_due() else "sync"
         try:
             report = self.sync.pull() if operation == "pull" else self.sync.sync()
         except SafetyBreakerError as error:
             self._last_report, self._last_error = error.report, str(error)
             self._failures += 1
+            self._held = True  # latched: retrying sooner would only read the same answer again
             return "blocked"
         except RorError as error:
             self._last_error = f"{type(error).__name__}: {error}"
@@ -198,7 +212,7 @@ class Daemon:
 
     def _next_delay(self) -> float:
         interval = self.options.interval.total_seconds()
-        if self._failures:
+        if self._failures and not self._held:
             backoff = self.options.retry_after.total_seconds() * 2 ** (self._failures - 1)
             return float(min(interval, backoff))
         spread = self.options.jitter * interval

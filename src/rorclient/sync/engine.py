@@ -42,11 +42,17 @@ from rorclient._lock import writer_lock
 from rorclient.config import Settings, SourceSettings
 from rorclient.errors import ConfigError, RorError
 from rorclient.models import EntityKind, Offer
-from rorclient.store.base import ChangeKind, ChangeSet, Store, SyncState, utcnow
+from rorclient.store.base import BreakerLatch, ChangeKind, ChangeSet, Store, SyncState, utcnow
 from rorclient.store.registry import open_store
 from rorclient.sync import _apply, _plan, _pull
 from rorclient.sync._client import SyncClient, build_client
-from rorclient.sync.errors import NotInitializedError, SafetyBreakerError, SyncLockedError
+from rorclient.sync.errors import (
+    BreakerLatchedError,
+    NotInitializedError,
+    SafetyBreakerError,
+    SyncLockedError,
+    UnknownIdentifierError,
+)
 from rorclient.sync.events import (
     ChangeCallback,
     ChangeFeed,
@@ -276,6 +282,7 @@ class Sync:
         unless ``force``.
         """
         with self._operation("pull", progress) as run:
+            self._check_latch(run, force=force, dry_run=dry_run)
             try:
                 return self._pull(run, force=force, dry_run=dry_run)
             except _plan.Interrupted:
@@ -303,6 +310,7 @@ class Sync:
                 raise NotInitializedError(
                     f"source {self.source!r} was never pulled: run `rorclient pull` (Sync.pull()) first"
                 )
+            self._check_latch(run, force=force, dry_run=dry_run)
             try:
                 return self._sync(run, state, force=force, dry_run=dry_run)
             except _plan.Interrupted:
@@ -358,7 +366,29 @@ class Sync:
             pending=tuple(self.store.pending(self.source)),
             last_run=last_run,
             certificate=self._certificate(),
+            breaker=self.breaker_latch(),
         )
+
+    def breaker_latch(self) -> BreakerLatch | None:
+        """The source's latched safety breaker, if any (see :meth:`reset_breaker`)."""
+        latches = self.store.breaker_latches(self.source)
+        return latches[0] if latches else None
+
+    def reset_breaker(self) -> BreakerLatch | None:
+        """Release the source's latched safety breaker (``rorclient breaker reset``): the daemon applies the
+        source again. Returns the latch released (``None``: it was not latched). Check the ROR's answer
+        first: the next run re-reads it, and trips the breaker again if it is still as bad."""
+        latch = self.breaker_latch()
+        if latch is not None:
+            with self.store.transaction() as transaction:
+                transaction.release_breaker(self.source)
+            _log.warning(
+                "safety breaker of source %r released by an operator (tripped %s by run %s)",
+                self.source,
+                latch.tripped_at.isoformat(timespec="seconds"),
+                latch.run_id,
+            )
+        return latch
 
     # ---- pull internals ----------------------------------------------------------------------------
     def _pull(self, run: _Run, *, force: bool, dry_run: bool) -> SyncReport:
@@ -428,7 +458,9 @@ class Sync:
             breaker=verdict,
             watermark=states[-1].watermark,
         )
-        _apply.close_run(self.store, report, clear_pending_before=run.started)
+        _apply.close_run(
+            self.store, report, clear_pending_before=run.started, release_breaker=self._releases(force)
+        )
         report = report.model_copy(update={"pending": len(self.store.pending(self.source))})
         self._publisher(run).publish()
         _log.info("%s", report.summary(), extra=_log_fields(report))
@@ -538,7 +570,9 @@ class Sync:
         )
         entries = _apply.pending_entries(self.source, failed, unresolved, utcnow())
         run.emit("commit", applied.applied + applied.removed, len(order))
-        _apply.close_run(self.store, report, pending=entries, state=new_state)
+        _apply.close_run(
+            self.store, report, pending=entries, state=new_state, release_breaker=self._releases(force)
+        )
         report = report.model_copy(update={"pending": len(self.store.pending(self.source))})
         _log.info("%s", report.summary(), extra=_log_fields(report))
         return report
@@ -671,6 +705,7 @@ class Sync:
     def _blocked(
         self, run: _Run, planned: dict[ChangeKind, int], verdict: BreakerVerdict, **fields: Any
     ) -> NoReturn:
+        verdict = verdict.model_copy(update={"latched": True})
         report = run.report(
             RunStatus.BLOCKED,
             counts=_counts(planned),
@@ -679,14 +714,55 @@ class Sync:
             error=(
                 f"safety breaker: {verdict.deletions} deletions + {verdict.closures} closures exceed the "
                 f"limit of {verdict.limit} (the larger of {self.options.breaker_share:.0%} of {verdict.live} "
-                f"live entities and the floor of {self.options.breaker_floor}); nothing was committed — "
-                "check the ROR's answer (keep_extraction keeps a pulled file), then run again with force"
+                f"live entities and the floor of {self.options.breaker_floor}); nothing was committed and "
+                f"the breaker of source {self.source!r} is latched: the daemon applies nothing from it "
+                "until `rorclient sync --force` (or pull --force) or `rorclient breaker reset` — check the "
+                "ROR's answer first (keep_extraction keeps a pulled file)"
             ),
             **fields,
         )
-        _apply.record_failure(self.store, report)
+        latch = BreakerLatch(
+            source=self.source,
+            run_id=run.run_id,
+            operation=run.operation,
+            tripped_at=report.finished,
+            deletions=verdict.deletions,
+            closures=verdict.closures,
+            limit=verdict.limit,
+            live=verdict.live,
+            reason=report.error or "safety breaker",
+        )
+        _apply.record_failure(self.store, report, latch=latch)
         _log.error("%s", report.error, extra=_log_fields(report))
         raise SafetyBreakerError(report.error or "safety breaker", report)
+
+    def _check_latch(self, run: _Run, *, force: bool, dry_run: bool) -> None:
+        """Refuse to apply a source whose breaker is latched, unless forced (a dry run commits nothing)."""
+        latch = self.breaker_latch()
+        if latch is None or force or dry_run:
+            return
+        message = (
+            f"the safety breaker of source {self.source!r} is latched since "
+            f"{latch.tripped_at.isoformat(timespec='seconds')} ({latch.operation} run {latch.run_id}: "
+            f"{latch.deletions} deletions + {latch.closures} closures over a limit of {latch.limit}); "
+            "nothing is applied from this source until `rorclient sync --force` (or pull --force) or "
+            "`rorclient breaker reset`"
+        )
+        verdict = BreakerVerdict(
+            deletions=latch.deletions,
+            closures=latch.closures,
+            live=latch.live,
+            limit=latch.limit,
+            tripped=True,
+            latched=True,
+        )
+        report = run.report(RunStatus.BLOCKED, breaker=verdict, error=message)
+        raise BreakerLatchedError(message, report)
+
+    def _releases(self, force: bool) -> bool:
+        """Whether a run that ends well releases the source's latch: only a forced one (an operator's
+        decision); without a latch, nothing to release."""
+        return force and self.breaker_latch() is not None
 
     def _interrupted(self, run: _Run) -> SyncReport:
         report = run.report(

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rorclient.store.base import ChangeKind, PendingEstablishment, RunReport
+from rorclient.store.base import BreakerLatch, ChangeKind, PendingEstablishment, RunReport
 
 __all__ = [
     "BreakerVerdict",
@@ -60,6 +60,9 @@ class BreakerVerdict(_Model):
     """``max(ceil(share × live), floor)``: more deletions + closures than this trips the breaker."""
     tripped: bool
     forced: bool = False
+    latched: bool = False
+    """The source's breaker is latched after this run: nothing more is applied from it until a forced run
+    or ``rorclient breaker reset``."""
 
 
 class FailedEstablishment(_Model):
@@ -191,3 +194,6 @@ class SyncStatus(_Model):
     pending: tuple[PendingEstablishment, ...] = ()
     last_run: RunReport | None = None
     certificate: CertificateStatus | None = None
+    breaker: BreakerLatch | None = None
+    """The source's latched safety breaker, if any: while it holds, the daemon applies nothing from the
+    source (``sync --force`` or ``rorclient breaker reset`` releases it)."""
