@@ -4,16 +4,19 @@ write them where they do not belong, and failed on the code before its fix."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from rorclient.daemon import Daemon, DaemonOptions
+from rorclient.errors import DataError
 from rorclient.health import read_health
 from rorclient.models import EntityKind
 from rorclient.store.base import Store
 from rorclient.store.memory import MemoryStore
-from rorclient.sync import BreakerLatchedError, SafetyBreakerError, Sync, SyncOptions
+from rorclient.sync import BreakerLatchedError, RunStatus, SafetyBreakerError, Sync, SyncOptions
 from tests._sync_fakes import FakeRor, live_rows
 
 SOURCE = "test"
@@ -28,6 +31,14 @@ def make_sync(ror: FakeRor, store: Store, tmp_path: Path, **options: object) -> 
         options=SyncOptions(data_dir=tmp_path / "data", **options),  # type: ignore[arg-type]
         clock=lambda: ror.now,
     )
+
+
+@pytest.fixture
+def sync_12(tmp_path: Path) -> Iterator[tuple[FakeRor, MemoryStore, Sync]]:
+    ror, store = FakeRor(12), MemoryStore()
+    with make_sync(ror, store, tmp_path) as sync:
+        sync.pull()
+        yield ror, store, sync
 
 
 def remove_small_sites(ror: FakeRor) -> list[str]:
@@ -139,3 +150,145 @@ def test_the_daemon_holds_a_latched_source_and_says_so(tmp_path: Path) -> None:
     sync.reset_breaker()
     Daemon(sync, DaemonOptions(max_runs=1, health_file=health, full_every=None, **FAST)).run()
     assert read_health(health).status == "ok" and live_rows(store) != before
+
+
+# ---- item 2: a unit absent from its establishment is deleted only on proof -------------------------
+
+
+def test_a_unit_missing_from_every_answer_is_kept_unless_the_ror_says_it_is_unknown(
+    tmp_path: Path,
+) -> None:
+    """A's answer lacks U and U's own Lecture answer lacks it too (a profile filter, a partial answer):
+    no proof that U is gone, so U stays and A is asked again next cycle."""
+    ror, store = FakeRor(12), MemoryStore()
+    sync = make_sync(ror, store, tmp_path)
+    sync.pull()
+    home, unit_id = "1880000042", "44/1042002"
+    full = ror.offers[home]
+    ror.delete_unit(home, unit_id)
+    without_unit = ror.offers[home]
+    ror.read_unit = lambda asked: without_unit  # type: ignore[method-assign]
+    report = sync.sync()
+    row = store.get(EntityKind.UNIT, unit_id)
+    assert row is not None and not row.deleted
+    assert report.status is RunStatus.PARTIAL and [item.establishment_id for item in store.pending()] == [
+        home
+    ]
+    # the ROR then says "unknown unit": that is the proof, the deletion goes through
+    del ror.read_unit
+    assert full is not without_unit
+    sync.sync()
+    assert store.get(EntityKind.UNIT, unit_id) is None and store.pending() == []
+
+
+# ---- item 3: refresh of one unit is checked like a cycle's answer ---------------------------------
+
+
+def test_refresh_of_a_unit_refuses_an_answer_without_that_unit(
+    sync_12: tuple[FakeRor, MemoryStore, Sync],
+) -> None:
+    ror, store, sync = sync_12
+    other = ror.read_unit("44/1043001")
+    ror.read_unit = lambda asked: other  # type: ignore[method-assign]
+    before = live_rows(store)
+    with pytest.raises(DataError, match="does not contain it"):
+        sync.refresh(unit="44/1042001")
+    assert live_rows(store) == before
+
+
+def test_refresh_of_a_unit_refuses_rows_of_another_establishment(
+    sync_12: tuple[FakeRor, MemoryStore, Sync],
+) -> None:
+    ror, store, sync = sync_12
+    mine, theirs = ror.read_unit("44/1042001"), ror.read_unit("44/1043001")
+    renamed = theirs.units[0].model_copy(update={"name": "HIJACKED"})
+    hostile = mine.model_copy(update={"units": (*mine.units, renamed)})
+    ror.read_unit = lambda asked: hostile  # type: ignore[method-assign]
+    before = live_rows(store)
+    with pytest.raises(DataError, match="another establishment"):
+        sync.refresh(unit="44/1042001")
+    assert live_rows(store) == before
+
+
+def test_refresh_of_a_unit_goes_through_the_safety_breaker(tmp_path: Path) -> None:
+    ror, store = FakeRor(12), MemoryStore()
+    sync = make_sync(ror, store, tmp_path, breaker_floor=0, breaker_share=0.01)
+    sync.pull()
+    root = "01/1001001"  # the root of 40 units
+    answer = ror.read_unit(root)
+    lone = answer.model_copy(
+        update={
+            "units": tuple(unit for unit in answer.units if unit.id == root),
+            "activities": tuple(item for item in answer.activities if item.unit_id == root),
+            "equipment": tuple(item for item in answer.equipment if item.unit_id == root),
+            "professionals": (),
+        }
+    )
+    ror.read_unit = lambda asked: lone  # type: ignore[method-assign]
+    before = live_rows(store)
+    with pytest.raises(SafetyBreakerError):
+        sync.refresh(unit=root)
+    assert live_rows(store) == before
+    assert sync.refresh(unit=root, force=True).counts["deleted"] > 0
+
+
+# ---- item 4: answers that go backwards -------------------------------------------------------------
+
+
+def test_an_answer_older_than_the_store_is_not_applied_and_is_retried(
+    sync_12: tuple[FakeRor, MemoryStore, Sync],
+) -> None:
+    ror, store, sync = sync_12
+    key = "1880000042"
+    old = ror.offers[key]
+    renamed = ror.mutate(key, "rename")
+    sync.sync()
+    ror.offers[key] = old  # a lagging replica answers with the version before the rename
+    ror.updated[key] = ror.tick()
+    report = sync.sync()
+    assert report.stale == 1 and report.status is RunStatus.PARTIAL
+    assert [item.establishment_id for item in store.pending()] == [key]
+    stored = store.get(EntityKind.ESTABLISHMENT, key)
+    assert stored is not None and stored.name == renamed.establishments[0].name
+    ror.offers[key] = renamed  # the ROR is consistent again: the pending establishment clears
+    assert sync.sync().stale == 0 and store.pending() == []
+
+
+def test_equal_stamps_with_different_content_are_applied_and_logged(
+    sync_12: tuple[FakeRor, MemoryStore, Sync], caplog: pytest.LogCaptureFixture
+) -> None:
+    ror, store, sync = sync_12
+    key = "1880000042"
+    offer = ror.offers[key]
+    quiet = offer.establishments[0].model_copy(update={"name": "RENAMED WITHOUT A NEW STAMP"})
+    ror.offers[key] = offer.model_copy(update={"establishments": (quiet,)})
+    ror.updated[key] = ror.tick()
+    with caplog.at_level(logging.INFO, logger="rorclient.sync"):
+        report = sync.sync()
+    assert report.stale == 0
+    stored = store.get(EntityKind.ESTABLISHMENT, key)
+    assert stored is not None and stored.name == "RENAMED WITHOUT A NEW STAMP"
+    assert "changed without a new stamp" in caplog.text
+
+
+# ---- item 5: answers about someone else --------------------------------------------------------------
+
+
+def test_an_answer_for_one_establishment_never_writes_another(
+    sync_12: tuple[FakeRor, MemoryStore, Sync],
+) -> None:
+    ror, store, sync = sync_12
+    mine, theirs = "1880000042", "1880000043"
+    hijacked = ror.offers[theirs].establishments[0].model_copy(update={"name": "HIJACKED"})
+    offer = ror.offers[mine]
+    ror.offers[mine] = offer.model_copy(update={"establishments": (*offer.establishments, hijacked)})
+    ror.updated[mine] = ror.tick()
+    before = live_rows(store)
+    report = sync.sync()
+    assert [item.establishment_id for item in report.failed] == [mine]
+    assert "refused" in report.failed[0].error
+    assert live_rows(store) == before
+    unit = ror.offers[theirs].units[0].model_copy(update={"name": "HIJACKED UNIT"})
+    ror.offers[mine] = offer.model_copy(update={"units": (*offer.units, unit)})
+    ror.updated[mine] = ror.tick()
+    assert sync.sync().failed[0].establishment_id == mine and live_rows(store) == before

@@ -40,7 +40,7 @@ import platformdirs
 
 from rorclient._lock import writer_lock
 from rorclient.config import Settings, SourceSettings
-from rorclient.errors import ConfigError, RorError
+from rorclient.errors import ConfigError, DataError, RorError
 from rorclient.models import EntityKind, Offer
 from rorclient.store.base import BreakerLatch, ChangeKind, ChangeSet, Store, SyncState, utcnow
 from rorclient.store.registry import open_store
@@ -339,7 +339,7 @@ class Sync:
                 if establishment is not None:
                     return self._refresh_establishment(run, establishment, force=force, dry_run=dry_run)
                 assert unit is not None
-                return self._refresh_unit(run, unit, dry_run=dry_run)
+                return self._refresh_unit(run, unit, force=force, dry_run=dry_run)
             except _plan.Interrupted:
                 return self._interrupted(run)
             except SafetyBreakerError:
@@ -484,7 +484,7 @@ class Sync:
         failed: dict[str, RorError] = {}
         unresolved: dict[str, str] = {}
         newest: dt.datetime | None = None
-        entities = extra = 0
+        entities = extra = stale = 0
         verdict = self._breaker(planned_total, live, force)
         publisher = self._publisher(run)
         read = done = 0
@@ -532,6 +532,7 @@ class Sync:
             unresolved.update(batch.unresolved)
             entities += batch.entities
             extra += batch.extra
+            stale += batch.stale
             if batch.newest is not None and (newest is None or batch.newest > newest):
                 newest = batch.newest
 
@@ -542,6 +543,7 @@ class Sync:
             "retried": len(pending_ids),
             "entities": entities,
             "extra_reads": extra,
+            "stale": stale,
             "failed": _failures(failed),
             "date_ref": date_ref,
             "watermark_before": before,
@@ -590,6 +592,7 @@ class Sync:
             stop=run.stop,
             on_read=on_read,
         )
+        _plan.refuse_stale(self.store, self.source, batch)
         run.emit("plan", len(batch.offers), len(ids))
         if options.resolve_lost_units:
             _plan.resolve_lost_units(
@@ -613,11 +616,10 @@ class Sync:
         if error is not None:
             raise error
         known = self.store.get(EntityKind.ESTABLISHMENT, establishment_id, include_deleted=True)
-        if not batch.entities and known is None:
-            _log.warning(
-                "the ROR does not know establishment %s and the store holds nothing for it: "
-                "check the identifier (nothing to refresh)",
-                establishment_id,
+        if establishment_id in batch.removed and known is None:
+            raise UnknownIdentifierError(
+                f"the ROR does not know establishment {establishment_id} and the store holds nothing for it: "
+                "check the identifier (nothing was stored)"
             )
         planned = batch.planned_counts()
         verdict = self._breaker(planned, run.live(), force)
@@ -641,32 +643,55 @@ class Sync:
             unchanged=applied.unchanged,
             removed=applied.removed,
             extra_reads=batch.extra,
+            stale=batch.stale,
             failed=_failures(batch.failed),
             breaker=verdict,
         )
         _apply.close_run(self.store, report, pending=entries)
         return report.model_copy(update={"pending": len(self.store.pending(self.source))})
 
-    def _refresh_unit(self, run: _Run, unit_id: str, *, dry_run: bool) -> SyncReport:
+    def _refresh_unit(self, run: _Run, unit_id: str, *, force: bool, dry_run: bool) -> SyncReport:
+        known = self.store.get(EntityKind.UNIT, unit_id, include_deleted=True)
         try:
             offer = self.client.read_unit(unit_id)
         except RorError as error:
             if not _plan.is_unknown(error, self.options.unknown_codes):
                 raise
+            if known is None:
+                raise UnknownIdentifierError(
+                    f"the ROR does not know unit {unit_id} and the store holds nothing for it: "
+                    "check the identifier (nothing was stored)"
+                ) from error
             offer = Offer()  # the ROR no longer knows it: tombstone its subtree
+        else:
+            # Checked like a cycle's answer: the unit asked for, only its own establishment's rows, and
+            # not older than what the store holds.
+            _plan.check_unit_answer(unit_id, offer)
+            (unit,) = (item for item in offer.units if item.id == unit_id)
+            stale = _plan.stale_reason(self.store, self.source, unit.establishment_id, offer, self._zone)
+            if stale is not None:
+                raise DataError(f"unit {unit_id}: {stale}")
+        planned = ChangeSet()
+        try:
+            with self.store.transaction() as transaction:
+                planned = transaction.replace_unit(offer, source=self.source, unit_id=unit_id)
+                raise _Rollback
+        except _Rollback:
+            pass
+        counts = planned.counts()
+        verdict = self._breaker(counts, run.live(), force)
         if dry_run:
-            planned = ChangeSet()
-            try:
-                with self.store.transaction() as transaction:
-                    planned = transaction.replace_unit(offer, source=self.source, unit_id=unit_id)
-                    raise _Rollback
-            except _Rollback:
-                pass
-            return run.report(RunStatus.DRY_RUN, counts=_counts(planned.counts()), entities=_size(offer))
+            return run.report(
+                RunStatus.DRY_RUN, counts=_counts(counts), entities=_size(offer), breaker=verdict
+            )
+        if verdict.tripped and not force:
+            self._blocked(run, counts, verdict)
         with self.store.transaction(run_id=run.run_id) as transaction:
             changes = transaction.replace_unit(offer, source=self.source, unit_id=unit_id)
         self._publisher(run).publish()
-        report = run.report(RunStatus.SUCCESS, counts=_counts(changes.counts()), entities=_size(offer))
+        report = run.report(
+            RunStatus.SUCCESS, counts=_counts(changes.counts()), entities=_size(offer), breaker=verdict
+        )
         _apply.close_run(self.store, report)
         return report.model_copy(update={"pending": len(self.store.pending(self.source))})
 

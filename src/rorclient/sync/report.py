@@ -103,6 +103,8 @@ class SyncReport(_Model):
     """Establishments the ROR no longer knows, tombstoned."""
     extra_reads: int = 0
     """Establishments read because a unit moved to them (Lecture OI), beyond those listed."""
+    stale: int = 0
+    """Establishments whose answer was older than the stored rows: not applied, pending (in ``failed``)."""
     failed: tuple[FailedEstablishment, ...] = ()
     pending: int = 0
     """Establishments in the source's pending list after the run."""
