@@ -514,7 +514,16 @@ class Sync:
             if verdict.tripped and not force and not dry_run:
                 break  # no need to read the rest: the cycle is blocked whatever it holds
         if verdict.tripped and not force and not dry_run:
-            self._blocked(run, planned_total, verdict, listed=len(listed), date_ref=date_ref)
+            read_so_far = sum(len(batch.offers) + len(batch.removed) + len(batch.failed) for batch in batches)
+            scope = f"at least (counted over the first {read_so_far} of {len(order)} establishments) "
+            self._blocked(
+                run,
+                planned_total,
+                verdict,
+                scope=scope if read_so_far < len(order) else "",
+                listed=len(listed),
+                date_ref=date_ref,
+            )
         # Phase 2: apply, batch after batch, each establishment in its own transaction.
         for batch in batches:
             if not dry_run:
@@ -728,7 +737,13 @@ class Sync:
         )
 
     def _blocked(
-        self, run: _Run, planned: dict[ChangeKind, int], verdict: BreakerVerdict, **fields: Any
+        self,
+        run: _Run,
+        planned: dict[ChangeKind, int],
+        verdict: BreakerVerdict,
+        *,
+        scope: str = "",
+        **fields: Any,
     ) -> NoReturn:
         verdict = verdict.model_copy(update={"latched": True})
         report = run.report(
@@ -737,12 +752,13 @@ class Sync:
             breaker=verdict,
             pending=len(self.store.pending(self.source)),
             error=(
-                f"safety breaker: {verdict.deletions} deletions + {verdict.closures} closures exceed the "
-                f"limit of {verdict.limit} (the larger of {self.options.breaker_share:.0%} of {verdict.live} "
-                f"live entities and the floor of {self.options.breaker_floor}); nothing was committed and "
-                f"the breaker of source {self.source!r} is latched: the daemon applies nothing from it "
-                "until `rorclient sync --force` (or pull --force) or `rorclient breaker reset` — check the "
-                "ROR's answer first (keep_extraction keeps a pulled file)"
+                f"safety breaker: {scope}{verdict.deletions} deletions + {verdict.closures} closures "
+                f"exceed the limit of {verdict.limit} (the larger of {self.options.breaker_share:.0%} "
+                f"of {verdict.live} live entities and the floor of {self.options.breaker_floor}); "
+                f"nothing was committed and the breaker of source {self.source!r} is latched: the "
+                "daemon applies nothing from it until `rorclient sync --force` (or pull --force) or "
+                "`rorclient breaker reset` — check the ROR's answer first (keep_extraction keeps a "
+                "pulled file)"
             ),
             **fields,
         )
