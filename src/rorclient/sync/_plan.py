@@ -23,6 +23,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rorclient.errors import DataError, RemoteError, RorError
 from rorclient.models import EntityKind, Offer
@@ -103,6 +104,29 @@ class Batch:
     asked_units: set[str] = field(default_factory=set)
     zone: dt.tzinfo | None = None
     """The ROR's time zone, to read aware date-times in its frame (``None``: local time)."""
+
+    spilled: Path | None = None
+    """Where :meth:`spill` wrote the offers while later batches are read and planned."""
+
+    def spill(self, directory: Path) -> None:
+        """Write the planned offers to a file in ``directory`` and drop them from memory (a cycle plans
+        every batch before applying any: this keeps its memory to one batch)."""
+        path = directory / f"batch-{id(self)}.jsonl"
+        with path.open("w", encoding="utf-8") as out:
+            for establishment_id, offer in self.offers.items():
+                out.write(f"{establishment_id}\t{offer.model_dump_json()}\n")
+        self.spilled, self.offers = path, {}
+
+    def restore(self) -> None:
+        """Read back the offers :meth:`spill` wrote (same order)."""
+        if self.spilled is None:
+            return
+        with self.spilled.open(encoding="utf-8") as lines:
+            for line in lines:
+                establishment_id, _, text = line.rstrip("\n").partition("\t")
+                self.offers[establishment_id] = Offer.model_validate_json(text)
+        self.spilled.unlink()
+        self.spilled = None
 
     @property
     def keep(self) -> frozenset[str]:

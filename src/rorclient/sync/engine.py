@@ -28,6 +28,7 @@ import contextlib
 import datetime as dt
 import logging
 import math
+import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -503,47 +504,62 @@ class Sync:
         # cycle: a breaker checked batch by batch let earlier batches commit, and each retry of the
         # blocked cycle committed a few more of a bad answer's deletions (issue 14, the ratchet).
         batches: list[_plan.Batch] = []
-        for start in range(0, len(order), options.batch_size):
-            batch = _plan.Batch(zone=self._zone)
-            chunk = order[start : start + options.batch_size]
-            self._read_and_plan(run, batch, chunk, on_read)
-            for kind, number in batch.planned_counts().items():
-                planned_total[kind] += number
-            batches.append(batch)
-            verdict = self._breaker(planned_total, live, force)
+        read_ids = 0
+        # Offers of planned batches wait on disk while later ones are read: memory stays at one batch.
+        spill = (
+            tempfile.TemporaryDirectory(prefix="rorclient-cycle-")
+            if len(order) > options.batch_size
+            else None
+        )
+        try:
+            for start in range(0, len(order), options.batch_size):
+                if batches and spill is not None:
+                    batches[-1].spill(Path(spill.name))
+                batch = _plan.Batch(zone=self._zone)
+                chunk = order[start : start + options.batch_size]
+                self._read_and_plan(run, batch, chunk, on_read)
+                read_ids += len(chunk)
+                for kind, number in batch.planned_counts().items():
+                    planned_total[kind] += number
+                batches.append(batch)
+                verdict = self._breaker(planned_total, live, force)
+                if verdict.tripped and not force and not dry_run:
+                    break  # no need to read the rest: the cycle is blocked whatever it holds
             if verdict.tripped and not force and not dry_run:
-                break  # no need to read the rest: the cycle is blocked whatever it holds
-        if verdict.tripped and not force and not dry_run:
-            read_so_far = sum(len(batch.offers) + len(batch.removed) + len(batch.failed) for batch in batches)
-            scope = f"at least (counted over the first {read_so_far} of {len(order)} establishments) "
-            self._blocked(
-                run,
-                planned_total,
-                verdict,
-                scope=scope if read_so_far < len(order) else "",
-                listed=len(listed),
-                date_ref=date_ref,
-            )
-        # Phase 2: apply, batch after batch, each establishment in its own transaction.
-        for batch in batches:
-            if not dry_run:
-                _apply.apply_batch(
-                    self.store,
-                    self.source,
-                    run.run_id,
-                    batch,
-                    applied,
-                    stop=run.stop,
-                    publisher=publisher,
-                    on_apply=on_apply,
+                scope = f"at least (counted over the first {read_ids} of {len(order)} establishments) "
+                self._blocked(
+                    run,
+                    planned_total,
+                    verdict,
+                    scope=scope if read_ids < len(order) else "",
+                    listed=len(listed),
+                    date_ref=date_ref,
                 )
-            failed.update(batch.failed)
-            unresolved.update(batch.unresolved)
-            entities += batch.entities
-            extra += batch.extra
-            stale += batch.stale
-            if batch.newest is not None and (newest is None or batch.newest > newest):
-                newest = batch.newest
+            # Phase 2: apply, batch after batch, each establishment in its own transaction.
+            for batch in batches:
+                if not dry_run:
+                    batch.restore()
+                    _apply.apply_batch(
+                        self.store,
+                        self.source,
+                        run.run_id,
+                        batch,
+                        applied,
+                        stop=run.stop,
+                        publisher=publisher,
+                        on_apply=on_apply,
+                    )
+                    batch.offers = {}
+                failed.update(batch.failed)
+                unresolved.update(batch.unresolved)
+                entities += batch.entities
+                extra += batch.extra
+                stale += batch.stale
+                if batch.newest is not None and (newest is None or batch.newest > newest):
+                    newest = batch.newest
+        finally:
+            if spill is not None:
+                spill.cleanup()
 
         # The newest data read bounds the ROR's clock from below, our clock estimates it; never go back.
         watermark = max(before, min(clock_start, newest)) if newest is not None else before
