@@ -198,6 +198,7 @@ def _add_sync_commands(commands: Any) -> None:
     target = refresh.add_mutually_exclusive_group(required=True)
     target.add_argument("--establishment", metavar="ID", help="idNat_Struct of an establishment")
     target.add_argument("--unit", metavar="ID", help="identifiantOI of an internal organisation")
+    refresh.add_argument("--force", action="store_true", help="commit even if the safety breaker trips")
     refresh.set_defaults(handler=_cmd_refresh)
 
     daemon = commands.add_parser("daemon", help="sync on a schedule, with a weekly full pull, until stopped")
@@ -558,7 +559,9 @@ def _run_sync(args: argparse.Namespace, settings: Settings, operation: str) -> i
         elif operation == "sync":
             report = sync.sync(force=args.force, dry_run=args.dry_run, progress=progress)
         else:
-            report = sync.refresh(establishment=args.establishment, unit=args.unit, dry_run=args.dry_run)
+            report = sync.refresh(
+                establishment=args.establishment, unit=args.unit, force=args.force, dry_run=args.dry_run
+            )
     if args.json:
         print(report.model_dump_json(indent=2))
     elif not args.quiet:
