@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from rorclient.csd import read_offer
+from rorclient.csd.writer import write_csd
 from rorclient.daemon import Daemon, DaemonOptions
 from rorclient.errors import DataError
 from rorclient.health import read_health
@@ -292,3 +294,49 @@ def test_an_answer_for_one_establishment_never_writes_another(
     ror.offers[mine] = offer.model_copy(update={"units": (*offer.units, unit)})
     ror.updated[mine] = ror.tick()
     assert sync.sync().failed[0].establishment_id == mine and live_rows(store) == before
+
+
+def test_a_unit_answer_without_the_units_ancestors_applies_against_the_store(
+    sync_12: tuple[FakeRor, MemoryStore, Sync], tmp_path: Path
+) -> None:
+    """Lecture OI may answer the unit, its subtree and its establishment without the unit's ancestors:
+    the parentFacility outside the document resolves against the store (it used to be "dangling")."""
+    ror, store, sync = sync_12
+    unit_id = "01/1001003"  # below 01/1001002, below 01/1001001
+    full = ror.read_unit(unit_id)
+    renamed = tuple(
+        unit.model_copy(update={"name": "RENAMED"}) if unit.id == unit_id else unit for unit in full.units
+    )
+    path = tmp_path / "lecture_oi.xml"
+    write_csd([full.model_copy(update={"units": renamed})], path)
+    with pytest.raises(DataError, match="dangling reference"):
+        read_offer(path)  # the reader alone still refuses it
+    ror.read_unit = lambda asked: read_offer(path, external_parents=True)  # type: ignore[method-assign]
+    before = {row for row in live_rows(store) if row[1] != unit_id}
+    report = sync.refresh(unit=unit_id)
+    assert report.counts["moved"] == 0 and report.counts["deleted"] == 0
+    row = store.get(EntityKind.UNIT, unit_id)
+    assert row is not None and row.name == "RENAMED" and row.parent == "01/1001002"
+    assert {row for row in live_rows(store) if row[1] != unit_id} == before
+
+
+def test_a_parent_facility_neither_the_answer_nor_the_store_knows_is_refused(
+    sync_12: tuple[FakeRor, MemoryStore, Sync], tmp_path: Path
+) -> None:
+    ror, store, sync = sync_12
+    full = ror.read_unit("01/1001003")
+    newcomer = full.units[0].model_copy(update={"id": "01/1001999", "parent_unit_id": "01/9999999"})
+    path = tmp_path / "lecture_oi.xml"
+    write_csd(
+        [
+            full.model_copy(
+                update={"units": (newcomer,), "activities": (), "equipment": (), "professionals": ()}
+            )
+        ],
+        path,
+    )
+    ror.read_unit = lambda asked: read_offer(path, external_parents=True)  # type: ignore[method-assign]
+    before = live_rows(store)
+    with pytest.raises(DataError, match="neither in the Lecture answer nor in the store"):
+        sync.refresh(unit="01/1001999")
+    assert live_rows(store) == before

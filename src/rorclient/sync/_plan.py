@@ -39,6 +39,7 @@ __all__ = [
     "is_unknown",
     "plan_batch",
     "refuse_stale",
+    "resolve_external_parents",
     "resolve_lost_units",
     "stale_reason",
     "to_frame",
@@ -239,6 +240,43 @@ def check_unit_answer(unit_id: str, offer: Offer) -> None:
             f"the Lecture answer for unit {unit_id} (establishment {unit.establishment_id}) {foreign}: "
             "refused, nothing of it written"
         )
+
+
+def resolve_external_parents(store: Store, source: str, offer: Offer) -> Offer:
+    """Resolve the ``parentFacility`` references a Lecture OI answer points outside itself
+    (:data:`~rorclient.csd.reader.EXTERNAL_PARENT`) against the store: the unit's stored parent, else
+    the stored unit of the same establishment whose writer-derived entityID matches. A reference neither
+    the document nor the store knows is a :class:`DataError`."""
+    from rorclient.csd.reader import EXTERNAL_PARENT
+    from rorclient.csd.writer import entity_uuid
+
+    units = []
+    for unit in offer.units:
+        parent = unit.parent_unit_id
+        if parent is None or not parent.startswith(EXTERNAL_PARENT):
+            units.append(unit)
+            continue
+        entity_id = parent.removeprefix(EXTERNAL_PARENT)
+        stored = store.get(EntityKind.UNIT, unit.id)
+        resolved: str | None = None
+        if stored is not None and stored.source == source and stored.parent != stored.establishment:
+            resolved = stored.parent
+        else:
+            siblings = store.find(
+                EntityQuery(
+                    kind=EntityKind.UNIT, establishment=unit.establishment_id, source=source, limit=10_000
+                )
+            )
+            resolved = next(
+                (row.id for row in siblings.items if entity_uuid(EntityKind.UNIT, row.id) == entity_id), None
+            )
+        if resolved is None:
+            raise DataError(
+                f"dangling reference: parentFacility {entity_id!r} of unit {unit.id} is neither in the "
+                "Lecture answer nor in the store"
+            )
+        units.append(unit.model_copy(update={"parent_unit_id": resolved}))
+    return offer.model_copy(update={"units": tuple(units)})
 
 
 def stale_reason(

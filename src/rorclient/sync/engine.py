@@ -692,6 +692,7 @@ class Sync:
             # Checked like a cycle's answer: the unit asked for, only its own establishment's rows, and
             # not older than what the store holds.
             _plan.check_unit_answer(unit_id, offer)
+            offer = _plan.resolve_external_parents(self.store, self.source, offer)
             (unit,) = (item for item in offer.units if item.id == unit_id)
             stale = _plan.stale_reason(self.store, self.source, unit.establishment_id, offer, self._zone)
             if stale is not None:
