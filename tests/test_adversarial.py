@@ -170,3 +170,29 @@ def test_an_answer_older_than_the_store_is_kept_out_and_read_again(
         stored = sync.store.get(EntityKind.ESTABLISHMENT, key)
         assert stored is not None and stored.name == "RENAMED"
         assert [item.establishment_id for item in sync.store.pending(SOURCE)] == [key]
+
+
+def test_an_operator_accepts_a_real_mass_removal_through_the_command_line(
+    sandbox: Sandbox, config: Path, store_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Guarantee: a latched breaker lets real changes through only on an operator's decision."""
+    assert cli(config, store_url, "pull") == EXIT_OK
+    ids = sandbox.establishment_ids()
+    for key in ids[: len(ids) // 2]:
+        sandbox.remove_establishment(key)
+    sandbox.clock.advance(seconds=60)
+    before = rows(store_url)
+    assert cli(config, store_url, "sync") == EXIT_BLOCKED
+    assert cli(config, store_url, "sync") == EXIT_BLOCKED  # latched: refused without reading
+    assert rows(store_url) == before
+    capsys.readouterr()
+    assert cli(config, store_url, "breaker", "show", "--json") == EXIT_OK
+    (latch,) = json.loads(capsys.readouterr().out)
+    assert latch["source"] == SOURCE and latch["deletions"] > latch["limit"] and not latch["accepted"]
+    assert cli(config, store_url, "breaker", "accept") == EXIT_OK
+    assert cli(config, store_url, "sync") == EXIT_OK
+    sites = {row for row in rows(store_url) if row[0] != "legal_entity"}
+    assert sites == {row for row in truth(sandbox) if row[0] != "legal_entity"}
+    capsys.readouterr()
+    assert cli(config, store_url, "breaker", "show", "--json") == EXIT_OK
+    assert json.loads(capsys.readouterr().out) == []

@@ -340,3 +340,19 @@ def test_a_parent_facility_neither_the_answer_nor_the_store_knows_is_refused(
     with pytest.raises(DataError, match="neither in the Lecture answer nor in the store"):
         sync.refresh(unit="01/1001999")
     assert live_rows(store) == before
+
+
+def test_an_accepted_latch_lets_the_daemons_next_run_apply_the_stopped_changes(tmp_path: Path) -> None:
+    """The operator confirms a real mass removal without stopping the daemon to run `sync --force`."""
+    ror, store = FakeRor(30), MemoryStore()
+    sync = make_sync(ror, store, tmp_path, batch_size=1)
+    sync.pull()
+    removed = remove_small_sites(ror)
+    health = tmp_path / "health.json"
+    Daemon(sync, DaemonOptions(max_runs=2, health_file=health, full_every=None, **FAST)).run()
+    assert read_health(health).status == "blocked"
+    accepted = sync.accept_breaker()
+    assert accepted is not None and accepted.accepted and sync.status().breaker == accepted
+    Daemon(sync, DaemonOptions(max_runs=1, health_file=health, full_every=None, **FAST)).run()
+    assert store.breaker_latches() == [] and read_health(health).status == "ok"
+    assert all(store.get(EntityKind.ESTABLISHMENT, key) is None for key in removed)

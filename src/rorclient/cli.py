@@ -222,6 +222,11 @@ def _add_breaker_commands(commands: Any) -> None:
     )
     reset.add_argument("--source", help="the source whose breaker to release (default: the only latched one)")
     reset.set_defaults(handler=_cmd_breaker_reset)
+    accept = breaker_commands.add_parser(
+        "accept", help="accept the changes the breaker stopped: the next run (the daemon's too) applies them"
+    )
+    accept.add_argument("--source", help="the source whose stopped changes to accept (default: the only one)")
+    accept.set_defaults(handler=_cmd_breaker_accept)
 
 
 def _add_ror_commands(commands: Any) -> None:
@@ -454,15 +459,7 @@ def _cmd_breaker_show(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_breaker_reset(args: argparse.Namespace, settings: Settings) -> int:
     with _store(settings) as store:
-        latched = {latch.source: latch for latch in store.breaker_latches()}
-        if args.source is None:
-            if len(latched) != 1:
-                names = ", ".join(sorted(latched)) or "none"
-                raise ConfigError(f"name the source with --source (latched breakers: {names})")
-            (source,) = latched
-        else:
-            source = args.source
-        latch = latched.get(source)
+        source, latch = _latched(store, args.source)
         if latch is None:
             print(f"the safety breaker of source {source!r} is not latched: nothing to release")
             return EXIT_OK
@@ -473,11 +470,37 @@ def _cmd_breaker_reset(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _cmd_breaker_accept(args: argparse.Namespace, settings: Settings) -> int:
+    with _store(settings) as store:
+        source, latch = _latched(store, args.source)
+        if latch is None:
+            print(f"the safety breaker of source {source!r} is not latched: nothing to accept")
+            return EXIT_OK
+        latch = latch.model_copy(update={"accepted": True})
+        with store.transaction() as transaction:
+            transaction.latch_breaker(latch)
+    logger.warning("source %r: an operator accepted the changes of blocked run %s", source, latch.run_id)
+    print(f"accepted (the next pull or sync applies them, forced): {_latch_line(latch)}")
+    return EXIT_OK
+
+
+def _latched(store: Store, source: str | None) -> tuple[str, Any]:
+    """The source named (or the only latched one) and its latch (``None``: not latched)."""
+    latched = {latch.source: latch for latch in store.breaker_latches()}
+    if source is None:
+        if len(latched) != 1:
+            names = ", ".join(sorted(latched)) or "none"
+            raise ConfigError(f"name the source with --source (latched breakers: {names})")
+        (source,) = latched
+    return source, latched.get(source)
+
+
 def _latch_line(latch: Any) -> str:
     return (
         f"source {latch.source!r}: safety breaker latched since {latch.tripped_at:%Y-%m-%d %H:%M:%S} by "
         f"{latch.operation} run {latch.run_id[:8]} ({latch.deletions} deletions + {latch.closures} closures "
         f"over a limit of {latch.limit}, {latch.live} live)"
+        + (" — accepted: the next run applies them" if latch.accepted else "")
     )
 
 

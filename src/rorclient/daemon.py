@@ -162,6 +162,8 @@ class Daemon:
 
     def _run_once(self) -> HealthState:
         latch = self.sync.breaker_latch()
+        if latch is not None and latch.accepted:
+            latch = None  # an operator accepted the stopped changes: this run goes through, forced
         self._held = latch is not None
         if latch is not None:
             # A human must look: retrying would apply the same bad answer (or commit a bit more of it each
@@ -169,7 +171,8 @@ class Daemon:
             self._last_error = (
                 f"safety breaker latched since {latch.tripped_at.isoformat(timespec='seconds')} "
                 f"({latch.operation} run {latch.run_id}): not applying source {self.sync.source!r} until "
-                "`rorclient sync --force` or `rorclient breaker reset`"
+                "`rorclient breaker accept` (apply the stopped changes), `rorclient sync --force` or "
+                "`rorclient breaker reset`"
             )
             _log.error("%s", self._last_error, extra={"operation": "hold", "source": self.sync.source})
             return "blocked"

@@ -149,8 +149,9 @@ class PendingEstablishment(_Model):
 
 class BreakerLatch(_Model):
     """A tripped safety breaker, latched for its source until an operator decides: a forced run
-    (``sync --force``, ``pull --force``) or ``rorclient breaker reset`` releases it. While it is latched
-    the daemon applies nothing from that source."""
+    (``sync --force``, ``pull --force``, or the next run after ``rorclient breaker accept``) or
+    ``rorclient breaker reset`` releases it. While it is latched and not accepted, the daemon applies
+    nothing from that source."""
 
     source: str
     run_id: str
@@ -163,6 +164,9 @@ class BreakerLatch(_Model):
     live: int
     reason: str
     """The blocked run's message."""
+    accepted: bool = False
+    """An operator accepted the stopped changes (``rorclient breaker accept``): the next pull or sync runs
+    forced, and releases the latch when it ends well."""
 
 
 class RunReport(_Model):

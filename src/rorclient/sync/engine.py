@@ -283,7 +283,7 @@ class Sync:
         unless ``force``.
         """
         with self._operation("pull", progress) as run:
-            self._check_latch(run, force=force, dry_run=dry_run)
+            force = self._check_latch(run, force=force, dry_run=dry_run)
             try:
                 return self._pull(run, force=force, dry_run=dry_run)
             except _plan.Interrupted:
@@ -311,7 +311,7 @@ class Sync:
                 raise NotInitializedError(
                     f"source {self.source!r} was never pulled: run `rorclient pull` (Sync.pull()) first"
                 )
-            self._check_latch(run, force=force, dry_run=dry_run)
+            force = self._check_latch(run, force=force, dry_run=dry_run)
             try:
                 return self._sync(run, state, force=force, dry_run=dry_run)
             except _plan.Interrupted:
@@ -388,6 +388,21 @@ class Sync:
                 self.source,
                 latch.tripped_at.isoformat(timespec="seconds"),
                 latch.run_id,
+            )
+        return latch
+
+    def accept_breaker(self) -> BreakerLatch | None:
+        """Accept the changes the latched breaker stopped (``rorclient breaker accept``): the next pull or
+        sync — the daemon's included — runs forced and releases the latch when it ends well. Returns the
+        latch (``None``: not latched). Unlike :meth:`reset_breaker`, this lets real mass deletions or
+        closures through without stopping a daemon to run ``sync --force``."""
+        latch = self.breaker_latch()
+        if latch is not None and not latch.accepted:
+            latch = latch.model_copy(update={"accepted": True})
+            with self.store.transaction() as transaction:
+                transaction.latch_breaker(latch)
+            _log.warning(
+                "source %r: an operator accepted the changes of blocked run %s", self.source, latch.run_id
             )
         return latch
 
@@ -794,11 +809,19 @@ class Sync:
         _log.error("%s", report.error, extra=_log_fields(report))
         raise SafetyBreakerError(report.error or "safety breaker", report)
 
-    def _check_latch(self, run: _Run, *, force: bool, dry_run: bool) -> None:
-        """Refuse to apply a source whose breaker is latched, unless forced (a dry run commits nothing)."""
+    def _check_latch(self, run: _Run, *, force: bool, dry_run: bool) -> bool:
+        """Refuse to apply a source whose breaker is latched, unless forced (a dry run commits nothing);
+        returns whether the run is forced (an operator accepted the latched change: ``accept_breaker``)."""
         latch = self.breaker_latch()
+        if latch is not None and latch.accepted and not dry_run:
+            _log.warning(
+                "source %r: the operator accepted the changes the breaker stopped (run %s): forcing this run",
+                self.source,
+                latch.run_id,
+            )
+            return True
         if latch is None or force or dry_run:
-            return
+            return force
         message = (
             f"the safety breaker of source {self.source!r} is latched since "
             f"{latch.tripped_at.isoformat(timespec='seconds')} ({latch.operation} run {latch.run_id}: "
