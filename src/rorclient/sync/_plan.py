@@ -27,8 +27,8 @@ from pathlib import Path
 
 from rorclient.errors import DataError, RemoteError, RorError
 from rorclient.models import EntityKind, Offer
+from rorclient.sources.base import EstablishmentReads
 from rorclient.store.base import ChangeKind, ChangeSet, EntityQuery, Store, StoredEntity, content_hash
-from rorclient.sync._client import SyncClient
 
 __all__ = [
     "Batch",
@@ -151,7 +151,7 @@ class Batch:
 
 
 def fetch_batch(
-    client: SyncClient,
+    client: EstablishmentReads,
     ids: list[str],
     batch: Batch,
     *,
@@ -370,7 +370,7 @@ def lost_units(batch: Batch) -> dict[str, str]:
 
 
 def resolve_lost_units(
-    client: SyncClient,
+    client: EstablishmentReads,
     store: Store,
     source: str,
     batch: Batch,
@@ -399,7 +399,7 @@ def resolve_lost_units(
 
 
 def _ask_units(
-    client: SyncClient,
+    client: EstablishmentReads,
     batch: Batch,
     lost: dict[str, str],
     unknown_codes: tuple[int | None, ...],
@@ -436,7 +436,7 @@ def _ask_units(
 
 
 def _fetch_targets(
-    client: SyncClient,
+    client: EstablishmentReads,
     batch: Batch,
     targets: dict[str, list[str]],
     lost: dict[str, str],
