@@ -356,3 +356,23 @@ def test_an_accepted_latch_lets_the_daemons_next_run_apply_the_stopped_changes(t
     Daemon(sync, DaemonOptions(max_runs=1, health_file=health, full_every=None, **FAST)).run()
     assert store.breaker_latches() == [] and read_health(health).status == "ok"
     assert all(store.get(EntityKind.ESTABLISHMENT, key) is None for key in removed)
+
+
+def test_a_unit_moving_to_an_establishment_whose_answer_is_stale_is_kept(
+    sync_12: tuple[FakeRor, MemoryStore, Sync],
+) -> None:
+    ror, store, sync = sync_12
+    source, unit_id, target = "1600000017", "32/1017005", "1880000042"
+    ror.move(unit_id, source, target)
+    moved = ror.offers[target]
+    site = moved.establishments[0]
+    stored = store.get(EntityKind.ESTABLISHMENT, target)
+    assert stored is not None
+    older = site.record.model_copy(update={"updated": stored.updated - dt.timedelta(hours=1)})
+    lagging = site.model_copy(update={"record": older})  # a lagging replica's copy of the site
+    ror.offers[target] = moved.model_copy(update={"establishments": (lagging,)})
+    ror.hidden.add(target)  # Notif misses the target: the unit's own Lecture leads to it
+    report = sync.sync()
+    row = store.get(EntityKind.UNIT, unit_id)
+    assert row is not None and not row.deleted
+    assert report.stale == 1 and {item.establishment_id for item in store.pending()} >= {source, target}

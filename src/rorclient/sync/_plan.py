@@ -387,7 +387,7 @@ def resolve_lost_units(
             return
         targets = _ask_units(client, batch, lost, unknown_codes, stop)
         if targets:
-            _fetch_targets(client, batch, targets, lost, concurrency, unknown_codes, stop)
+            _fetch_targets(client, store, source, batch, targets, lost, concurrency, unknown_codes, stop)
         plan_batch(store, source, batch)
     left = lost_units(batch)
     if left:
@@ -437,6 +437,8 @@ def _ask_units(
 
 def _fetch_targets(
     client: EstablishmentReads,
+    store: Store,
+    source: str,
     batch: Batch,
     targets: dict[str, list[str]],
     lost: dict[str, str],
@@ -446,6 +448,8 @@ def _fetch_targets(
 ) -> None:
     extra = Batch(zone=batch.zone)
     fetch_batch(client, list(targets), extra, concurrency=concurrency, unknown_codes=unknown_codes, stop=stop)
+    refuse_stale(store, source, extra)  # a stale target is a failed one: the units moving there are kept
+    batch.stale += extra.stale
     for establishment_id, offer in extra.offers.items():
         batch.add_offer(establishment_id, offer)
         batch.extra += 1
