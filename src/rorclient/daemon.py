@@ -12,6 +12,10 @@ Behaviour (docs/daemon.md):
   full pull is older than ``full_every`` (the ROR recommends a weekly full re-sync), else a delta sync.
   The next run starts ``interval`` later, ± ``jitter`` × interval. After a failure the daemon retries
   sooner (``retry_after``, doubling up to ``interval``).
+* **Latched breaker** — a tripped safety breaker is latched for the source in the store: the daemon then
+  applies nothing from it (health ``blocked``, an error line each interval) until an operator runs
+  ``rorclient breaker accept`` (the next run applies the stopped changes, forced), ``breaker reset``, or
+  ``sync --force`` with the daemon stopped.
 * **Stop** — the first SIGTERM or SIGINT asks the running operation to stop at the next establishment
   boundary (each establishment is applied in one transaction: never half-applied); the daemon then
   exits 0. A second signal interrupts at once (the open transaction is rolled back).
