@@ -787,8 +787,8 @@ class Sync:
             # not older than what the store holds.
             _plan.check_unit_answer(unit_id, offer)
             offer = _plan.resolve_external_parents(self.store, self.source, offer)
-            (unit,) = (item for item in offer.units if item.id == unit_id)
-            stale = _plan.stale_reason(self.store, self.source, unit.establishment_id, offer, self._zone)
+            home = next(item.establishment_id for item in offer.units if item.id == unit_id)
+            stale = _plan.stale_reason(self.store, self.source, home, offer, self._zone)
             if stale is not None:
                 raise DataError(f"unit {unit_id}: {stale}")
         planned = ChangeSet()
