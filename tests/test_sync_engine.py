@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import threading
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from rorclient.sync import (
     Sync,
     SyncLockedError,
     SyncOptions,
+    UnknownIdentifierError,
 )
 from tests._sync_fakes import FakeRor, live_rows, transport_error
 
@@ -588,18 +588,17 @@ def test_refresh_of_an_establishment_the_ror_no_longer_knows_tombstones_it(
     assert report.removed == 1 and store.get(EntityKind.ESTABLISHMENT, "1880000042") is None
 
 
-def test_refresh_of_an_identifier_nobody_knows_warns_to_check_it(
-    sync: Sync, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("target", ["establishment", "unit"])
+def test_refresh_of_an_identifier_nobody_knows_is_an_error_that_stores_nothing(
+    sync: Sync, store: MemoryStore, target: str
 ) -> None:
-    """A typo must not pass for a successful refresh unnoticed."""
-    with caplog.at_level(logging.WARNING, logger="rorclient"):
-        report = sync.refresh(establishment="1999999999")
-    assert report.total_changes == 0
-    assert "does not know establishment 1999999999" in caplog.text and "check the identifier" in caplog.text
-    caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="rorclient"):
-        sync.refresh(establishment="1880000042")
-    assert "check the identifier" not in caplog.text
+    """A typo must not pass for a successful refresh (issue 14, item 13): the same for both kinds."""
+    before, seq = live_rows(store), store.stats().last_change_seq
+    with pytest.raises(UnknownIdentifierError) as caught:
+        sync.refresh(**{target: "1999999999"})
+    assert caught.value.exit_code == 11 and "check the identifier" in str(caught.value)
+    assert live_rows(store) == before and store.stats().last_change_seq == seq
+    assert sync.refresh(establishment="1880000042").status is RunStatus.SUCCESS
 
 
 def test_a_move_across_two_batches_is_still_a_move(ror: FakeRor, store: MemoryStore, tmp_path: Path) -> None:

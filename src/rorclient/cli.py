@@ -23,13 +23,27 @@ from rorclient.store import redact_url
 from rorclient.store.base import Store
 from rorclient.store.registry import open_store, store_exists
 
-__all__ = ["EXIT_BLOCKED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_RUN_FAILED", "EXIT_UNEXPECTED", "main"]
+__all__ = [
+    "EXIT_BLOCKED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_PARTIAL",
+    "EXIT_RUN_FAILED",
+    "EXIT_UNEXPECTED",
+    "EXIT_UNKNOWN_IDENTIFIER",
+    "main",
+]
 
 EXIT_OK = 0
 #: A pull, sync or refresh that ran but failed (its report says why).
 EXIT_RUN_FAILED = 1
 #: The safety breaker stopped a run before it committed (same code as SafetyBreakerError).
 EXIT_BLOCKED = 8
+#: A sync or refresh that applied what it could but left establishments pending (see ``status``).
+EXIT_PARTIAL = 10
+#: A refresh named an establishment or unit neither the ROR nor the store knows (same code as
+#: UnknownIdentifierError).
+EXIT_UNKNOWN_IDENTIFIER = 11
 EXIT_UNEXPECTED = 70
 EXIT_INTERRUPTED = 130
 
@@ -101,13 +115,20 @@ def _build_parser() -> argparse.ArgumentParser:
         "load",
         help="load open-data or extraction CSD files (xml, gzip, zip)",
         description="Load CSD files as the complete snapshot of one source: "
-        "entities of that source missing from the files become tombstones.",
+        "entities of that source missing from the files become tombstones. Like a pull, the load "
+        "stops before committing (exit code 8) when it would delete or close too much (--force).",
     )
     load.add_argument("files", nargs="+", metavar="FILE", help="CSD files: .xml, .xml.gz or .zip")
     load.add_argument(
         "--source", default=None, help="source name stored with every entity (default: 'files')"
     )
     _readers_option(load, "a file")
+    load.add_argument(
+        "--force", action="store_true", help="commit even if the safety breaker trips (default: off)"
+    )
+    load.add_argument(
+        "--dry-run", action="store_true", help="read and compare, commit nothing (default: commit)"
+    )
     load.add_argument("--json", action="store_true", help="print the load report as JSON (default: one line)")
     load.set_defaults(handler=_cmd_load)
 
@@ -177,6 +198,7 @@ def _build_parser() -> argparse.ArgumentParser:
     inspect.set_defaults(handler=_cmd_cert_inspect)
 
     _add_sync_commands(commands)
+    _add_breaker_commands(commands)
     _add_ror_commands(commands)
 
     sandbox = commands.add_parser(
@@ -254,6 +276,9 @@ def _add_sync_commands(commands: Any) -> None:
     target = refresh.add_mutually_exclusive_group(required=True)
     target.add_argument("--establishment", metavar="ID", help="idNat_Struct of an establishment")
     target.add_argument("--unit", metavar="ID", help="identifiantOI of an internal organisation")
+    refresh.add_argument(
+        "--force", action="store_true", help="commit even if the safety breaker trips (default: stop)"
+    )
     refresh.set_defaults(handler=_cmd_refresh)
 
     daemon = commands.add_parser(
@@ -282,6 +307,25 @@ def _add_sync_commands(commands: Any) -> None:
         "--log-json", action="store_true", help="logs as JSON lines, one object per line (default: text)"
     )
     daemon.set_defaults(handler=_cmd_daemon)
+
+
+def _add_breaker_commands(commands: Any) -> None:
+    breaker = commands.add_parser("breaker", help="show or release a source's latched safety breaker")
+    breaker_commands = breaker.add_subparsers(title="breaker commands", metavar="COMMAND")
+    show = breaker_commands.add_parser("show", help="list the latched breakers of the store")
+    show.add_argument("--json", action="store_true", help="print the latches as JSON (default: text)")
+    show.set_defaults(handler=_cmd_breaker_show)
+    reset = breaker_commands.add_parser(
+        "reset",
+        help="release a latched breaker: the daemon applies the source again (check its answer first)",
+    )
+    reset.add_argument("--source", help="the source whose breaker to release (default: the only latched one)")
+    reset.set_defaults(handler=_cmd_breaker_reset)
+    accept = breaker_commands.add_parser(
+        "accept", help="accept the changes the breaker stopped: the next run (the daemon's too) applies them"
+    )
+    accept.add_argument("--source", help="the source whose stopped changes to accept (default: the only one)")
+    accept.set_defaults(handler=_cmd_breaker_accept)
 
 
 def _add_ror_commands(commands: Any) -> None:
@@ -351,7 +395,9 @@ def _add_ror_commands(commands: Any) -> None:
 
 def _source_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--source", metavar="NAME", help="name of a [[sources]] entry (default: the only csd source)"
+        "--source",
+        metavar="NAME",
+        help="name of a [[sources]] entry (default: the only csd source, else the only source)",
     )
 
 
@@ -442,15 +488,25 @@ def _cmd_load(args: argparse.Namespace, settings: Settings) -> int:
             guard.check()  # an interrupt a C callback swallowed still stops the load before its swap
             line.update_load(where)
 
-        report = load_files(store, args.files, source=source, progress=progress, readers=args.readers)
+        report = load_files(
+            store,
+            args.files,
+            source=source,
+            progress=progress,
+            readers=args.readers,
+            force=args.force,
+            dry_run=args.dry_run,
+            options=settings.sync,
+        )
     if args.json:
         print(report.model_dump_json(indent=2))
     elif not args.quiet:
         changed = ", ".join(f"{n} {kind}" for kind, n in report.counts.items() if n) or "no change"
         rate = report.bytes / 1e6 / report.seconds if report.seconds else 0.0
         readers = f", {report.readers} readers" if report.readers > 1 else ""
+        verb = "would load (dry run, nothing committed)" if args.dry_run else "loaded"
         print(
-            f"loaded {report.entities} entities from {len(report.files)} file(s) into source "
+            f"{verb} {report.entities} entities from {len(report.files)} file(s) into source "
             f"{report.source!r} in {report.seconds:.1f} s ({rate:.1f} MB/s{readers}): {changed}"
         )
     return EXIT_OK
@@ -485,6 +541,7 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         states = store.sync_states()
         pending = store.pending()
         runs = store.runs(limit=5)
+        latches = store.breaker_latches()
     status: dict[str, Any] = {
         "store": redact_url(settings.store.url),
         "entities": {kind.value: stats.by_kind.get(kind.value, 0) for kind in EntityKind},
@@ -501,6 +558,7 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         "last_change_seq": stats.last_change_seq,
         "pending": [item.model_dump(mode="json") for item in pending],
         "recent_runs": [run.model_dump(mode="json") for run in runs],
+        "breakers": [latch.model_dump(mode="json") for latch in latches],
         "sync": [status.model_dump(mode="json") for status in _sync_statuses(settings, store_url)],
     }
     if args.json:
@@ -522,6 +580,11 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         certificate = sync_status.get("certificate")
         if certificate is not None:
             print(_certificate_line(sync_status["source"], certificate))
+    for latch in latches:
+        print(
+            f"WARNING: {_latch_line(latch)} — nothing is applied from it until `rorclient sync --force` "
+            "or `rorclient breaker reset`"
+        )
     if pending:
         print(f"pending establishments: {len(pending)}")
     for run in runs:
@@ -560,21 +623,80 @@ def _certificate_line(source: str, certificate: dict[str, Any]) -> str:
 
 
 def _sync_statuses(settings: Settings, store_url: str) -> list[Any]:
-    """Where each configured web-service source stands (certificate expiry included)."""
-    csd_sources = [source for source in settings.sources if source.kind == "csd"]
-    if not csd_sources:
+    """Where each configured source stands (certificate expiry included)."""
+    if not settings.sources:
         return []
     from rorclient.sync import Sync
 
     statuses = []
     with open_store(store_url) as store:
-        for source in csd_sources:
+        for source in settings.sources:
             try:
                 with Sync(settings, source=source.name, store=store) as sync:
                     statuses.append(sync.status())
             except RorError as exc:
                 logger.warning("cannot report the status of source %r: %s", source.name, exc)
     return statuses
+
+
+def _cmd_breaker_show(args: argparse.Namespace, settings: Settings) -> int:
+    with _store(settings) as store:
+        latches = store.breaker_latches()
+    if args.json:
+        print(json.dumps([latch.model_dump(mode="json") for latch in latches], indent=2, ensure_ascii=False))
+        return EXIT_OK
+    if not latches:
+        print("no latched safety breaker")
+    for latch in latches:
+        print(_latch_line(latch))
+    return EXIT_OK
+
+
+def _cmd_breaker_reset(args: argparse.Namespace, settings: Settings) -> int:
+    with _store(settings) as store:
+        source, latch = _latched(store, args.source)
+        if latch is None:
+            print(f"the safety breaker of source {source!r} is not latched: nothing to release")
+            return EXIT_OK
+        with store.transaction() as transaction:
+            transaction.release_breaker(source)
+    logger.warning("safety breaker of source %r released by an operator (run %s)", source, latch.run_id)
+    print(f"released: {_latch_line(latch)}")
+    return EXIT_OK
+
+
+def _cmd_breaker_accept(args: argparse.Namespace, settings: Settings) -> int:
+    with _store(settings) as store:
+        source, latch = _latched(store, args.source)
+        if latch is None:
+            print(f"the safety breaker of source {source!r} is not latched: nothing to accept")
+            return EXIT_OK
+        latch = latch.model_copy(update={"accepted": True})
+        with store.transaction() as transaction:
+            transaction.latch_breaker(latch)
+    logger.warning("source %r: an operator accepted the changes of blocked run %s", source, latch.run_id)
+    print(f"accepted (the next pull or sync applies them, forced): {_latch_line(latch)}")
+    return EXIT_OK
+
+
+def _latched(store: Store, source: str | None) -> tuple[str, Any]:
+    """The source named (or the only latched one) and its latch (``None``: not latched)."""
+    latched = {latch.source: latch for latch in store.breaker_latches()}
+    if source is None:
+        if len(latched) != 1:
+            names = ", ".join(sorted(latched)) or "none"
+            raise ConfigError(f"name the source with --source (latched breakers: {names})")
+        (source,) = latched
+    return source, latched.get(source)
+
+
+def _latch_line(latch: Any) -> str:
+    return (
+        f"source {latch.source!r}: safety breaker latched since {latch.tripped_at:%Y-%m-%d %H:%M:%S} by "
+        f"{latch.operation} run {latch.run_id[:8]} ({latch.deletions} deletions + {latch.closures} closures "
+        f"over a limit of {latch.limit}, {latch.live} live)"
+        + (" — accepted: the next run applies them" if latch.accepted else "")
+    )
 
 
 def _cmd_changes(args: argparse.Namespace, settings: Settings) -> int:
@@ -645,7 +767,7 @@ def _run_sync(args: argparse.Namespace, settings: Settings, operation: str) -> i
     from rorclient.progress import ProgressLine
     from rorclient.sync import RunStatus, Sync
 
-    source = _csd_source(args, settings).name
+    source = _sync_source(args, settings).name
     if args.dry_run:  # a dry run only reads the store: it creates none
         _refuse_missing_store(settings)
     options = settings.sync_options(readers=getattr(args, "readers", None))
@@ -655,7 +777,9 @@ def _run_sync(args: argparse.Namespace, settings: Settings, operation: str) -> i
         elif operation == "sync":
             report = sync.sync(force=args.force, dry_run=args.dry_run, progress=line.update)
         else:
-            report = sync.refresh(establishment=args.establishment, unit=args.unit, dry_run=args.dry_run)
+            report = sync.refresh(
+                establishment=args.establishment, unit=args.unit, force=args.force, dry_run=args.dry_run
+            )
     if args.json:
         print(report.model_dump_json(indent=2))
     elif not args.quiet:
@@ -666,6 +790,14 @@ def _run_sync(args: argparse.Namespace, settings: Settings, operation: str) -> i
         return EXIT_BLOCKED
     if report.status is RunStatus.FAILED:
         return EXIT_RUN_FAILED
+    if report.status is RunStatus.PARTIAL:
+        # `rorclient sync && next-step` must not go on with a store it believes complete.
+        print(
+            f"rorclient: {report.pending} establishment(s) pending: the store is not complete "
+            "(see `rorclient status`; they are retried first next cycle)",
+            file=sys.stderr,
+        )
+        return EXIT_PARTIAL
     return EXIT_OK
 
 
@@ -693,7 +825,7 @@ def _cmd_daemon(args: argparse.Namespace, settings: Settings) -> int:
         full_every=full_every,
         health_file=Path(args.health_file) if args.health_file else None,
     )
-    return run_daemon(settings, options, source=_csd_source(args, settings).name)
+    return run_daemon(settings, options, source=_sync_source(args, settings).name)
 
 
 def _cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
@@ -711,6 +843,14 @@ def _cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
         announce=lambda line: print(line, flush=True),
     )
     return EXIT_OK
+
+
+def _sync_source(args: argparse.Namespace, settings: Settings) -> Any:
+    """The source a pull, sync, refresh or daemon drives: ``--source``, else the only csd source, else
+    the only source."""
+    if args.source or any(source.kind == "csd" for source in settings.sources) or len(settings.sources) != 1:
+        return _csd_source(args, settings)
+    return settings.sources[0]
 
 
 def _csd_source(args: argparse.Namespace, settings: Settings) -> Any:

@@ -13,6 +13,10 @@ Behaviour (docs/daemon.md):
   full pull is older than ``full_every`` (the ROR recommends a weekly full re-sync), else a delta sync.
   The next run starts ``interval`` later, ± ``jitter`` × interval. After a failure the daemon retries
   sooner (``retry_after``, doubling up to ``interval``).
+* **Latched breaker** — a tripped safety breaker is latched for the source in the store: the daemon then
+  applies nothing from it (health ``blocked``, an error line each interval) until an operator runs
+  ``rorclient breaker accept`` (the next run applies the stopped changes, forced), ``breaker reset``, or
+  ``sync --force`` with the daemon stopped.
 * **Stop** — the first SIGTERM or SIGINT asks the running operation to stop at the next establishment
   boundary (each establishment is applied in one transaction: never half-applied); the daemon then
   exits 0. A second signal interrupts at once (the open transaction is rolled back).
@@ -92,6 +96,7 @@ class Daemon:
         self._last_report: SyncReport | None = None
         self._last_error: str | None = None
         self._signals = 0
+        self._held = False  # the source's breaker is latched: wait full intervals, apply nothing
 
     # ---- control -----------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -170,6 +175,21 @@ class Daemon:
             time.sleep(min(remaining, _POLL))
 
     def _run_once(self) -> HealthState:
+        latch = self.sync.breaker_latch()
+        if latch is not None and latch.accepted:
+            latch = None  # an operator accepted the stopped changes: this run goes through, forced
+        self._held = latch is not None
+        if latch is not None:
+            # A human must look: retrying would apply the same bad answer (or commit a bit more of it each
+            # time, as blocked multi-batch cycles once did). Wait a full interval, say so, apply nothing.
+            self._last_error = (
+                f"safety breaker latched since {latch.tripped_at.isoformat(timespec='seconds')} "
+                f"({latch.operation} run {latch.run_id}): not applying source {self.sync.source!r} until "
+                "`rorclient breaker accept` (apply the stopped changes), `rorclient sync --force` or "
+                "`rorclient breaker reset`"
+            )
+            _log.error("%s", self._last_error, extra={"operation": "hold", "source": self.sync.source})
+            return "blocked"
         operation = "pull" if self._pull_due() else "sync"
         closed_before = _closing_records()
         try:
@@ -177,6 +197,7 @@ class Daemon:
         except SafetyBreakerError as error:
             self._last_report, self._last_error = error.report, str(error)
             self._failures += 1
+            self._held = True  # latched: retrying sooner would only read the same answer again
             return "blocked"
         except RorError as error:
             self._last_error = f"{type(error).__name__}: {error}"
@@ -236,7 +257,7 @@ class Daemon:
 
     def _next_delay(self) -> float:
         interval = self.options.interval.total_seconds()
-        if self._failures:
+        if self._failures and not self._held:
             backoff = self.options.retry_after.total_seconds() * 2 ** (self._failures - 1)
             return float(min(interval, backoff))
         spread = self.options.jitter * interval

@@ -3,7 +3,8 @@
 Monitoring reads it (a Nagios/Zabbix check, a Kubernetes exec probe, ``jq``); it never holds a secret.
 ``status`` is ``ok`` (the last run succeeded), ``degraded`` (it succeeded with pending establishments,
 or the certificate expires within 30 days), ``failing`` (the last run failed), ``blocked`` (the safety
-breaker stopped the last run: a human must look), ``standby`` (another instance holds the store),
+breaker stopped a run and stays latched: the daemon applies nothing until a human looks), ``standby``
+(another instance holds the store),
 ``starting`` or ``stopped``.
 """
 
@@ -19,7 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from rorclient._private_files import private_directory
-from rorclient.store.base import utcnow
+from rorclient.store.base import BreakerLatch, utcnow
 from rorclient.sync.report import CertificateStatus, SyncReport, SyncStatus
 from rorclient.tls import EXPIRY_WARNING_DAYS
 
@@ -53,6 +54,8 @@ class Health(BaseModel):
     last_error: str | None = None
     next_run: dt.datetime | None = None
     certificate: CertificateStatus | None = None
+    breaker: BreakerLatch | None = None
+    """The source's latched safety breaker: while set, the daemon applies nothing (status ``blocked``)."""
 
     @classmethod
     def build(
@@ -89,6 +92,7 @@ class Health(BaseModel):
             last_error=last_error,
             next_run=next_run,
             certificate=certificate,
+            breaker=status.breaker if status is not None else None,
         )
 
 

@@ -96,6 +96,7 @@ from rorclient.models import (
 __all__ = [
     "DEFAULT_MAX_TEXT_LENGTH",
     "DEFAULT_MAX_UNMODELED_LENGTH",
+    "EXTERNAL_PARENT",
     "CsdSource",
     "read_csd",
     "read_offer",
@@ -107,6 +108,10 @@ _M = TypeVar("_M", bound=BaseModel)
 
 #: Default limit on the length of one text node or attribute value (libxml2's own limit).
 DEFAULT_MAX_TEXT_LENGTH = LIBXML_TEXT_LIMIT
+
+#: Prefix of a ``parent_unit_id`` that names a ``parentFacility`` outside the document by its entityID
+#: (``read_csd(..., external_parents=True)`` only); never a valid identifiantOI.
+EXTERNAL_PARENT = "external-entityID:"
 
 _ENTITY_OF_DIRECTORY = {
     n.ORGANIZATION_DIRECTORY: n.ORGANIZATION,
@@ -149,6 +154,7 @@ def read_csd(
     max_text_length: int = DEFAULT_MAX_TEXT_LENGTH,
     progress: Callable[[int], None] | None = None,
     max_unmodeled_length: int = DEFAULT_MAX_UNMODELED_LENGTH,
+    external_parents: bool = False,
 ) -> Iterator[Entity]:
     """Stream the entities of a CSD document (see the module docstring for the full contract).
 
@@ -164,9 +170,16 @@ def read_csd(
     Raises :class:`~rorclient.errors.DataError` for bad input (possibly after some entities were
     yielded: see the module docstring), :class:`~rorclient.errors.RemoteError` for an error response,
     :class:`~rorclient.errors.ConfigError` for a path that cannot be opened.
+
+    ``external_parents``: a ``parentFacility`` that is not in the document is not an error; the units
+    that hang below it get ``parent_unit_id = EXTERNAL_PARENT + <its entityID>``, for the caller to
+    resolve (a Lecture OI answer may leave the unit's ancestors out; the sync engine resolves them
+    against the store).
     """
     _check_limits(max_text_length, max_unmodeled_length)
-    return _Reader(source, source_name, max_text_length, progress, None, max_unmodeled_length).entities()
+    reader = _Reader(source, source_name, max_text_length, progress, None, max_unmodeled_length)
+    reader.external_parents = external_parents
+    return reader.entities()
 
 
 def read_share(
@@ -205,6 +218,7 @@ def read_offer(
     max_text_length: int = DEFAULT_MAX_TEXT_LENGTH,
     progress: Callable[[int], None] | None = None,
     max_unmodeled_length: int = DEFAULT_MAX_UNMODELED_LENGTH,
+    external_parents: bool = False,
 ) -> Offer:
     """Read a whole CSD document into an :class:`~rorclient.models.Offer` (meant for Lecture responses
     and other documents that fit in memory); same arguments and errors as :func:`read_csd`."""
@@ -215,6 +229,7 @@ def read_offer(
             max_text_length=max_text_length,
             progress=progress,
             max_unmodeled_length=max_unmodeled_length,
+            external_parents=external_parents,
         )
     )
 
@@ -252,6 +267,7 @@ class _Reader:
         self._last_rank = -1
         self._count = 0
         self._content_seen = False
+        self.external_parents = False
 
     def entities(self) -> Iterator[Entity]:
         with open_xml(self._source, source_name=self._source_name, progress=self._progress) as xml:
@@ -259,6 +275,8 @@ class _Reader:
             self._check_payload(xml)
             try:
                 yield from self._events(xml)
+                if self.external_parents:
+                    yield from self._release_external_parents()
                 self._check_leftovers()
             finally:
                 if self._index.spilled:
@@ -640,6 +658,16 @@ class _Reader:
                         yield from activities
                 self._index.set_emitted(kind, child_entity_id)
                 stack.append((child_entity_id, child_id))
+
+    def _release_external_parents(self) -> Iterator[Entity]:
+        """Emit the units waiting for a ``parentFacility`` the document does not hold, marked external."""
+        missing = dict.fromkeys(
+            parent_id
+            for kind, parent_id, _ in self._index.deferred_left()
+            if kind is NodeKind.FACILITY and self._index.node(kind, parent_id) is None
+        )
+        for parent_id in missing:
+            yield from self._release(NodeKind.FACILITY, parent_id, EXTERNAL_PARENT + parent_id)
 
     def _check_leftovers(self) -> None:
         for kind, parent_id, (path, line) in self._index.deferred_left():

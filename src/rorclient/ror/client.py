@@ -263,7 +263,9 @@ class RorClient:
         request = self._soap_codec().lecture_unit(
             (_params.identifier(unit_id, name="unit_id"), self._unit_authority), header=self._header()
         )
-        return self._lecture(request)
+        # The answer may leave the unit's ancestors out: their parentFacility references come back
+        # marked (rorclient.csd.reader.EXTERNAL_PARENT) for the sync engine to resolve against the store.
+        return self._lecture(request, external_parents=True)
 
     def read_establishments(
         self,
@@ -296,7 +298,7 @@ class RorClient:
 
         yield from _bounded_map(read, establishment_ids, concurrency)
 
-    def _lecture(self, request: SoapRequest) -> Offer:
+    def _lecture(self, request: SoapRequest, *, external_parents: bool = False) -> Offer:
         url = self._require(self.soap_url, "soap_url")
 
         def parse(reply: HttpReply) -> Offer:
@@ -307,7 +309,9 @@ class RorClient:
                     if fault is not None:
                         raise fault
             # Read from the spooled body as it is parsed: a large answer is never held whole in memory.
-            return read_offer(reply.open(), source_name=_source(request, url))
+            return read_offer(
+                reply.open(), source_name=_source(request, url), external_parents=external_parents
+            )
 
         return self._soap(request, parse)
 

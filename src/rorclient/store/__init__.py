@@ -17,6 +17,7 @@ from __future__ import annotations
 from rorclient.store._pg_url import redact_url
 from rorclient.store.base import (
     AppliedChange,
+    BreakerLatch,
     BulkLoad,
     Change,
     ChangeKind,
@@ -35,6 +36,7 @@ from rorclient.store.registry import default_store_url, open_store
 
 __all__ = [
     "AppliedChange",
+    "BreakerLatch",
     "BulkLoad",
     "Change",
     "ChangeKind",

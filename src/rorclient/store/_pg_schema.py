@@ -103,6 +103,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        2,
+        "latched safety breakers, one per source",
+        (
+            """CREATE TABLE breaker_latches (
+                source text PRIMARY KEY,
+                latch jsonb NOT NULL
+            )""",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

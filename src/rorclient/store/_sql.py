@@ -19,6 +19,7 @@ from rorclient.models import EntityKind
 from rorclient.store._rows import from_text, moment_of, sortable, to_text
 from rorclient.store.base import (
     KIND_ORDER,
+    BreakerLatch,
     Change,
     ChangeKind,
     EntityQuery,
@@ -48,10 +49,13 @@ class SqlStatements:
     no_limit: Any
     """The LIMIT parameter that means "all rows"."""
     select_runs: str
+    select_latches: str
     upsert_sync_state: str
     set_pending: str
     clear_pending: str
     record_run: str
+    latch_breaker: str
+    release_breaker: str
 
     def where(self, query: EntityQuery) -> tuple[str, list[Any]]:
         """The WHERE clause (with its leading space) and parameters of ``query`` on ``entities``."""
@@ -99,6 +103,7 @@ def _statements(
     boolean: Callable[[bool], Any],
     no_limit: Any,
     select_runs: str,
+    select_latches: str,
 ) -> SqlStatements:
     def params(count: int) -> str:
         return ", ".join([placeholder] * count)
@@ -110,6 +115,7 @@ def _statements(
         boolean=boolean,
         no_limit=no_limit,
         select_runs=select_runs,
+        select_latches=select_latches,
         upsert_sync_state=(
             f"INSERT INTO sync_state (source, watermark, taken_at, last_full_pull) VALUES ({params(4)}) "
             "ON CONFLICT (source) DO UPDATE SET watermark = excluded.watermark, "
@@ -127,6 +133,11 @@ def _statements(
             f"INSERT INTO runs (run_id, started_key, report) VALUES ({params(3)}{json_cast}) "
             "ON CONFLICT (run_id) DO UPDATE SET started_key = excluded.started_key, report = excluded.report"
         ),
+        latch_breaker=(
+            f"INSERT INTO breaker_latches (source, latch) VALUES ({params(2)}{json_cast}) "
+            "ON CONFLICT (source) DO UPDATE SET latch = excluded.latch"
+        ),
+        release_breaker=f"DELETE FROM breaker_latches WHERE source = {placeholder}",
     )
 
 
@@ -138,6 +149,7 @@ SQLITE = _statements(
     boolean=int,
     no_limit=-1,
     select_runs="SELECT report FROM runs ORDER BY started_key DESC, rowid DESC LIMIT ?",
+    select_latches="SELECT latch FROM breaker_latches {where} ORDER BY source",
 )
 POSTGRES = _statements(
     "%s",
@@ -147,6 +159,7 @@ POSTGRES = _statements(
     boolean=bool,
     no_limit=None,
     select_runs="SELECT report::text FROM runs ORDER BY started_key DESC, recorded DESC LIMIT %s",
+    select_latches="SELECT latch::text FROM breaker_latches {where} ORDER BY source",
 )
 
 
@@ -182,6 +195,12 @@ class BookkeepingWrites:
 
     def clear_pending(self, source: str, establishment_id: str) -> None:
         self._write(self.statements.clear_pending, (source, establishment_id))
+
+    def latch_breaker(self, latch: BreakerLatch) -> None:
+        self._write(self.statements.latch_breaker, (latch.source, latch.model_dump_json()))
+
+    def release_breaker(self, source: str) -> None:
+        self._write(self.statements.release_breaker, (source,))
 
     def record_run(self, report: RunReport) -> None:
         self._write(
@@ -293,3 +312,10 @@ class BookkeepingReads:
         """Most recent runs first (by ``started``, then by order of first recording)."""
         rows = self._read(self.statements.select_runs, (limit,))
         return [RunReport.model_validate_json(report) for (report,) in rows]
+
+    def breaker_latches(self, source: str | None = None) -> list[BreakerLatch]:
+        where, params = (
+            ("", ()) if source is None else (f"WHERE source = {self.statements.placeholder}", (source,))
+        )
+        rows = self._read(self.statements.select_latches.format(where=where), params)
+        return [BreakerLatch.model_validate_json(latch) for (latch,) in rows]

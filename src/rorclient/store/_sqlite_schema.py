@@ -106,6 +106,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        2,
+        "latched safety breakers, one per source",
+        (
+            """CREATE TABLE breaker_latches (
+                source TEXT PRIMARY KEY,
+                latch TEXT NOT NULL
+            )""",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -34,6 +34,7 @@ from rorclient.models import Entity, EntityKind, Offer
 
 __all__ = [
     "AppliedChange",
+    "BreakerLatch",
     "BulkLoad",
     "Change",
     "ChangeKind",
@@ -146,6 +147,28 @@ class PendingEstablishment(_Model):
     last_failed: dt.datetime
 
 
+class BreakerLatch(_Model):
+    """A tripped safety breaker, latched for its source until an operator decides: a forced run
+    (``sync --force``, ``pull --force``, or the next run after ``rorclient breaker accept``) or
+    ``rorclient breaker reset`` releases it. While it is latched and not accepted, the daemon applies
+    nothing from that source."""
+
+    source: str
+    run_id: str
+    """The blocked run (see :meth:`Store.runs`)."""
+    operation: str
+    tripped_at: dt.datetime
+    deletions: int
+    closures: int
+    limit: int
+    live: int
+    reason: str
+    """The blocked run's message."""
+    accepted: bool = False
+    """An operator accepted the stopped changes (``rorclient breaker accept``): the next pull or sync runs
+    forced, and releases the latch when it ends well."""
+
+
 class RunReport(_Model):
     run_id: str
     operation: str
@@ -243,6 +266,14 @@ class StoreTransaction(Protocol):
 
     def clear_pending(self, source: str, establishment_id: str) -> None: ...
 
+    def latch_breaker(self, latch: BreakerLatch) -> None:
+        """Latch the breaker of ``latch.source`` (a newer latch replaces the source's previous one)."""
+        ...
+
+    def release_breaker(self, source: str) -> None:
+        """Release the breaker of ``source`` (nothing happens when it is not latched)."""
+        ...
+
     def record_run(self, report: RunReport) -> None: ...
 
 
@@ -321,6 +352,10 @@ class Store(Protocol):
 
     def runs(self, limit: int = 20) -> list[RunReport]:
         """Most recent runs first."""
+        ...
+
+    def breaker_latches(self, source: str | None = None) -> list[BreakerLatch]:
+        """Latched safety breakers (of ``source``, or of every source), ordered by source."""
         ...
 
     # ---- writes ----------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from rorclient.models import Entity, EntityKind, Offer, Unit
 from rorclient.store import subtree
 from rorclient.store.base import (
     KIND_ORDER,
+    BreakerLatch,
     BulkLoad,
     Change,
     ChangeKind,
@@ -61,6 +62,8 @@ class MemorySnapshot(BaseModel):
     pending: tuple[PendingEstablishment, ...] = ()
     runs: tuple[RunReport, ...] = ()
     """In the order they were first recorded."""
+    latches: tuple[BreakerLatch, ...] = ()
+    """Latched safety breakers."""
 
 
 @dataclasses.dataclass
@@ -74,6 +77,7 @@ class _State:
     runs: dict[str, tuple[int, RunReport]] = dataclasses.field(default_factory=dict)
     changes: list[Change] = dataclasses.field(default_factory=list)
     run_counter: int = 0
+    latches: dict[str, BreakerLatch] = dataclasses.field(default_factory=dict)
 
     def fork(self) -> _State:
         return _State(
@@ -83,6 +87,7 @@ class _State:
             runs=dict(self.runs),
             changes=self.changes,
             run_counter=self.run_counter,
+            latches=dict(self.latches),
         )
 
 
@@ -198,6 +203,10 @@ class MemoryStore:
         )
         return [report for _, report in entries[:limit]]
 
+    def breaker_latches(self, source: str | None = None) -> list[BreakerLatch]:
+        latches = self._check_open().latches
+        return [latches[name] for name in sorted(latches) if source is None or name == source]
+
     # ---- persistence ---------------------------------------------------------------------------
     def dump(self) -> MemorySnapshot:
         """Everything the store holds now (the last committed state), as plain models."""
@@ -212,6 +221,7 @@ class MemoryStore:
             sync=tuple(state.sync.values()),
             pending=tuple(state.pending.values()),
             runs=tuple(report for _, report in runs),
+            latches=tuple(state.latches.values()),
         )
 
     def restore(self, snapshot: MemorySnapshot) -> None:
@@ -224,6 +234,7 @@ class MemoryStore:
             runs={report.run_id: (order, report) for order, report in enumerate(snapshot.runs, 1)},
             changes=list(snapshot.changes),
             run_counter=len(snapshot.runs),
+            latches={latch.source: latch for latch in snapshot.latches},
         )
         self._check_open()
         if getattr(self._writing, "active", False) or getattr(self._writing, "loads", 0):
@@ -447,6 +458,14 @@ class _MemoryTransaction:
     def clear_pending(self, source: str, establishment_id: str) -> None:
         self._check_open()
         self._work.pending.pop((source, establishment_id), None)
+
+    def latch_breaker(self, latch: BreakerLatch) -> None:
+        self._check_open()
+        self._work.latches[latch.source] = latch
+
+    def release_breaker(self, source: str) -> None:
+        self._check_open()
+        self._work.latches.pop(source, None)
 
     def record_run(self, report: RunReport) -> None:
         self._check_open()

@@ -6,9 +6,15 @@ See :class:`Sync` and docs/sync.md. Importing this package does not import the w
 
 from __future__ import annotations
 
-from rorclient.sync._client import SyncClient
+from rorclient.sources._client import SyncClient
 from rorclient.sync.engine import Sync
-from rorclient.sync.errors import NotInitializedError, SafetyBreakerError, SyncLockedError
+from rorclient.sync.errors import (
+    BreakerLatchedError,
+    NotInitializedError,
+    SafetyBreakerError,
+    SyncLockedError,
+    UnknownIdentifierError,
+)
 from rorclient.sync.events import ChangeFeed, ChangeStream, ProgressEvent, Subscription
 from rorclient.sync.options import SyncOptions
 from rorclient.sync.report import (
@@ -21,6 +27,7 @@ from rorclient.sync.report import (
 )
 
 __all__ = [
+    "BreakerLatchedError",
     "BreakerVerdict",
     "CertificateStatus",
     "ChangeFeed",
@@ -37,4 +44,5 @@ __all__ = [
     "SyncOptions",
     "SyncReport",
     "SyncStatus",
+    "UnknownIdentifierError",
 ]

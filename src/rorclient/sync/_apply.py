@@ -13,7 +13,14 @@ import datetime as dt
 from collections.abc import Callable, Iterable
 
 from rorclient.errors import RorError
-from rorclient.store.base import ChangeKind, ChangeSet, PendingEstablishment, Store, SyncState
+from rorclient.store.base import (
+    BreakerLatch,
+    ChangeKind,
+    ChangeSet,
+    PendingEstablishment,
+    Store,
+    SyncState,
+)
 from rorclient.sync._plan import Batch, Interrupted, StopFlag
 from rorclient.sync.events import ChangeFeed
 from rorclient.sync.report import SyncReport
@@ -127,10 +134,14 @@ def close_run(
     pending: Iterable[PendingEstablishment] = (),
     state: SyncState | None = None,
     clear_pending_before: dt.datetime | None = None,
+    release_breaker: bool = False,
 ) -> None:
     """The run's last transaction: pending entries, the new sync state (the watermark moves only here,
-    with everything it covers already committed) and the run report."""
+    with everything it covers already committed), the release of a latched breaker (a forced run) and
+    the run report."""
     with store.transaction(run_id=report.run_id) as transaction:
+        if release_breaker:
+            transaction.release_breaker(report.source)
         if clear_pending_before is not None:
             for item in store.pending(report.source):
                 if _before(item.last_failed, clear_pending_before):
@@ -142,9 +153,12 @@ def close_run(
         transaction.record_run(report.to_run_report())
 
 
-def record_failure(store: Store, report: SyncReport) -> None:
-    """Record a run that ends without the closing transaction (failed, interrupted, blocked)."""
+def record_failure(store: Store, report: SyncReport, *, latch: BreakerLatch | None = None) -> None:
+    """Record a run that ends without the closing transaction (failed, interrupted, blocked), and latch
+    the source's breaker in the same transaction when it tripped."""
     with store.transaction(run_id=report.run_id) as transaction:
+        if latch is not None:
+            transaction.latch_breaker(latch)
         transaction.record_run(report.to_run_report())
 
 

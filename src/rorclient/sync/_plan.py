@@ -23,20 +23,25 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rorclient.errors import DataError, RemoteError, RorError
 from rorclient.models import EntityKind, Offer
-from rorclient.store.base import ChangeKind, ChangeSet, Store
-from rorclient.sync._client import SyncClient
+from rorclient.sources.base import EstablishmentReads
+from rorclient.store.base import ChangeKind, ChangeSet, EntityQuery, Store, StoredEntity, content_hash
 
 __all__ = [
     "Batch",
     "Interrupted",
     "StopFlag",
+    "check_unit_answer",
     "fetch_batch",
     "is_unknown",
     "plan_batch",
+    "refuse_stale",
+    "resolve_external_parents",
     "resolve_lost_units",
+    "stale_reason",
     "to_frame",
 ]
 
@@ -91,6 +96,8 @@ class Batch:
     """Units kept although absent from their establishment's offer (their fate is unknown)."""
     extra: int = 0
     """Establishments added because a unit moved to them."""
+    stale: int = 0
+    """Answers refused because they are older than what the store holds (pending, retried)."""
     entities: int = 0
     newest: dt.datetime | None = None
     """Newest ``record/@updated`` read (naive, the ROR's frame)."""
@@ -98,6 +105,29 @@ class Batch:
     asked_units: set[str] = field(default_factory=set)
     zone: dt.tzinfo | None = None
     """The ROR's time zone, to read aware date-times in its frame (``None``: local time)."""
+
+    spilled: Path | None = None
+    """Where :meth:`spill` wrote the offers while later batches are read and planned."""
+
+    def spill(self, directory: Path) -> None:
+        """Write the planned offers to a file in ``directory`` and drop them from memory (a cycle plans
+        every batch before applying any: this keeps its memory to one batch)."""
+        path = directory / f"batch-{id(self)}.jsonl"
+        with path.open("w", encoding="utf-8") as out:
+            for establishment_id, offer in self.offers.items():
+                out.write(f"{establishment_id}\t{offer.model_dump_json()}\n")
+        self.spilled, self.offers = path, {}
+
+    def restore(self) -> None:
+        """Read back the offers :meth:`spill` wrote (same order)."""
+        if self.spilled is None:
+            return
+        with self.spilled.open(encoding="utf-8") as lines:
+            for line in lines:
+                establishment_id, _, text = line.rstrip("\n").partition("\t")
+                self.offers[establishment_id] = Offer.model_validate_json(text)
+        self.spilled.unlink()
+        self.spilled = None
 
     @property
     def keep(self) -> frozenset[str]:
@@ -121,7 +151,7 @@ class Batch:
 
 
 def fetch_batch(
-    client: SyncClient,
+    client: EstablishmentReads,
     ids: list[str],
     batch: Batch,
     *,
@@ -162,10 +192,149 @@ def fetch_batch(
 
 
 def _check_offer(establishment_id: str, offer: Offer) -> DataError | None:
-    """An answer must hold the establishment asked for, or replacing its subtree would wipe it."""
-    if any(establishment.id == establishment_id for establishment in offer.establishments):
-        return None
-    return DataError(f"the Lecture answer for establishment {establishment_id} does not contain it")
+    """An answer must hold the establishment asked for, or replacing its subtree would wipe it; and
+    only that establishment's rows (its units, its legal entity): an answer about X may not write Y."""
+    own = next((item for item in offer.establishments if item.id == establishment_id), None)
+    if own is None:
+        return DataError(f"the Lecture answer for establishment {establishment_id} does not contain it")
+    foreign = _foreign_rows(offer, establishment_id, own.legal_entity_id)
+    if foreign is not None:
+        return DataError(
+            f"the Lecture answer for establishment {establishment_id} {foreign}: refused, nothing of it "
+            "written (an answer may only change its own establishment's subtree and legal entity)"
+        )
+    return None
+
+
+def _foreign_rows(offer: Offer, establishment_id: str, legal_entity_id: str | None) -> str | None:
+    """What in ``offer`` belongs to another establishment than ``establishment_id`` (``None``: nothing)."""
+    others = sorted({item.id for item in offer.establishments if item.id != establishment_id})
+    if others:
+        return f"also holds establishment(s) {_few(others)}"
+    units = sorted({unit.id for unit in offer.units if unit.establishment_id != establishment_id})
+    if units:
+        return f"holds unit(s) of another establishment: {_few(units)}"
+    legal = sorted({item.id for item in offer.legal_entities if item.id != legal_entity_id})
+    if legal:
+        return f"holds another legal entity than the establishment's: {_few(legal)}"
+    return None
+
+
+def _few(ids: list[str], shown: int = 5) -> str:
+    return ", ".join(ids[:shown]) + (f" and {len(ids) - shown} more" if len(ids) > shown else "")
+
+
+def check_unit_answer(unit_id: str, offer: Offer) -> None:
+    """A Lecture OI answer must hold the unit asked for, and only rows of the unit's own establishment
+    (its ancestors may be missing: they are not replaced). Raises :class:`DataError` otherwise."""
+    unit = next((item for item in offer.units if item.id == unit_id), None)
+    if unit is None:
+        raise DataError(f"the Lecture answer for unit {unit_id} does not contain it: refused")
+    establishment = next((item for item in offer.establishments if item.id == unit.establishment_id), None)
+    legal_entity_id = establishment.legal_entity_id if establishment is not None else None
+    foreign = _foreign_rows(offer, unit.establishment_id, legal_entity_id)
+    if foreign is None and establishment is None and offer.legal_entities:
+        foreign = "holds a legal entity but not the unit's establishment"
+    if foreign is not None:
+        raise DataError(
+            f"the Lecture answer for unit {unit_id} (establishment {unit.establishment_id}) {foreign}: "
+            "refused, nothing of it written"
+        )
+
+
+def resolve_external_parents(store: Store, source: str, offer: Offer) -> Offer:
+    """Resolve the ``parentFacility`` references a Lecture OI answer points outside itself
+    (:data:`~rorclient.csd.reader.EXTERNAL_PARENT`) against the store: the unit's stored parent, else
+    the stored unit of the same establishment whose writer-derived entityID matches. A reference neither
+    the document nor the store knows is a :class:`DataError`."""
+    from rorclient.csd.reader import EXTERNAL_PARENT
+    from rorclient.csd.writer import entity_uuid
+
+    units = []
+    for unit in offer.units:
+        parent = unit.parent_unit_id
+        if parent is None or not parent.startswith(EXTERNAL_PARENT):
+            units.append(unit)
+            continue
+        entity_id = parent.removeprefix(EXTERNAL_PARENT)
+        stored = store.get(EntityKind.UNIT, unit.id)
+        resolved: str | None = None
+        if stored is not None and stored.source == source and stored.parent != stored.establishment:
+            resolved = stored.parent
+        else:
+            siblings = store.find(
+                EntityQuery(
+                    kind=EntityKind.UNIT, establishment=unit.establishment_id, source=source, limit=10_000
+                )
+            )
+            resolved = next(
+                (row.id for row in siblings.items if entity_uuid(EntityKind.UNIT, row.id) == entity_id), None
+            )
+        if resolved is None:
+            raise DataError(
+                f"dangling reference: parentFacility {entity_id!r} of unit {unit.id} is neither in the "
+                "Lecture answer nor in the store"
+            )
+        units.append(unit.model_copy(update={"parent_unit_id": resolved}))
+    return offer.model_copy(update={"units": tuple(units)})
+
+
+def stale_reason(
+    store: Store, source: str, establishment_id: str, offer: Offer, zone: dt.tzinfo | None
+) -> str | None:
+    """Why ``offer`` must not be applied over what the store holds: an entity whose ``updated`` stamp is
+    older than the stored row's (a lagging replica, a replayed answer). Equal stamps with different
+    content are applied (logged): the ROR does not always move the stamp."""
+    stored = _stored_rows(store, source, establishment_id, offer)
+    for entity in offer.entities():
+        row = stored.get((entity.kind, entity.id))
+        if row is None:
+            continue
+        new, old = to_frame(entity.record.updated, zone), to_frame(row.updated, zone)
+        if new < old:
+            return (
+                f"stale answer: {entity.kind.value} {entity.id} is stamped {new.isoformat()}, older than the "
+                f"stored {old.isoformat()}; the stored rows are kept and the establishment is read again "
+                "next cycle"
+            )
+        if new == old and row.content_hash != content_hash(entity):
+            _log.info(
+                "%s %s changed without a new stamp (%s): applied",
+                entity.kind.value,
+                entity.id,
+                new.isoformat(),
+            )
+    return None
+
+
+def _stored_rows(
+    store: Store, source: str, establishment_id: str, offer: Offer
+) -> dict[tuple[EntityKind, str], StoredEntity]:
+    rows: dict[tuple[EntityKind, str], StoredEntity] = {}
+    offset: int | None = 0
+    while offset is not None:
+        page = store.find(
+            EntityQuery(establishment=establishment_id, source=source, limit=10_000, offset=offset)
+        )
+        rows.update(((row.kind, row.id), row) for row in page.items)
+        offset = page.next_offset
+    for legal_entity in offer.legal_entities:
+        row = store.get(EntityKind.LEGAL_ENTITY, legal_entity.id)
+        if row is not None and row.source == source:
+            rows[(row.kind, row.id)] = row
+    return rows
+
+
+def refuse_stale(store: Store, source: str, batch: Batch) -> None:
+    """Move answers older than the store out of the batch: failed (pending), counted in ``batch.stale``."""
+    for establishment_id, offer in list(batch.offers.items()):
+        reason = stale_reason(store, source, establishment_id, offer, batch.zone)
+        if reason is None:
+            continue
+        _log.warning("establishment %s: %s", establishment_id, reason)
+        del batch.offers[establishment_id]
+        batch.failed[establishment_id] = DataError(reason)
+        batch.stale += 1
 
 
 def plan_batch(store: Store, source: str, batch: Batch) -> None:
@@ -201,7 +370,7 @@ def lost_units(batch: Batch) -> dict[str, str]:
 
 
 def resolve_lost_units(
-    client: SyncClient,
+    client: EstablishmentReads,
     store: Store,
     source: str,
     batch: Batch,
@@ -218,16 +387,19 @@ def resolve_lost_units(
             return
         targets = _ask_units(client, batch, lost, unknown_codes, stop)
         if targets:
-            _fetch_targets(client, batch, targets, lost, concurrency, unknown_codes, stop)
+            _fetch_targets(client, store, source, batch, targets, lost, concurrency, unknown_codes, stop)
         plan_batch(store, source, batch)
-    if lost_units(batch):
-        _log.warning(
-            "units still moving after %d rounds; the rest is left to the next cycle", MAX_RESOLVE_ROUNDS
-        )
+    left = lost_units(batch)
+    if left:
+        # Their fate was never asked: deleting them would rest on no proof. Keep them for the next cycle.
+        for unit_id, home in left.items():
+            batch.asked_units.add(unit_id)
+            _protect(batch, unit_id, home, f"unit {unit_id} still moving after {MAX_RESOLVE_ROUNDS} rounds")
+        plan_batch(store, source, batch)
 
 
 def _ask_units(
-    client: SyncClient,
+    client: EstablishmentReads,
     batch: Batch,
     lost: dict[str, str],
     unknown_codes: tuple[int | None, ...],
@@ -250,6 +422,9 @@ def _ask_units(
             continue
         where = next((unit.establishment_id for unit in offer.units if unit.id == unit_id), None)
         if where is None:
+            # An answer that simply lacks the unit (profile filtering, a partial answer) proves nothing:
+            # only "unknown unit" does. Keep it and ask again next cycle.
+            _protect(batch, unit_id, home, f"the Lecture answer for unit {unit_id} does not contain it")
             continue
         if where == home or where in batch.offers:
             # The unit read says it is still where a full read says it is not: trust neither, keep it.
@@ -261,7 +436,9 @@ def _ask_units(
 
 
 def _fetch_targets(
-    client: SyncClient,
+    client: EstablishmentReads,
+    store: Store,
+    source: str,
     batch: Batch,
     targets: dict[str, list[str]],
     lost: dict[str, str],
@@ -271,6 +448,8 @@ def _fetch_targets(
 ) -> None:
     extra = Batch(zone=batch.zone)
     fetch_batch(client, list(targets), extra, concurrency=concurrency, unknown_codes=unknown_codes, stop=stop)
+    refuse_stale(store, source, extra)  # a stale target is a failed one: the units moving there are kept
+    batch.stale += extra.stale
     for establishment_id, offer in extra.offers.items():
         batch.add_offer(establishment_id, offer)
         batch.extra += 1

@@ -28,6 +28,7 @@ import contextlib
 import datetime as dt
 import logging
 import math
+import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -40,13 +41,20 @@ import platformdirs
 
 from rorclient._lock import sync_lock_name, writer_lock
 from rorclient.config import Settings, SourceSettings
-from rorclient.errors import ConfigError, RorError
+from rorclient.errors import ConfigError, DataError, RorError
 from rorclient.models import EntityKind, Offer
-from rorclient.store.base import ChangeKind, ChangeSet, Store, SyncState, utcnow
+from rorclient.sources import CsdSource, Snapshot, Source, source_from_settings
+from rorclient.sources._client import SyncClient
+from rorclient.store.base import BreakerLatch, ChangeKind, ChangeSet, Store, SyncState, utcnow
 from rorclient.store.registry import open_store
 from rorclient.sync import _apply, _plan, _pull
-from rorclient.sync._client import SyncClient, build_client
-from rorclient.sync.errors import NotInitializedError, SafetyBreakerError, SyncLockedError
+from rorclient.sync.errors import (
+    BreakerLatchedError,
+    NotInitializedError,
+    SafetyBreakerError,
+    SyncLockedError,
+    UnknownIdentifierError,
+)
 from rorclient.sync.events import (
     ChangeCallback,
     ChangeFeed,
@@ -91,10 +99,14 @@ class _Run:
     stop: _plan.StopFlag = field(default_factory=_plan.StopFlag)
     _live: int | None = None
 
-    def emit(self, phase: Any, done: int, total: int | None, unit: Any = "establishments") -> None:
+    def emit(
+        self, phase: Any, done: int, total: int | None, unit: Any = "establishments", **more: Any
+    ) -> None:
         if self.progress is None:
             return
-        event = ProgressEvent(operation=self.operation, phase=phase, done=done, total=total, unit=unit)
+        event = ProgressEvent(
+            operation=self.operation, phase=phase, done=done, total=total, unit=unit, **more
+        )
         try:
             self.progress(event)
         except Exception:
@@ -122,10 +134,12 @@ class Sync:
     """Keeps the store's copy of one ROR source up to date. Thread-safe; close it (or use ``with``).
 
     ``settings``: :class:`~rorclient.config.Settings` (default: ``Settings.load()``, when needed);
-    ``source``: the ``[[sources]]`` name (optional when there is one web-service source);
-    ``store``: a :class:`~rorclient.store.Store` or a store URL (default: the settings' store; a store
-    opened here is closed by :meth:`close`); ``client``: a ROR client (default: a
-    :class:`rorclient.ror.RorClient` built from the source on first use); ``options``:
+    ``source``: the ``[[sources]]`` name (optional when there is one web-service source), or a
+    :class:`~rorclient.sources.Source` object to drive (a :class:`~rorclient.sources.FileSource`, a
+    FHIR source...; it is not closed here); ``store``: a :class:`~rorclient.store.Store` or a store URL
+    (default: the settings' store; a store opened here is closed by :meth:`close`); ``client``: a ROR
+    web-service client, driven as a :class:`~rorclient.sources.CsdSource` (default: the source the
+    settings describe, its client built on first use); ``options``:
     :class:`SyncOptions`; ``clock``: the ROR's current time as a naive date-time (default: now in
     ``options.server_timezone``).
 
@@ -138,28 +152,34 @@ class Sync:
         self,
         settings: Settings | None = None,
         *,
-        source: str | None = None,
+        source: str | Source | None = None,
         store: Store | str | None = None,
         client: SyncClient | None = None,
         options: SyncOptions | None = None,
         clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
-        if settings is None and (client is None or store is None):
+        given = source if isinstance(source, Source) else None
+        name = source if isinstance(source, str) else None
+        if settings is None and ((client is None and given is None) or store is None):
             settings = Settings.load()
         self.options = options or (settings.sync_options() if settings is not None else SyncOptions())
-        self._source_settings = _pick_source(settings, source) if client is None else None
-        if self._source_settings is not None:
-            self.source: str = self._source_settings.name
+        self._source_settings = _pick_source(settings, name) if client is None and given is None else None
+        if given is not None:
+            self.source: str = given.name
+        elif self._source_settings is not None:
+            self.source = self._source_settings.name
         else:
-            self.source = source or _only_source_name(settings) or "ror"
+            self.source = name or _only_source_name(settings) or "ror"
+        self._origin: Source | None = given
+        if given is None and client is not None:
+            self._origin = CsdSource(self.source, client)
+        self._owns_origin = given is None
         self._owns_store = not isinstance(store, Store)
         if isinstance(store, Store):
             self.store: Store = store
         else:
             url = store if isinstance(store, str) else (settings.store.url if settings else None)
             self.store = open_store(url)
-        self._client = client
-        self._owns_client = client is None
         self._zone = self.options.zone()
         self._clock = clock or self._local_clock
         self.feed = ChangeFeed()
@@ -183,12 +203,12 @@ class Sync:
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     def close(self) -> None:
-        """Close the ROR client and the store if this object opened them."""
+        """Close the source (its ROR client) and the store if this object opened them."""
         if self._closed:
             return
         self._closed = True
-        if self._client is not None and self._owns_client:
-            self._client.close()
+        if self._origin is not None and self._owns_origin:
+            self._origin.close()
         if self._owns_store:
             self.store.close()
 
@@ -209,14 +229,23 @@ class Sync:
         return _redacted(self.store.url)
 
     @property
-    def client(self) -> SyncClient:
-        """The ROR client (built from the source's settings on first use)."""
+    def origin(self) -> Source:
+        """The :class:`~rorclient.sources.Source` this object drives (built from the settings on first
+        use; a web-service source builds its ROR client on its first call)."""
         with self._operations:
-            if self._client is None:
+            if self._origin is None:
                 if self._source_settings is None:  # pragma: no cover - guarded by __init__
-                    raise ConfigError("no ROR client and no source settings to build one")
-                self._client = build_client(self._source_settings)
-            return self._client
+                    raise ConfigError("no source and no source settings to build one")
+                self._origin = source_from_settings(self._source_settings)
+            return self._origin
+
+    @property
+    def client(self) -> SyncClient:
+        """The ROR web-service client of a web-service source (built on first use)."""
+        origin = self.origin
+        if not isinstance(origin, CsdSource):
+            raise ConfigError(f"source {self.source!r} is not a web-service source: it has no ROR client")
+        return origin.client
 
     # ---- change feed -------------------------------------------------------------------------------
     def on_change(self, callback: ChangeCallback) -> Subscription:
@@ -274,9 +303,15 @@ class Sync:
         Entities of the source absent from the extraction become tombstones. The watermark is recorded
         in the same transaction as the swap. ``dry_run``: stage and compare, commit nothing.
         Raises :class:`SafetyBreakerError` (nothing committed) when too much would be deleted or closed,
-        unless ``force``.
+        unless ``force``. For a file source, the files are the extraction.
         """
-        with self._operation("pull", progress) as run:
+        return self._snapshot_run("pull", force=force, dry_run=dry_run, progress=progress)
+
+    def _snapshot_run(
+        self, operation: Operation, *, force: bool, dry_run: bool, progress: ProgressCallback | None
+    ) -> SyncReport:
+        with self._operation(operation, progress) as run:
+            force = self._check_latch(run, force=force, dry_run=dry_run)
             try:
                 return self._pull(run, force=force, dry_run=dry_run)
             except _plan.Interrupted:
@@ -297,6 +332,9 @@ class Sync:
         Raises :class:`NotInitializedError` if the source was never pulled, :class:`SafetyBreakerError`
         (nothing committed) when too much would be deleted or closed unless ``force``, and the client's
         error when Notif itself fails.
+
+        A source without deltas (a file source) is pulled again when it changed since its last pull
+        (:meth:`~rorclient.sources.Source.snapshot_changed`); otherwise nothing happens.
         """
         with self._operation("sync", progress) as run:
             state = self.store.sync_state(self.source)
@@ -304,7 +342,10 @@ class Sync:
                 raise NotInitializedError(
                     f"source {self.source!r} was never pulled: run `rorclient pull` (Sync.pull()) first"
                 )
+            force = self._check_latch(run, force=force, dry_run=dry_run)
             try:
+                if not self.origin.traits.deltas:
+                    return self._sync_without_deltas(run, state, force=force, dry_run=dry_run)
                 return self._sync(run, state, force=force, dry_run=dry_run)
             except _plan.Interrupted:
                 return self._interrupted(run)
@@ -327,12 +368,17 @@ class Sync:
         and needs no lock. Raises the client's error when the read fails."""
         if (establishment is None) == (unit is None):
             raise ConfigError("refresh takes exactly one of establishment= or unit=")
+        if not self.origin.traits.reads:
+            raise ConfigError(
+                f"source {self.source!r} cannot read one establishment or unit (a file source?): "
+                "pull it again instead"
+            )
         with self._operation("refresh", None, exclusive=False) as run:
             try:
                 if establishment is not None:
                     return self._refresh_establishment(run, establishment, force=force, dry_run=dry_run)
                 assert unit is not None
-                return self._refresh_unit(run, unit, dry_run=dry_run)
+                return self._refresh_unit(run, unit, force=force, dry_run=dry_run)
             except _plan.Interrupted:
                 return self._interrupted(run)
             except SafetyBreakerError:
@@ -359,41 +405,96 @@ class Sync:
             pending=tuple(self.store.pending(self.source)),
             last_run=last_run,
             certificate=self._certificate(),
+            breaker=self.breaker_latch(),
         )
+
+    def breaker_latch(self) -> BreakerLatch | None:
+        """The source's latched safety breaker, if any (see :meth:`reset_breaker`)."""
+        latches = self.store.breaker_latches(self.source)
+        return latches[0] if latches else None
+
+    def reset_breaker(self) -> BreakerLatch | None:
+        """Release the source's latched safety breaker (``rorclient breaker reset``): the daemon applies the
+        source again. Returns the latch released (``None``: it was not latched). Check the ROR's answer
+        first: the next run re-reads it, and trips the breaker again if it is still as bad."""
+        latch = self.breaker_latch()
+        if latch is not None:
+            with self.store.transaction() as transaction:
+                transaction.release_breaker(self.source)
+            _log.warning(
+                "safety breaker of source %r released by an operator (tripped %s by run %s)",
+                self.source,
+                latch.tripped_at.isoformat(timespec="seconds"),
+                latch.run_id,
+            )
+        return latch
+
+    def accept_breaker(self) -> BreakerLatch | None:
+        """Accept the changes the latched breaker stopped (``rorclient breaker accept``): the next pull or
+        sync — the daemon's included — runs forced and releases the latch when it ends well. Returns the
+        latch (``None``: not latched). Unlike :meth:`reset_breaker`, this lets real mass deletions or
+        closures through without stopping a daemon to run ``sync --force``."""
+        latch = self.breaker_latch()
+        if latch is not None and not latch.accepted:
+            latch = latch.model_copy(update={"accepted": True})
+            with self.store.transaction() as transaction:
+                transaction.latch_breaker(latch)
+            _log.warning(
+                "source %r: an operator accepted the changes of blocked run %s", self.source, latch.run_id
+            )
+        return latch
 
     # ---- pull internals ----------------------------------------------------------------------------
     def _pull(self, run: _Run, *, force: bool, dry_run: bool) -> SyncReport:
         clock_start = self._clock()
-        path, size = _pull.download(
-            self.client,
-            self._extraction_path(),
+        snapshot = _pull.take_snapshot(
+            self.origin,
+            self._workdir(),
             stop=run.stop,
             on_progress=lambda done, total: run.emit("download", done, total, "bytes"),
         )
         try:
-            return self._load_pulled(run, path, size, clock_start, force=force, dry_run=dry_run)
+            return self._load_pulled(run, snapshot, clock_start, force=force, dry_run=dry_run)
         finally:
             # Kept only on request: a dry run, a blocked or failed load would otherwise leave the whole
             # extraction in the cache, and the next pull downloads it again anyway.
-            if not self.options.keep_extraction:
-                path.unlink(missing_ok=True)
+            if snapshot.temporary and not self.options.keep_extraction:
+                for file in snapshot.files:
+                    file.unlink(missing_ok=True)
 
     def _load_pulled(
-        self, run: _Run, path: Path, size: int, clock_start: dt.datetime, *, force: bool, dry_run: bool
+        self, run: _Run, snapshot: Snapshot, clock_start: dt.datetime, *, force: bool, dry_run: bool
     ) -> SyncReport:
+        size = snapshot.bytes
         verdicts: list[BreakerVerdict] = []
         states: list[SyncState] = []
 
         def decide(planned: dict[ChangeKind, int]) -> bool:
             verdict = self._breaker(planned, run.live(), force)
             verdicts.append(verdict)
+            if verdict.deletions or verdict.closures:  # said before it happens (or is refused)
+                _log.warning(
+                    "%s of source %r: %d of %d live entities would be deleted and %d closed "
+                    "(the safety breaker's limit: %d)%s",
+                    run.operation,
+                    self.source,
+                    verdict.deletions,
+                    verdict.live,
+                    verdict.closures,
+                    verdict.limit,
+                    " — dry run, nothing committed" if dry_run else "",
+                )
             run.emit("commit", 0, None)
             return not dry_run and not (verdict.tripped and not force)
 
         def state(newest: dt.datetime | None) -> SyncState:
             # The extraction holds nothing newer than when it was taken: its newest record bounds that
-            # time from below, in the ROR's own clock, whatever ours says.
-            watermark = min(clock_start, newest) if newest is not None else clock_start
+            # time from below, in the ROR's own clock, whatever ours says. A source that knows its
+            # snapshot's time (FHIR $export) says so.
+            if snapshot.watermark is not None:
+                watermark = snapshot.watermark
+            else:
+                watermark = min(clock_start, newest) if newest is not None else clock_start
             states.append(
                 SyncState(
                     source=self.source, watermark=watermark, taken_at=run.started, last_full_pull=utcnow()
@@ -401,16 +502,18 @@ class Sync:
             )
             return states[-1]
 
-        outcome = _pull.load_extraction(
+        outcome = _pull.load_snapshot(
             self.store,
-            path,
+            snapshot,
             source=self.source,
             run_id=run.run_id,
             zone=self._zone,
             stop=run.stop,
             decide=decide,
             state=state,
-            on_progress=lambda done, entities: run.emit("load", done, size, "bytes"),
+            on_progress=lambda file, done, entities: run.emit(
+                "load", done, size, "bytes", file=file, entities=entities
+            ),
             readers=self.options.readers,
         )
         (verdict,) = verdicts
@@ -418,7 +521,12 @@ class Sync:
             if dry_run:
                 counts = _counts(outcome.planned)
                 return run.report(
-                    RunStatus.DRY_RUN, counts=counts, entities=outcome.entities, bytes=size, breaker=verdict
+                    RunStatus.DRY_RUN,
+                    counts=counts,
+                    entities=outcome.entities,
+                    bytes=size,
+                    readers=outcome.readers,
+                    breaker=verdict,
                 )
             self._blocked(run, outcome.planned, verdict, entities=outcome.entities, bytes=size)
         report = run.report(
@@ -426,14 +534,33 @@ class Sync:
             counts=_counts(outcome.committed),
             entities=outcome.entities,
             bytes=size,
+            readers=outcome.readers,
             breaker=verdict,
             watermark=states[-1].watermark,
         )
-        _apply.close_run(self.store, report, clear_pending_before=run.started)
+        _apply.close_run(
+            self.store, report, clear_pending_before=run.started, release_breaker=self._releases(force)
+        )
         report = report.model_copy(update={"pending": len(self.store.pending(self.source))})
         self._publisher(run).publish()
         _log.info("%s", report.summary(), extra=_log_fields(report))
         return report
+
+    def _sync_without_deltas(self, run: _Run, state: SyncState, *, force: bool, dry_run: bool) -> SyncReport:
+        if self.origin.snapshot_changed(state.last_full_pull):
+            return self._pull(run, force=force, dry_run=dry_run)
+        status = RunStatus.DRY_RUN if dry_run else RunStatus.SUCCESS
+        report = run.report(status, watermark_before=state.watermark, watermark=state.watermark)
+        if not dry_run:
+            checked = SyncState(
+                source=self.source,
+                watermark=state.watermark,
+                taken_at=run.started,
+                last_full_pull=state.last_full_pull,
+            )
+            _apply.close_run(self.store, report, state=checked)
+        _log.info("%s (the source has not changed since its last pull)", report.summary())
+        return report.model_copy(update={"pending": len(self.store.pending(self.source))})
 
     # ---- sync internals ----------------------------------------------------------------------------
     def _sync(self, run: _Run, state: SyncState, *, force: bool, dry_run: bool) -> SyncReport:
@@ -441,7 +568,7 @@ class Sync:
         clock_start = self._clock()
         before = _plan.to_frame(state.watermark, self._zone)  # type: ignore[arg-type]
         date_ref = before - options.overlap
-        listed = self.client.changed_establishments(
+        listed = self.origin.changed_establishments(
             date_ref, activity=options.activity, patients=options.patients
         )
         run.emit("notif", len(listed), len(listed))
@@ -453,7 +580,7 @@ class Sync:
         failed: dict[str, RorError] = {}
         unresolved: dict[str, str] = {}
         newest: dt.datetime | None = None
-        entities = extra = 0
+        entities = extra = stale = 0
         verdict = self._breaker(planned_total, live, force)
         publisher = self._publisher(run)
         read = done = 0
@@ -468,33 +595,66 @@ class Sync:
             done += 1
             run.emit("apply", done, None)
 
-        for start in range(0, len(order), options.batch_size):
-            batch = _plan.Batch(zone=self._zone)
-            chunk = order[start : start + options.batch_size]
-            self._read_and_plan(run, batch, chunk, on_read)
-            planned = batch.planned_counts()
-            for kind, number in planned.items():
-                planned_total[kind] += number
-            verdict = self._breaker(planned_total, live, force)
+        # Phase 1: read and plan every batch. Nothing is written until the breaker has judged the whole
+        # cycle: a breaker checked batch by batch let earlier batches commit, and each retry of the
+        # blocked cycle committed a few more of a bad answer's deletions (issue 14, the ratchet).
+        batches: list[_plan.Batch] = []
+        read_ids = 0
+        # Offers of planned batches wait on disk while later ones are read: memory stays at one batch.
+        spill = (
+            tempfile.TemporaryDirectory(prefix="rorclient-cycle-")
+            if len(order) > options.batch_size
+            else None
+        )
+        try:
+            for start in range(0, len(order), options.batch_size):
+                if batches and spill is not None:
+                    batches[-1].spill(Path(spill.name))
+                batch = _plan.Batch(zone=self._zone)
+                chunk = order[start : start + options.batch_size]
+                self._read_and_plan(run, batch, chunk, on_read)
+                read_ids += len(chunk)
+                for kind, number in batch.planned_counts().items():
+                    planned_total[kind] += number
+                batches.append(batch)
+                verdict = self._breaker(planned_total, live, force)
+                if verdict.tripped and not force and not dry_run:
+                    break  # no need to read the rest: the cycle is blocked whatever it holds
             if verdict.tripped and not force and not dry_run:
-                self._blocked(run, planned_total, verdict, listed=len(listed), date_ref=date_ref)
-            if not dry_run:
-                _apply.apply_batch(
-                    self.store,
-                    self.source,
-                    run.run_id,
-                    batch,
-                    applied,
-                    stop=run.stop,
-                    publisher=publisher,
-                    on_apply=on_apply,
+                scope = f"at least (counted over the first {read_ids} of {len(order)} establishments) "
+                self._blocked(
+                    run,
+                    planned_total,
+                    verdict,
+                    scope=scope if read_ids < len(order) else "",
+                    listed=len(listed),
+                    date_ref=date_ref,
                 )
-            failed.update(batch.failed)
-            unresolved.update(batch.unresolved)
-            entities += batch.entities
-            extra += batch.extra
-            if batch.newest is not None and (newest is None or batch.newest > newest):
-                newest = batch.newest
+            # Phase 2: apply, batch after batch, each establishment in its own transaction.
+            for batch in batches:
+                if not dry_run:
+                    batch.restore()
+                    _apply.apply_batch(
+                        self.store,
+                        self.source,
+                        run.run_id,
+                        batch,
+                        applied,
+                        stop=run.stop,
+                        publisher=publisher,
+                        on_apply=on_apply,
+                    )
+                    batch.offers = {}
+                failed.update(batch.failed)
+                unresolved.update(batch.unresolved)
+                entities += batch.entities
+                extra += batch.extra
+                stale += batch.stale
+                if batch.newest is not None and (newest is None or batch.newest > newest):
+                    newest = batch.newest
+        finally:
+            if spill is not None:
+                spill.cleanup()
 
         # The newest data read bounds the ROR's clock from below, our clock estimates it; never go back.
         watermark = max(before, min(clock_start, newest)) if newest is not None else before
@@ -503,6 +663,7 @@ class Sync:
             "retried": len(pending_ids),
             "entities": entities,
             "extra_reads": extra,
+            "stale": stale,
             "failed": _failures(failed),
             "date_ref": date_ref,
             "watermark_before": before,
@@ -531,7 +692,9 @@ class Sync:
         )
         entries = _apply.pending_entries(self.source, failed, unresolved, utcnow())
         run.emit("commit", applied.applied + applied.removed, len(order))
-        _apply.close_run(self.store, report, pending=entries, state=new_state)
+        _apply.close_run(
+            self.store, report, pending=entries, state=new_state, release_breaker=self._releases(force)
+        )
         report = report.model_copy(update={"pending": len(self.store.pending(self.source))})
         _log.info("%s", report.summary(), extra=_log_fields(report))
         return report
@@ -541,7 +704,7 @@ class Sync:
     ) -> None:
         options = self.options
         _plan.fetch_batch(
-            self.client,
+            self.origin,
             ids,
             batch,
             concurrency=options.concurrency,
@@ -549,10 +712,11 @@ class Sync:
             stop=run.stop,
             on_read=on_read,
         )
+        _plan.refuse_stale(self.store, self.source, batch)
         run.emit("plan", len(batch.offers), len(ids))
         if options.resolve_lost_units:
             _plan.resolve_lost_units(
-                self.client,
+                self.origin,
                 self.store,
                 self.source,
                 batch,
@@ -572,11 +736,10 @@ class Sync:
         if error is not None:
             raise error
         known = self.store.get(EntityKind.ESTABLISHMENT, establishment_id, include_deleted=True)
-        if not batch.entities and known is None:
-            _log.warning(
-                "the ROR does not know establishment %s and the store holds nothing for it: "
-                "check the identifier (nothing to refresh)",
-                establishment_id,
+        if establishment_id in batch.removed and known is None:
+            raise UnknownIdentifierError(
+                f"the ROR does not know establishment {establishment_id} and the store holds nothing for it: "
+                "check the identifier (nothing was stored)"
             )
         planned = batch.planned_counts()
         verdict = self._breaker(planned, run.live(), force)
@@ -600,32 +763,56 @@ class Sync:
             unchanged=applied.unchanged,
             removed=applied.removed,
             extra_reads=batch.extra,
+            stale=batch.stale,
             failed=_failures(batch.failed),
             breaker=verdict,
         )
         _apply.close_run(self.store, report, pending=entries)
         return report.model_copy(update={"pending": len(self.store.pending(self.source))})
 
-    def _refresh_unit(self, run: _Run, unit_id: str, *, dry_run: bool) -> SyncReport:
+    def _refresh_unit(self, run: _Run, unit_id: str, *, force: bool, dry_run: bool) -> SyncReport:
+        known = self.store.get(EntityKind.UNIT, unit_id, include_deleted=True)
         try:
-            offer = self.client.read_unit(unit_id)
+            offer = self.origin.read_unit(unit_id)
         except RorError as error:
             if not _plan.is_unknown(error, self.options.unknown_codes):
                 raise
+            if known is None:
+                raise UnknownIdentifierError(
+                    f"the ROR does not know unit {unit_id} and the store holds nothing for it: "
+                    "check the identifier (nothing was stored)"
+                ) from error
             offer = Offer()  # the ROR no longer knows it: tombstone its subtree
+        else:
+            # Checked like a cycle's answer: the unit asked for, only its own establishment's rows, and
+            # not older than what the store holds.
+            _plan.check_unit_answer(unit_id, offer)
+            offer = _plan.resolve_external_parents(self.store, self.source, offer)
+            home = next(item.establishment_id for item in offer.units if item.id == unit_id)
+            stale = _plan.stale_reason(self.store, self.source, home, offer, self._zone)
+            if stale is not None:
+                raise DataError(f"unit {unit_id}: {stale}")
+        planned = ChangeSet()
+        try:
+            with self.store.transaction() as transaction:
+                planned = transaction.replace_unit(offer, source=self.source, unit_id=unit_id)
+                raise _Rollback
+        except _Rollback:
+            pass
+        counts = planned.counts()
+        verdict = self._breaker(counts, run.live(), force)
         if dry_run:
-            planned = ChangeSet()
-            try:
-                with self.store.transaction() as transaction:
-                    planned = transaction.replace_unit(offer, source=self.source, unit_id=unit_id)
-                    raise _Rollback
-            except _Rollback:
-                pass
-            return run.report(RunStatus.DRY_RUN, counts=_counts(planned.counts()), entities=_size(offer))
+            return run.report(
+                RunStatus.DRY_RUN, counts=_counts(counts), entities=_size(offer), breaker=verdict
+            )
+        if verdict.tripped and not force:
+            self._blocked(run, counts, verdict)
         with self.store.transaction(run_id=run.run_id) as transaction:
             changes = transaction.replace_unit(offer, source=self.source, unit_id=unit_id)
         self._publisher(run).publish()
-        report = run.report(RunStatus.SUCCESS, counts=_counts(changes.counts()), entities=_size(offer))
+        report = run.report(
+            RunStatus.SUCCESS, counts=_counts(changes.counts()), entities=_size(offer), breaker=verdict
+        )
         _apply.close_run(self.store, report)
         return report.model_copy(update={"pending": len(self.store.pending(self.source))})
 
@@ -662,24 +849,81 @@ class Sync:
         )
 
     def _blocked(
-        self, run: _Run, planned: dict[ChangeKind, int], verdict: BreakerVerdict, **fields: Any
+        self,
+        run: _Run,
+        planned: dict[ChangeKind, int],
+        verdict: BreakerVerdict,
+        *,
+        scope: str = "",
+        **fields: Any,
     ) -> NoReturn:
+        verdict = verdict.model_copy(update={"latched": True})
         report = run.report(
             RunStatus.BLOCKED,
             counts=_counts(planned),
             breaker=verdict,
             pending=len(self.store.pending(self.source)),
             error=(
-                f"safety breaker: {verdict.deletions} deletions + {verdict.closures} closures exceed the "
-                f"limit of {verdict.limit} (the larger of {self.options.breaker_share:.0%} of {verdict.live} "
-                f"live entities and the floor of {self.options.breaker_floor}); nothing was committed — "
-                "check the ROR's answer (keep_extraction keeps a pulled file), then run again with force"
+                f"safety breaker: {scope}{verdict.deletions} deletions + {verdict.closures} closures "
+                f"exceed the limit of {verdict.limit} (the larger of {self.options.breaker_share:.0%} "
+                f"of {verdict.live} live entities and the floor of {self.options.breaker_floor}); "
+                f"nothing was committed and the breaker of source {self.source!r} is latched: the "
+                "daemon applies nothing from it until `rorclient sync --force` (or pull --force) or "
+                "`rorclient breaker reset` — check the ROR's answer first (keep_extraction keeps a "
+                "pulled file)"
             ),
             **fields,
         )
-        _apply.record_failure(self.store, report)
+        latch = BreakerLatch(
+            source=self.source,
+            run_id=run.run_id,
+            operation=run.operation,
+            tripped_at=report.finished,
+            deletions=verdict.deletions,
+            closures=verdict.closures,
+            limit=verdict.limit,
+            live=verdict.live,
+            reason=report.error or "safety breaker",
+        )
+        _apply.record_failure(self.store, report, latch=latch)
         _log.error("%s", report.error, extra=_log_fields(report))
         raise SafetyBreakerError(report.error or "safety breaker", report)
+
+    def _check_latch(self, run: _Run, *, force: bool, dry_run: bool) -> bool:
+        """Refuse to apply a source whose breaker is latched, unless forced (a dry run commits nothing);
+        returns whether the run is forced (an operator accepted the latched change: ``accept_breaker``)."""
+        latch = self.breaker_latch()
+        if latch is not None and latch.accepted and not dry_run:
+            _log.warning(
+                "source %r: the operator accepted the changes the breaker stopped (run %s): forcing this run",
+                self.source,
+                latch.run_id,
+            )
+            return True
+        if latch is None or force or dry_run:
+            return force
+        message = (
+            f"the safety breaker of source {self.source!r} is latched since "
+            f"{latch.tripped_at.isoformat(timespec='seconds')} ({latch.operation} run {latch.run_id}: "
+            f"{latch.deletions} deletions + {latch.closures} closures over a limit of {latch.limit}); "
+            "nothing is applied from this source until `rorclient sync --force` (or pull --force) or "
+            "`rorclient breaker reset`"
+        )
+        verdict = BreakerVerdict(
+            deletions=latch.deletions,
+            closures=latch.closures,
+            live=latch.live,
+            limit=latch.limit,
+            tripped=True,
+            latched=True,
+        )
+        report = run.report(RunStatus.BLOCKED, breaker=verdict, error=message)
+        raise BreakerLatchedError(message, report)
+
+    def _releases(self, force: bool) -> bool:
+        """Whether a run that ends well releases the source's latch: only a forced one (an operator's
+        decision); without a latch, nothing to release."""
+        return force and self.breaker_latch() is not None
 
     def _interrupted(self, run: _Run) -> SyncReport:
         report = run.report(
@@ -706,27 +950,17 @@ class Sync:
     def _local_clock(self) -> dt.datetime:
         return dt.datetime.now(self._zone).replace(tzinfo=None, microsecond=0)
 
-    def _extraction_path(self) -> Path:
+    def _workdir(self) -> Path:
+        """Where the source downloads its snapshot (the extraction file lands in ``extraction``)."""
         base = self.options.data_dir or Path(platformdirs.user_cache_dir("rorclient")) / "extractions"
-        return base / _safe_name(self.source) / "extraction"
+        return base / _safe_name(self.source)
 
     def _certificate(self) -> CertificateStatus | None:
-        info = None
-        if self._client is not None:
-            info = self._client.certificate
-        elif self._source_settings is not None and self._source_settings.client_cert is not None:
-            from rorclient.tls import inspect_certificate
-
-            source = self._source_settings
-            try:
-                info = inspect_certificate(
-                    source.client_cert,  # type: ignore[arg-type]
-                    password_env=source.password_env,
-                    password_file=source.password_file,
-                )
-            except RorError as error:
-                _log.warning("cannot read the client certificate: %s", error)
-                return None
+        try:
+            info = self.origin.certificate
+        except RorError as error:
+            _log.warning("cannot read the client certificate: %s", error)
+            return None
         if info is None:
             return None
         from rorclient.tls import EXPIRY_WARNING_DAYS
@@ -753,13 +987,11 @@ def _pick_source(settings: Settings | None, name: str | None) -> SourceSettings:
     if name is not None:
         source = settings.source(name)
     else:
-        candidates = [source for source in settings.sources if source.kind == "csd"]
+        candidates = [source for source in settings.sources if source.kind == "csd"] or list(settings.sources)
         if len(candidates) != 1:
             names = ", ".join(source.name for source in candidates) or "none"
             raise ConfigError(f"name the source to sync (web-service sources configured: {names})")
         source = candidates[0]
-    if source.kind != "csd":
-        raise ConfigError(f"source {source.name!r} is made of files: load it with `rorclient load`")
     return source
 
 

@@ -9,7 +9,13 @@ from rorclient.errors import ConfigError, RorError
 if TYPE_CHECKING:
     from rorclient.sync.report import SyncReport
 
-__all__ = ["NotInitializedError", "SafetyBreakerError", "SyncLockedError"]
+__all__ = [
+    "BreakerLatchedError",
+    "NotInitializedError",
+    "SafetyBreakerError",
+    "SyncLockedError",
+    "UnknownIdentifierError",
+]
 
 
 class SafetyBreakerError(RorError):
@@ -25,6 +31,19 @@ class SafetyBreakerError(RorError):
     def __init__(self, message: str, report: SyncReport) -> None:
         self.report = report
         super().__init__(message)
+
+
+class BreakerLatchedError(SafetyBreakerError):
+    """The source's safety breaker tripped earlier and stays latched (``store.breaker_latches()``):
+    nothing is applied from that source until an operator runs it with ``force=True`` (``--force``) or
+    releases it (:meth:`Sync.reset_breaker`, ``rorclient breaker reset``). Exit code 8."""
+
+
+class UnknownIdentifierError(RorError):
+    """A refresh named an establishment or unit that neither the ROR nor the store knows (a typo?);
+    nothing was stored. Exit code 11."""
+
+    exit_code = 11
 
 
 class SyncLockedError(RorError):

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rorclient.store.base import ChangeKind, PendingEstablishment, RunReport
+from rorclient.store.base import BreakerLatch, ChangeKind, PendingEstablishment, RunReport
 
 __all__ = [
     "BreakerVerdict",
@@ -22,7 +22,8 @@ __all__ = [
     "empty_counts",
 ]
 
-Operation = Literal["pull", "sync", "refresh"]
+Operation = Literal["pull", "sync", "refresh", "load"]
+"""``load``: a pull of an ad-hoc file source (``rorclient load``, :func:`rorclient.loader.load_files`)."""
 
 
 class _Model(BaseModel):
@@ -60,6 +61,9 @@ class BreakerVerdict(_Model):
     """``max(ceil(share × live), floor)``: more deletions + closures than this trips the breaker."""
     tripped: bool
     forced: bool = False
+    latched: bool = False
+    """The source's breaker is latched after this run: nothing more is applied from it until a forced run
+    or ``rorclient breaker reset``."""
 
 
 class FailedEstablishment(_Model):
@@ -87,7 +91,10 @@ class SyncReport(_Model):
     entities: int = 0
     """Entities read (the extraction's for a pull, the Lecture answers' for a sync)."""
     bytes: int = 0
-    """Bytes downloaded (pull; the web-service client does not report Lecture answer sizes)."""
+    """Bytes downloaded or read (pull, load; the web-service client does not report Lecture answer
+    sizes)."""
+    readers: int | None = None
+    """Most reader processes used for one file of a pull or load (1: read in the loading process)."""
     listed: int = 0
     """Establishments Notif listed."""
     retried: int = 0
@@ -100,6 +107,8 @@ class SyncReport(_Model):
     """Establishments the ROR no longer knows, tombstoned."""
     extra_reads: int = 0
     """Establishments read because a unit moved to them (Lecture OI), beyond those listed."""
+    stale: int = 0
+    """Establishments whose answer was older than the stored rows: not applied, pending (in ``failed``)."""
     failed: tuple[FailedEstablishment, ...] = ()
     pending: int = 0
     """Establishments in the source's pending list after the run."""
@@ -132,7 +141,7 @@ class SyncReport(_Model):
             parts.append(f"{self.listed} listed")
         if self.retried:
             parts.append(f"{self.retried} retried")
-        if self.operation == "pull":
+        if self.operation in ("pull", "load"):
             parts.append(f"{self.entities} entities, {self.bytes / 1e6:.1f} MB")
         parts.append(changes or "no change")
         if self.failed:
@@ -191,3 +200,6 @@ class SyncStatus(_Model):
     pending: tuple[PendingEstablishment, ...] = ()
     last_run: RunReport | None = None
     certificate: CertificateStatus | None = None
+    breaker: BreakerLatch | None = None
+    """The source's latched safety breaker, if any: while it holds, the daemon applies nothing from the
+    source (``sync --force`` or ``rorclient breaker reset`` releases it)."""

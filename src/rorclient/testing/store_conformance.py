@@ -45,6 +45,7 @@ from rorclient.models import (
     Unit,
 )
 from rorclient.store.base import (
+    BreakerLatch,
     BulkLoad,
     ChangeKind,
     ChangeSet,
@@ -706,6 +707,30 @@ class StoreConformance:
         assert [item.establishment_id for item in store.pending(SOURCE)] == [EG2]
         assert [item.source for item in store.pending(OTHER_SOURCE)] == [OTHER_SOURCE]
 
+    def test_a_latched_breaker_holds_per_source_until_released(self, store: Store) -> None:
+        latch = _latch(SOURCE, run_id="run-1")
+        with store.transaction() as tx:
+            tx.latch_breaker(latch)
+            tx.latch_breaker(_latch(OTHER_SOURCE, run_id="run-2"))
+        assert store.breaker_latches(SOURCE) == [latch]
+        assert [item.source for item in store.breaker_latches()] == sorted([SOURCE, OTHER_SOURCE])
+        newer = _latch(SOURCE, run_id="run-3", at=T0 + dt.timedelta(hours=1))
+        with store.transaction() as tx:
+            tx.latch_breaker(newer)
+        assert store.breaker_latches(SOURCE) == [newer]
+        try:
+            with store.transaction() as tx:
+                tx.release_breaker(SOURCE)
+                raise _Abort
+        except _Abort:
+            pass
+        assert store.breaker_latches(SOURCE) == [newer], "a rolled-back release must keep the latch"
+        with store.transaction() as tx:
+            tx.release_breaker(SOURCE)
+            tx.release_breaker("never-latched")
+        assert store.breaker_latches(SOURCE) == []
+        assert [item.source for item in store.breaker_latches()] == [OTHER_SOURCE]
+
     def test_runs_are_listed_newest_first(self, store: Store) -> None:
         reports = [
             RunReport(run_id=f"run-{n}", operation="sync", source=SOURCE, started=T0 + dt.timedelta(hours=n))
@@ -1014,6 +1039,24 @@ class StoreConformance:
         assert stats.by_source == {SOURCE: 9, OTHER_SOURCE: 4}
         assert stats.deleted == 2
         assert stats.last_change_seq == store.changes()[-1].seq
+
+
+class _Abort(Exception):
+    pass
+
+
+def _latch(source: str, *, run_id: str, at: dt.datetime = T0) -> BreakerLatch:
+    return BreakerLatch(
+        source=source,
+        run_id=run_id,
+        operation="sync",
+        tripped_at=at,
+        deletions=120,
+        closures=3,
+        limit=50,
+        live=500,
+        reason="safety breaker: 120 deletions + 3 closures exceed the limit of 50",
+    )
 
 
 def _pending(
