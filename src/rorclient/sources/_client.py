@@ -1,4 +1,4 @@
-"""What a :class:`~rorclient.sources.CsdServiceSource` needs from a ROR client: the subset of
+"""What a :class:`~rorclient.sources.CsdSource` needs from a ROR client: the subset of
 :class:`rorclient.ror.RorClient` it calls.
 
 Declared as a protocol so that the engine does not import the web-service client (and ``httpx``/``zeep``)

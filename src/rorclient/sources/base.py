@@ -1,7 +1,7 @@
 """The ``Source`` protocol: what the sync engine (:class:`rorclient.sync.Sync`) drives.
 
 A source is where ROR data comes from: a regional ROR's CSD web services
-(:class:`~rorclient.sources.CsdServiceSource`), a set of open-data CSD files
+(:class:`~rorclient.sources.CsdSource`), a set of open-data CSD files
 (:class:`~rorclient.sources.FileSource`), the national FHIR API. The engine asks it for four things and
 never looks further:
 

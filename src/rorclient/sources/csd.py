@@ -1,4 +1,4 @@
-"""``CsdServiceSource``: a regional ROR's CSD v2.4 web services — extraction download, Notif, Lecture."""
+"""``CsdSource``: a regional ROR's CSD v2.4 web services — extraction download, Notif, Lecture."""
 
 from __future__ import annotations
 
@@ -17,13 +17,13 @@ if TYPE_CHECKING:
     from rorclient.config import SourceSettings
     from rorclient.tls import CertificateInfo
 
-__all__ = ["CsdServiceSource"]
+__all__ = ["CsdSource"]
 
 #: The file name of a downloaded extraction inside the source's work directory.
 EXTRACTION_NAME = "extraction"
 
 
-class CsdServiceSource:
+class CsdSource:
     """The :class:`~rorclient.sources.Source` of a ROR's web services.
 
     ``client``: anything with the calls of :class:`rorclient.sync.SyncClient` (a
@@ -50,7 +50,7 @@ class CsdServiceSource:
         self._guard = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"CsdServiceSource({self._name!r})"
+        return f"CsdSource({self._name!r})"
 
     @property
     def name(self) -> str:

@@ -41,7 +41,7 @@ import platformdirs
 from rorclient._lock import writer_lock
 from rorclient.errors import ConfigError, RorError
 from rorclient.models import EntityKind, Offer
-from rorclient.sources import CsdServiceSource, Snapshot, Source, source_from_settings
+from rorclient.sources import CsdSource, Snapshot, Source, source_from_settings
 from rorclient.sources._client import SyncClient
 from rorclient.store.base import ChangeKind, ChangeSet, Store, SyncState, utcnow
 from rorclient.store.registry import open_store
@@ -133,7 +133,7 @@ class Sync:
     :class:`~rorclient.sources.Source` object to drive (a :class:`~rorclient.sources.FileSource`, a
     FHIR source...; it is not closed here); ``store``: a :class:`~rorclient.store.Store` or a store URL
     (default: the settings' store; a store opened here is closed by :meth:`close`); ``client``: a ROR
-    web-service client, driven as a :class:`~rorclient.sources.CsdServiceSource` (default: the source the
+    web-service client, driven as a :class:`~rorclient.sources.CsdSource` (default: the source the
     settings describe, its client built on first use); ``options``:
     :class:`SyncOptions`; ``clock``: the ROR's current time as a naive date-time (default: now in
     ``options.server_timezone``).
@@ -167,7 +167,7 @@ class Sync:
             self.source = name or _only_source_name(settings) or "ror"
         self._origin: Source | None = given
         if given is None and client is not None:
-            self._origin = CsdServiceSource(self.source, client)
+            self._origin = CsdSource(self.source, client)
         self._owns_origin = given is None
         self._owns_store = not isinstance(store, Store)
         if isinstance(store, Store):
@@ -241,7 +241,7 @@ class Sync:
     def client(self) -> SyncClient:
         """The ROR web-service client of a web-service source (built on first use)."""
         origin = self.origin
-        if not isinstance(origin, CsdServiceSource):
+        if not isinstance(origin, CsdSource):
             raise ConfigError(f"source {self.source!r} is not a web-service source: it has no ROR client")
         return origin.client
 
