@@ -200,6 +200,9 @@ class Shell:
                 process.wait(30)
             except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait(30)
+            if process.stdout is not None:
+                process.stdout.close()
 
 
 class Reader:
