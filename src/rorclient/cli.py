@@ -191,6 +191,19 @@ def _add_sync_commands(commands: Any) -> None:
     daemon.add_argument("--full-every", default="7d", help="full pull period (e.g. 7d; 0 or never: none)")
     daemon.add_argument("--health-file", metavar="PATH", help="JSON health file, rewritten after each run")
     daemon.add_argument("--log-json", action="store_true", help="structured logs, one JSON object per line")
+    daemon.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics on http://ADDRESS:PORT/metrics (needs rorclient[metrics]; "
+        "default: off)",
+    )
+    daemon.add_argument(
+        "--metrics-address",
+        default="127.0.0.1",
+        metavar="ADDRESS",
+        help="address the metrics endpoint listens on (default: 127.0.0.1; 0.0.0.0: every interface)",
+    )
     daemon.set_defaults(handler=_cmd_daemon)
 
 
@@ -512,10 +525,18 @@ def _cmd_daemon(args: argparse.Namespace, settings: Settings) -> int:
     if args.log_json:
         configure_logging(json_lines=True)
     full_every = None if args.full_every in ("0", "never") else parse_duration(args.full_every)
+    if args.metrics_port is not None:
+        from rorclient.metrics import require_prometheus_client
+
+        require_prometheus_client()  # before anything starts: say at once that the extra is missing
+        if not 0 <= args.metrics_port <= 65535:
+            raise ConfigError(f"--metrics-port must be between 0 and 65535, not {args.metrics_port}")
     options = DaemonOptions(
         interval=parse_duration(args.interval),
         full_every=full_every,
         health_file=Path(args.health_file) if args.health_file else None,
+        metrics_port=args.metrics_port,
+        metrics_address=args.metrics_address,
     )
     return run_daemon(settings, options, source=_csd_source(args, settings).name)
 
