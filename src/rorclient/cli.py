@@ -568,10 +568,17 @@ def _csd_source(args: argparse.Namespace, settings: Settings) -> Any:
     return csd_sources[0]
 
 
+def _retry_policy(settings: Settings) -> Any:
+    """The ``[sync.retry]`` table as the client's :class:`~rorclient.ror.RetryPolicy`."""
+    from rorclient.ror import RetryPolicy
+
+    return RetryPolicy(**settings.sync.retry.model_dump())
+
+
 def _cmd_ror_notif(args: argparse.Namespace, settings: Settings) -> int:
     from rorclient.ror import RorClient
 
-    with RorClient(_csd_source(args, settings)) as client:
+    with RorClient(_csd_source(args, settings), retry=_retry_policy(settings)) as client:
         entries = client.changed_establishment_entries(
             args.since, activity=tuple(args.activity), patients=tuple(args.patients)
         )
@@ -586,7 +593,7 @@ def _cmd_ror_notif(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_ror_read(args: argparse.Namespace, settings: Settings) -> int:
     from rorclient.ror import RorClient
 
-    with RorClient(_csd_source(args, settings)) as client:
+    with RorClient(_csd_source(args, settings), retry=_retry_policy(settings)) as client:
         if args.unit:
             offer = client.read_unit(args.unit)
         else:
@@ -605,7 +612,10 @@ def _cmd_ror_download(args: argparse.Namespace, settings: Settings) -> int:
     from rorclient.progress import ProgressLine
     from rorclient.ror import RorClient
 
-    with RorClient(_csd_source(args, settings)) as client, ProgressLine(enabled=not args.quiet) as line:
+    with (
+        RorClient(_csd_source(args, settings), retry=_retry_policy(settings)) as client,
+        ProgressLine(enabled=not args.quiet) as line,
+    ):
 
         def progress(done: int, total: int | None) -> None:
             line.show(f"{done / 1e6:,.1f}" + (f"/{total / 1e6:,.1f}" if total else "") + " MB")
@@ -621,7 +631,7 @@ def _cmd_ror_check(args: argparse.Namespace, settings: Settings) -> int:
     from rorclient.ror import RorClient
 
     source = _csd_source(args, settings)
-    with RorClient(source) as client:
+    with RorClient(source, retry=_retry_policy(settings)) as client:
         info = client.certificate
         client.changed_establishments(dt.datetime.now())
     expiry = f", certificate valid until {info.not_after:%Y-%m-%d}" if info else ""

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from rorclient.store.base import utcnow
 from rorclient.sync.report import CertificateStatus, SyncReport, SyncStatus
 
-__all__ = ["Health", "HealthState", "read_health", "write_health"]
+__all__ = ["Health", "HealthState", "read_health"]
 
 HealthState = Literal["starting", "ok", "degraded", "failing", "blocked", "standby", "stopped"]
 

@@ -18,7 +18,7 @@ from rorclient.errors import ConfigError, DataError, RemoteError, RorError
 from rorclient.store._rows import StagesRows
 from rorclient.store.base import RunReport, Store, SyncState, utcnow
 
-__all__ = ["DEFAULT_FILE_SOURCE", "LoadProgress", "LoadReport", "load_files"]
+__all__ = ["LoadProgress", "LoadReport", "load_files"]
 
 logger = logging.getLogger("rorclient.load")
 

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
     from prometheus_client.metrics_core import Metric
 
-__all__ = ["DaemonMetrics", "MetricsServer", "require_prometheus_client"]
+__all__ = ["DaemonMetrics", "MetricsServer"]
 
 _COMMITTED = (RunStatus.SUCCESS, RunStatus.PARTIAL, RunStatus.INTERRUPTED)
 """Runs whose counts are changes committed (a blocked or dry run's counts were only planned)."""

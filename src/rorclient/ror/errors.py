@@ -46,7 +46,6 @@ __all__ = [
     "SoapFaultError",
     "UnexpectedResponseError",
     "UnknownClientCaError",
-    "safe_url",
 ]
 
 

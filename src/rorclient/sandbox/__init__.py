@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rorclient.sandbox._clock import SandboxClock
     from rorclient.sandbox._faults import FaultInjector, FaultRule
-    from rorclient.sandbox._options import ErrorCodes, SandboxOptions
+    from rorclient.sandbox._options import ErrorCodes, SandboxOptions, SandboxSettings
     from rorclient.sandbox._platines import PLATINES_ESTABLISHMENT_ID, platines_offer
     from rorclient.sandbox.mutations import MUTATION_KINDS, Mutation
     from rorclient.sandbox.pki import TestPki, build_test_pki
@@ -28,6 +28,7 @@ __all__ = [
     "Sandbox",
     "SandboxClock",
     "SandboxOptions",
+    "SandboxSettings",
     "TestPki",
     "build_test_pki",
     "default_tls_dir",
@@ -42,6 +43,7 @@ _WHERE = {
     "FaultRule": "_faults",
     "ErrorCodes": "_options",
     "SandboxOptions": "_options",
+    "SandboxSettings": "_options",
     "PLATINES_ESTABLISHMENT_ID": "_platines",
     "platines_offer": "_platines",
     "MUTATION_KINDS": "mutations",

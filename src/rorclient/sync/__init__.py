@@ -10,7 +10,7 @@ from rorclient.sync._client import SyncClient
 from rorclient.sync.engine import Sync
 from rorclient.sync.errors import NotInitializedError, SafetyBreakerError, SyncLockedError
 from rorclient.sync.events import ChangeFeed, ChangeStream, ProgressEvent, Subscription
-from rorclient.sync.options import SyncOptions
+from rorclient.sync.options import RetryOptions, SyncOptions
 from rorclient.sync.report import (
     BreakerVerdict,
     CertificateStatus,
@@ -28,6 +28,7 @@ __all__ = [
     "FailedEstablishment",
     "NotInitializedError",
     "ProgressEvent",
+    "RetryOptions",
     "RunStatus",
     "SafetyBreakerError",
     "Subscription",

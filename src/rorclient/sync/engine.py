@@ -215,7 +215,7 @@ class Sync:
             if self._client is None:
                 if self._source_settings is None:  # pragma: no cover - guarded by __init__
                     raise ConfigError("no ROR client and no source settings to build one")
-                self._client = build_client(self._source_settings)
+                self._client = build_client(self._source_settings, retry=self.options.retry)
             return self._client
 
     # ---- change feed -------------------------------------------------------------------------------
