@@ -213,3 +213,12 @@ def test_a_running_daemon_serves_its_metrics_over_http(sandbox: Sandbox, tmp_pat
             process.wait(10)
     with pytest.raises(httpx.TransportError):
         httpx.get(url, timeout=2)  # the endpoint stops with the daemon
+
+
+def test_a_metrics_port_already_taken_is_a_config_error_naming_it() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"cannot serve metrics on 127.0.0.1:{port}"):
+            DaemonMetrics("test").serve(port)

@@ -234,7 +234,7 @@ class Daemon:
             status = self.sync.status() if state != "standby" else None
         except RorError as error:
             self._observe(state, None)
-            _log.error("cannot write the health file %s: %s", path, error)
+            _log.error("cannot read the status of source %r: %s", self.sync.source, error)
             return
         self._observe(state, status)
         if path is None:
