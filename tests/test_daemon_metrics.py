@@ -64,6 +64,7 @@ def test_runs_and_applied_changes_are_counted_by_operation_outcome_and_kind(tmp_
     Daemon(sync, DaemonOptions(max_runs=1, **FAST), metrics=metrics).run()
     found = scrape(metrics)
     assert value(found, "rorclient_runs_total", source="test", operation="pull", outcome="success") == 1
+    assert value(found, "rorclient_run_duration_seconds_count", source="test", operation="pull") == 1
     created = value(found, "rorclient_changes_applied_total", source="test", kind="created")
     assert created == sync.status().entities > 0
     assert value(found, "rorclient_changes_applied_total", source="test", kind="deleted") == 0

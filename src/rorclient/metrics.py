@@ -9,6 +9,7 @@ Metrics (every one labelled ``source``; names and labels are a contract, see doc
 ==============================================  =======  ===================================================
 ``rorclient_runs_total``                        counter  runs by ``operation`` (pull, sync) and ``outcome``
 ``rorclient_changes_applied_total``             counter  entities committed, by change ``kind``
+``rorclient_run_duration_seconds``              histo.   run durations by ``operation``
 ``rorclient_pending_establishments``            gauge    establishments waiting for a retry
 ``rorclient_lag_seconds``                       gauge    seconds since the data was last brought up to date
 ``rorclient_last_success_timestamp_seconds``    gauge    Unix time of the last successful pull or sync
@@ -86,6 +87,13 @@ class DaemonMetrics:
         )
         for kind in ChangeKind:
             self._changes.labels(source, kind.value)
+        self._durations = prometheus.Histogram(
+            "rorclient_run_duration_seconds",
+            "Duration of the runs that produced a report, by operation.",
+            ["source", "operation"],
+            buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200),
+            registry=self.registry,
+        )
         self._guard = threading.Lock()
         self._state: HealthState = "starting"
         self._status: SyncStatus | None = None
@@ -103,6 +111,8 @@ class DaemonMetrics:
         else:
             outcome = "held" if state == "blocked" else "failed"
         self._runs.labels(self.source, operation, outcome).inc()
+        if report is not None:
+            self._durations.labels(self.source, operation).observe(report.seconds)
         if report is not None and report.status in _COMMITTED:
             for kind, number in report.counts.items():
                 if number:
