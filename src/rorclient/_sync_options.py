@@ -63,6 +63,8 @@ class SyncOptions(BaseModel):
     committed late and small clock differences. Re-reading an establishment twice is harmless."""
     concurrency: int = Field(default=4, ge=1, le=64)
     """Lecture calls in flight at once."""
+    retry: RetryOptions = Field(default_factory=RetryOptions)
+    """How the client built from the source repeats a failed ROR call (``[sync.retry]``)."""
     readers: int | None = Field(default=None, ge=1, le=64)
     """Processes reading a downloaded extraction of 32 MB or more in parallel (default: 2, or 1 on a
     single core; about 40 MB each; 1: read in the syncing process). A process running other threads
@@ -93,8 +95,6 @@ class SyncOptions(BaseModel):
     """Notif filter: supported publics (TRE_R239 codes); empty = all."""
     lock_wait: float = Field(default=0.0, ge=0)
     """Seconds a pull or sync waits for another process holding the store's sync lock (0: fail at once)."""
-    retry: RetryOptions = Field(default_factory=RetryOptions)
-    """How the client built from the source repeats a failed ROR call (``[sync.retry]``)."""
 
     @field_validator("server_timezone")
     @classmethod

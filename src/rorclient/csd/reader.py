@@ -85,7 +85,7 @@ from rorclient.models import (
     Unit,
 )
 
-__all__ = ["CsdSource", "read_csd", "read_offer", "read_share"]
+__all__ = ["DEFAULT_MAX_TEXT_LENGTH", "CsdSource", "read_csd", "read_offer", "read_share"]
 
 _log = logging.getLogger(__name__)
 _M = TypeVar("_M", bound=BaseModel)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Literal, TypedDict
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rorclient.csd.writer import WriterOptions
 from rorclient.sandbox.dataset import MAX_ESTABLISHMENTS
 
-__all__ = ["ErrorCodes", "SandboxOptions", "SandboxSettings"]
+__all__ = ["ErrorCodes", "SandboxOptions"]
 
 
 class ErrorCodes(BaseModel):
@@ -91,36 +91,3 @@ class SandboxOptions(BaseModel):
         if not value.startswith("/") or value.startswith("/_sandbox"):
             raise ValueError(f"an endpoint path starts with / and not with /_sandbox: {value!r}")
         return value.rstrip("/") or "/"
-
-
-class SandboxSettings(TypedDict, total=False):
-    """The keyword arguments of :class:`~rorclient.sandbox.Sandbox` (and of ``pytest_fixture``): the
-    fields of :class:`SandboxOptions`, each optional, with the same meaning and defaults. A test keeps
-    the two in step."""
-
-    establishments: int
-    seed: int
-    data_dir: Path | None
-    platines_fixture: bool
-    clock_start: dt.datetime | None
-    clock_ticking: bool
-    build_index: Literal["background", "lazy"]
-    host: str
-    port: int
-    tls_dir: Path | None
-    client_cert: Literal["required", "optional", "none"]
-    check_revocation: bool
-    soap_path: str
-    extraction_path: str
-    test_mode: bool
-    max_request_bytes: int
-    request_timeout: float
-    default_profile: int
-    extraction_profile: int | None
-    lenient_dates: bool
-    lecture_date_ref: Literal["filter", "ignore"]
-    extraction_wait: float
-    fault_http_status: int
-    error_codes: ErrorCodes
-    writer_options: WriterOptions | None
-    fault_seed: int | None

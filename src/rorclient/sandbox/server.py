@@ -44,8 +44,9 @@ from rorclient.sandbox._app import SandboxApp
 from rorclient.sandbox._clock import SandboxClock
 from rorclient.sandbox._faults import FaultInjector
 from rorclient.sandbox._handlers import SandboxHTTPServer
-from rorclient.sandbox._options import SandboxOptions, SandboxSettings
+from rorclient.sandbox._options import SandboxOptions
 from rorclient.sandbox._platines import PLATINES_ESTABLISHMENT_ID, platines_offer
+from rorclient.sandbox._settings import SandboxSettings
 from rorclient.sandbox._truth import Base, GeneratedBase, GroundTruth, MemoryBase, offers_by_establishment
 from rorclient.sandbox.mutations import Mutation
 from rorclient.sandbox.pki import TestPki, build_test_pki, server_ssl_context
