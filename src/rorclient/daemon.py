@@ -97,7 +97,6 @@ class Daemon:
         self.options = options or DaemonOptions()
         self.metrics = metrics
         """Fed after every run and change of state (:mod:`rorclient.metrics`)."""
-        self._operation = "sync"
         self._observed_runs = 0
         self._observed_report: SyncReport | None = None
         self._stop_requested = False  # a plain flag: set from signal handlers, which must not take locks
@@ -182,7 +181,6 @@ class Daemon:
 
     def _run_once(self) -> HealthState:
         operation = "pull" if self._pull_due() else "sync"
-        self._operation = operation
         try:
             report = self.sync.pull() if operation == "pull" else self.sync.sync()
         except SafetyBreakerError as error:
@@ -263,8 +261,17 @@ class Daemon:
             self._observed_runs = self._runs
             fresh = self._last_report if self._last_report is not self._observed_report else None
             self._observed_report = self._last_report
-            self.metrics.run_finished(self._operation, state, fresh, failures=self._failures)
+            operation = fresh.operation if fresh is not None else self._operation_without_report()
+            self.metrics.run_finished(operation, state, fresh, failures=self._failures)
         self.metrics.observe(state, status)
+
+    def _operation_without_report(self) -> str:
+        """What a run that left no report (it raised, or did not start) was or would have been: a run
+        that fails moves neither the watermark nor the last full pull, so the schedule still says."""
+        try:
+            return "pull" if self._pull_due() else "sync"
+        except RorError:
+            return "unknown"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -105,11 +105,7 @@ class DaemonMetrics:
     ) -> None:
         """Count one run: ``report`` is its report (``None`` when it raised, or did not run because the
         breaker holds the source)."""
-        if report is not None:
-            outcome = report.status.value
-            operation = report.operation
-        else:
-            outcome = "held" if state == "blocked" else "failed"
+        outcome = report.status.value if report is not None else "held" if state == "blocked" else "failed"
         self._runs.labels(self.source, operation, outcome).inc()
         if report is not None:
             self._durations.labels(self.source, operation).observe(report.seconds)
