@@ -191,20 +191,8 @@ def _add_sync_commands(commands: Any) -> None:
     daemon.add_argument("--full-every", default="7d", help="full pull period (e.g. 7d; 0 or never: none)")
     daemon.add_argument("--health-file", metavar="PATH", help="JSON health file, rewritten after each run")
     daemon.add_argument("--log-json", action="store_true", help="structured logs, one JSON object per line")
-    daemon.add_argument(
-        "--metrics-port",
-        type=int,
-        metavar="PORT",
-        help="serve Prometheus metrics on http://ADDRESS:PORT/metrics (needs rorclient[metrics]; "
-        "default: off)",
-    )
-    daemon.add_argument(
-        "--metrics-address",
-        default="127.0.0.1",
-        metavar="ADDRESS",
-        help="address the metrics endpoint listens on (default: 127.0.0.1; 0.0.0.0: every interface)",
-    )
     daemon.set_defaults(handler=_cmd_daemon)
+    _add_metrics_options(daemon)
 
 
 def _add_ror_commands(commands: Any) -> None:
@@ -566,6 +554,22 @@ def _csd_source(args: argparse.Namespace, settings: Settings) -> Any:
         names = ", ".join(source.name for source in csd_sources) or "none configured"
         raise ConfigError(f"name the source with --source (csd sources: {names})")
     return csd_sources[0]
+
+
+def _add_metrics_options(daemon: argparse.ArgumentParser) -> None:
+    daemon.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics on http://ADDRESS:PORT/metrics (needs rorclient[metrics]; "
+        "default: off)",
+    )
+    daemon.add_argument(
+        "--metrics-address",
+        default="127.0.0.1",
+        metavar="ADDRESS",
+        help="address the metrics endpoint listens on (default: 127.0.0.1; 0.0.0.0: every interface)",
+    )
 
 
 def _retry_policy(settings: Settings) -> Any:
