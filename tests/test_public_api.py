@@ -47,6 +47,14 @@ def documented_exports() -> dict[str, list[str]]:
 PUBLIC_MODULES = public_modules()
 
 
+def bullet(module: object, symbol: str) -> str:
+    """A docs/api.md line for ``symbol``: its name and the first sentence of its docstring."""
+    value = getattr(module, symbol)
+    own = value.__dict__.get("__doc__") if isinstance(value, type) else getattr(value, "__doc__", None)
+    first = textwrap.dedent(own or "").strip().split("\n\n")[0].replace("\n", " ").split(". ")[0]
+    return f"- `{symbol}` — {first.rstrip('.') or 'TODO: say what it is'}"
+
+
 def test_docs_api_lists_exactly_the_exports_of_every_public_module() -> None:
     documented = documented_exports()
     problems = []
@@ -55,12 +63,16 @@ def test_docs_api_lists_exactly_the_exports_of_every_public_module() -> None:
         if exported is None:
             problems.append(f"{name} has no __all__")
         elif name not in documented:
-            problems.append(f"{name} is missing from docs/api.md (exports: {', '.join(exported)})")
+            module = importlib.import_module(name)
+            lines = "\n".join(bullet(module, symbol) for symbol in exported)
+            problems.append(f"{name} is missing from docs/api.md; add:\n## `{name}`\n\n{lines}\n")
         else:
             added = sorted(set(exported) - set(documented[name]))
             gone = sorted(set(documented[name]) - set(exported))
             if added:
-                problems.append(f"{name} exports {', '.join(added)}, not listed in docs/api.md")
+                module = importlib.import_module(name)
+                lines = "\n".join(bullet(module, symbol) for symbol in added)
+                problems.append(f"{name} exports names docs/api.md does not list; add:\n{lines}")
             if gone:
                 problems.append(f"docs/api.md lists {', '.join(gone)} under {name}, which does not export it")
     for name in sorted(set(documented) - set(PUBLIC_MODULES)):
