@@ -122,6 +122,9 @@ def test_the_sync_table_sets_the_sync_options(tmp_path: Path) -> None:
     [
         ("[sync]\nbreaker_shar = 0.2\n", "sync.breaker_shar"),
         ("[sync]\nbreaker_share = 2\n", "sync.breaker_share"),
+        ("[sync.retry]\nmax_atempts = 2\n", "sync.retry.max_atempts"),
+        ("[sync.retry]\nmax_attempts = 0\n", "sync.retry.max_attempts"),
+        ('[sync.retry]\nmax_wait = "soon"\n', "sync.retry.max_wait"),
     ],
 )
 def test_a_bad_sync_table_is_rejected_when_the_settings_load(tmp_path: Path, toml: str, message: str) -> None:

@@ -14,7 +14,43 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from rorclient._durations import parse_duration
 from rorclient.errors import ConfigError
 
-__all__ = ["SyncOptions"]
+__all__ = ["RetryOptions", "SyncOptions"]
+
+
+def _seconds(value: object) -> object:
+    """``"30s"``, ``"2m"`` as the daemon's options take them; numbers stay seconds."""
+    if isinstance(value, str) and value.strip():
+        try:
+            return parse_duration(value).total_seconds()
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
+class RetryOptions(BaseModel):
+    """How a failed ROR call is repeated (the ``[sync.retry]`` table; :class:`rorclient.ror.RetryPolicy`
+    in the client). Only retryable errors are repeated: connection failures, timeouts, cut bodies, HTTP
+    429/502/503/504 and ``soap:Receiver`` faults; never a 4xx, a ``soap:Sender`` fault or bad data.
+    Durations are seconds, or ``"30s"``, ``"2m"``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_attempts: int = Field(default=4, ge=1)
+    """Attempts in all, the first included (1: no retry)."""
+    max_total: float = Field(default=120.0, ge=0)
+    """Seconds from the first attempt after which no new attempt starts."""
+    initial_wait: float = Field(default=0.5, ge=0)
+    """Wait after the first failure; it doubles with each further failure..."""
+    max_wait: float = Field(default=15.0, ge=0)
+    """...up to this many seconds."""
+    jitter: float = Field(default=0.5, ge=0)
+    """Up to this many seconds of random wait added to each backoff."""
+    max_retry_after: float = Field(default=60.0, ge=0)
+    """A server's ``Retry-After`` is honoured up to this many seconds."""
+
+    _durations = field_validator(
+        "max_total", "initial_wait", "max_wait", "jitter", "max_retry_after", mode="before"
+    )(_seconds)
 
 
 class SyncOptions(BaseModel):
@@ -27,6 +63,8 @@ class SyncOptions(BaseModel):
     committed late and small clock differences. Re-reading an establishment twice is harmless."""
     concurrency: int = Field(default=4, ge=1, le=64)
     """Lecture calls in flight at once."""
+    retry: RetryOptions = Field(default_factory=RetryOptions)
+    """How the client built from the source repeats a failed ROR call (``[sync.retry]``)."""
     readers: int | None = Field(default=None, ge=1, le=64)
     """Processes reading a downloaded extraction of 32 MB or more in parallel (default: 2, or 1 on a
     single core; about 40 MB each; 1: read in the syncing process). A process running other threads

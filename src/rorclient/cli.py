@@ -307,6 +307,7 @@ def _add_sync_commands(commands: Any) -> None:
         "--log-json", action="store_true", help="logs as JSON lines, one object per line (default: text)"
     )
     daemon.set_defaults(handler=_cmd_daemon)
+    _add_metrics_options(daemon)
 
 
 def _add_breaker_commands(commands: Any) -> None:
@@ -820,10 +821,18 @@ def _cmd_daemon(args: argparse.Namespace, settings: Settings) -> int:
     level = logging.ERROR if args.quiet else logging.DEBUG if args.verbose else logging.INFO
     configure_logging(json_lines=args.log_json, level=level)
     full_every = None if args.full_every in ("0", "never") else parse_duration(args.full_every)
+    if args.metrics_port is not None:
+        from rorclient.metrics import require_prometheus_client
+
+        require_prometheus_client()  # before anything starts: say at once that the extra is missing
+        if not 0 <= args.metrics_port <= 65535:
+            raise ConfigError(f"--metrics-port must be between 0 and 65535, not {args.metrics_port}")
     options = DaemonOptions(
         interval=parse_duration(args.interval),
         full_every=full_every,
         health_file=Path(args.health_file) if args.health_file else None,
+        metrics_port=args.metrics_port,
+        metrics_address=args.metrics_address,
     )
     return run_daemon(settings, options, source=_sync_source(args, settings).name)
 
@@ -863,10 +872,33 @@ def _csd_source(args: argparse.Namespace, settings: Settings) -> Any:
     return csd_sources[0]
 
 
+def _add_metrics_options(daemon: argparse.ArgumentParser) -> None:
+    daemon.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics on http://ADDRESS:PORT/metrics (needs rorclient[metrics]; "
+        "default: off)",
+    )
+    daemon.add_argument(
+        "--metrics-address",
+        default="127.0.0.1",
+        metavar="ADDRESS",
+        help="address the metrics endpoint listens on (default: 127.0.0.1; 0.0.0.0: every interface)",
+    )
+
+
+def _retry_policy(settings: Settings) -> Any:
+    """The ``[sync.retry]`` table as the client's :class:`~rorclient.ror.RetryPolicy`."""
+    from rorclient.ror import RetryPolicy
+
+    return RetryPolicy(**settings.sync.retry.model_dump())
+
+
 def _cmd_ror_notif(args: argparse.Namespace, settings: Settings) -> int:
     from rorclient.ror import RorClient
 
-    with RorClient(_csd_source(args, settings)) as client:
+    with RorClient(_csd_source(args, settings), retry=_retry_policy(settings)) as client:
         entries = client.changed_establishment_entries(
             args.since, activity=tuple(args.activity), patients=tuple(args.patients)
         )
@@ -881,7 +913,7 @@ def _cmd_ror_notif(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_ror_read(args: argparse.Namespace, settings: Settings) -> int:
     from rorclient.ror import RorClient
 
-    with RorClient(_csd_source(args, settings)) as client:
+    with RorClient(_csd_source(args, settings), retry=_retry_policy(settings)) as client:
         if args.unit:
             offer = client.read_unit(args.unit)
         else:
@@ -900,7 +932,10 @@ def _cmd_ror_download(args: argparse.Namespace, settings: Settings) -> int:
     from rorclient.progress import ProgressLine
     from rorclient.ror import RorClient
 
-    with RorClient(_csd_source(args, settings)) as client, ProgressLine(enabled=not args.quiet) as line:
+    with (
+        RorClient(_csd_source(args, settings), retry=_retry_policy(settings)) as client,
+        ProgressLine(enabled=not args.quiet) as line,
+    ):
         result = client.download_extraction(args.dest, progress=line.update_download)
     print(result.model_dump_json(indent=2))
     return EXIT_OK
@@ -910,7 +945,7 @@ def _cmd_ror_check(args: argparse.Namespace, settings: Settings) -> int:
     from rorclient.ror import RorClient
 
     source = _csd_source(args, settings)
-    with RorClient(source) as client:
+    with RorClient(source, retry=_retry_policy(settings)) as client:
         info = client.certificate
         client.changed_establishments(dt.datetime.now())
     expiry = f", certificate valid until {info.not_after:%Y-%m-%d}" if info else ""

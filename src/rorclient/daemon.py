@@ -30,6 +30,7 @@ Behaviour (docs/daemon.md):
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -41,7 +42,7 @@ import time
 import traceback
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -55,7 +56,10 @@ from rorclient.store.base import utcnow
 from rorclient.sync.engine import Sync
 from rorclient.sync.errors import SafetyBreakerError, SyncLockedError
 from rorclient.sync.options import SyncOptions
-from rorclient.sync.report import RunStatus, SyncReport
+from rorclient.sync.report import RunStatus, SyncReport, SyncStatus
+
+if TYPE_CHECKING:
+    from rorclient.metrics import DaemonMetrics
 
 __all__ = ["Daemon", "DaemonOptions", "JsonLogFormatter", "configure_logging", "parse_duration", "run_daemon"]
 
@@ -81,14 +85,30 @@ class DaemonOptions(BaseModel):
     health_file: Path | None = None
     max_runs: int | None = Field(default=None, ge=1)
     """Stop after this many runs (tests, one-shot containers); ``None``: run until stopped."""
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    """Serve Prometheus metrics on this port (``GET /metrics``; needs ``rorclient[metrics]``); ``None``:
+    off; 0: any free port."""
+    metrics_address: str = "127.0.0.1"
+    """The address the metrics endpoint listens on (``0.0.0.0``: every interface)."""
 
 
 class Daemon:
     """The scheduling loop around a :class:`~rorclient.sync.Sync`. :meth:`stop` is thread-safe."""
 
-    def __init__(self, sync: Sync, options: DaemonOptions | None = None, *, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        sync: Sync,
+        options: DaemonOptions | None = None,
+        *,
+        seed: int | None = None,
+        metrics: DaemonMetrics | None = None,
+    ) -> None:
         self.sync = sync
         self.options = options or DaemonOptions()
+        self.metrics = metrics
+        """Fed after every run and change of state (:mod:`rorclient.metrics`)."""
+        self._observed_runs = 0
+        self._observed_report: SyncReport | None = None
         self._stop_requested = False  # a plain flag: set from signal handlers, which must not take locks
         self._random = random.Random(seed)  # noqa: S311 - jitter, not security
         self._failures = 0
@@ -265,10 +285,18 @@ class Daemon:
 
     def _health(self, state: HealthState, *, next_run: dt.datetime | None = None) -> None:
         path = self.options.health_file
-        if path is None:
+        if path is None and self.metrics is None:
             return
         try:
             status = self.sync.status() if state != "standby" else None
+        except RorError as error:
+            self._observe(state, None)
+            _log.error("cannot read the status of source %r: %s", self.sync.source, error)
+            return
+        self._observe(state, status)
+        if path is None:
+            return
+        try:
             health = Health.build(
                 state,
                 status,
@@ -282,6 +310,27 @@ class Daemon:
             write_health(path, health)
         except (OSError, RorError) as error:
             _log.error("cannot write the health file %s: %s", path, error)
+
+    def _observe(self, state: HealthState, status: SyncStatus | None) -> None:
+        """Feed the metrics, with the run just finished when this follows one (:meth:`_health` is called
+        once after each run)."""
+        if self.metrics is None:
+            return
+        if self._runs > self._observed_runs:
+            self._observed_runs = self._runs
+            fresh = self._last_report if self._last_report is not self._observed_report else None
+            self._observed_report = self._last_report
+            operation = fresh.operation if fresh is not None else self._operation_without_report()
+            self.metrics.run_finished(operation, state, fresh, failures=self._failures)
+        self.metrics.observe(state, status)
+
+    def _operation_without_report(self) -> str:
+        """What a run that left no report (it raised, or did not start) was or would have been: a run
+        that fails moves neither the watermark nor the last full pull, so the schedule still says."""
+        try:
+            return "pull" if self._pull_due() else "sync"
+        except RorError:
+            return "unknown"
 
 
 class _CountClosingRecords(logging.Filter):
@@ -319,10 +368,19 @@ def run_daemon(
     sync_options: SyncOptions | None = None,
     install_signals: bool = True,
 ) -> int:
-    """What ``rorclient daemon`` runs: build the :class:`Sync` from ``settings``, run the loop until a
-    signal, return the exit code."""
-    with Sync(settings, source=source, options=sync_options) as sync:
-        daemon = Daemon(sync, options)
+    """What ``rorclient daemon`` runs: build the :class:`Sync` from ``settings``, serve the metrics when
+    ``options.metrics_port`` is set, run the loop until a signal, return the exit code."""
+    options = options or DaemonOptions()
+    with contextlib.ExitStack() as stack:
+        sync = stack.enter_context(Sync(settings, source=source, options=sync_options))
+        metrics = None
+        if options.metrics_port is not None:
+            from rorclient.metrics import DaemonMetrics
+
+            metrics = DaemonMetrics(sync.source)
+            server = stack.enter_context(metrics.serve(options.metrics_port, options.metrics_address))
+            _log.info("serving metrics on http://%s:%d/metrics", options.metrics_address, server.port)
+        daemon = Daemon(sync, options, metrics=metrics)
         if install_signals:
             daemon.install_signal_handlers()
         return daemon.run()

@@ -19,7 +19,7 @@ from typing import Final
 
 from rorclient.models import Entity, EntityKind
 
-__all__ = ["DEPARTMENT_REGION", "region_of", "region_of_department", "region_of_id"]
+__all__ = ["region_of", "region_of_department", "region_of_id"]
 
 _REGION_DEPARTMENTS: Final[dict[str, tuple[str, ...]]] = {
     "11": ("75", "77", "78", "91", "92", "93", "94", "95"),

@@ -24,7 +24,7 @@ from rorclient.store.base import BreakerLatch, utcnow
 from rorclient.sync.report import CertificateStatus, SyncReport, SyncStatus
 from rorclient.tls import EXPIRY_WARNING_DAYS
 
-__all__ = ["Health", "HealthState", "read_health", "write_health"]
+__all__ = ["Health", "HealthState", "read_health"]
 
 HealthState = Literal["starting", "ok", "degraded", "failing", "blocked", "standby", "stopped"]
 

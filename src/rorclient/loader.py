@@ -17,7 +17,7 @@ from rorclient.errors import ConfigError
 from rorclient.sources.file import FileSource
 from rorclient.store.base import Store
 
-__all__ = ["DEFAULT_FILE_SOURCE", "LoadProgress", "LoadReport", "load_files"]
+__all__ = ["LoadProgress", "LoadReport", "load_files"]
 
 #: Source name used when loading files without naming a source.
 DEFAULT_FILE_SOURCE = "files"

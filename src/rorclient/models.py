@@ -34,7 +34,6 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from rorclient.codes import Oid
 
 __all__ = [
-    "ENTITY_ADAPTER",
     "Activity",
     "Address",
     "AddressLine",

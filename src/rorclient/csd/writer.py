@@ -59,9 +59,6 @@ from rorclient.models import (
 )
 
 __all__ = [
-    "ENTITY_ID_NAMESPACE",
-    "ID_NAT_PS_OID",
-    "UNIT_ID_AUTHORITY",
     "CsdWriter",
     "Root",
     "WriteStats",

@@ -64,7 +64,6 @@ __all__ = [
     "SoapFaultError",
     "UnexpectedResponseError",
     "UnknownClientCaError",
-    "safe_url",
 ]
 
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from rorclient.sandbox._faults import FaultInjector, FaultRule
     from rorclient.sandbox._options import ErrorCodes, SandboxOptions
     from rorclient.sandbox._platines import PLATINES_ESTABLISHMENT_ID, platines_offer
+    from rorclient.sandbox._settings import SandboxSettings
     from rorclient.sandbox.mutations import MUTATION_KINDS, Mutation
     from rorclient.sandbox.pki import TestPki, build_test_pki
     from rorclient.sandbox.server import Sandbox, default_tls_dir, pytest_fixture, serve_forever
@@ -28,6 +29,7 @@ __all__ = [
     "Sandbox",
     "SandboxClock",
     "SandboxOptions",
+    "SandboxSettings",
     "TestPki",
     "build_test_pki",
     "default_tls_dir",
@@ -42,6 +44,7 @@ _WHERE = {
     "FaultRule": "_faults",
     "ErrorCodes": "_options",
     "SandboxOptions": "_options",
+    "SandboxSettings": "_settings",
     "PLATINES_ESTABLISHMENT_ID": "_platines",
     "platines_offer": "_platines",
     "MUTATION_KINDS": "mutations",

@@ -68,17 +68,10 @@ from rorclient.sandbox import _vocab as vocab
 from rorclient.sandbox._vocab import City, Code
 
 __all__ = [
-    "CREATED_UNIT_NUMBERS",
     "MAX_ESTABLISHMENTS",
     "REFERENCE_TIME",
-    "dataset_plan",
     "establishments_for_size",
     "generate_dataset",
-    "generate_group",
-    "locate_establishment",
-    "locate_unit",
-    "location_status",
-    "structure_id",
     "write_extraction",
 ]
 

@@ -35,20 +35,7 @@ from rorclient.models import CodedValue, Establishment, Identifier, Offer, Recor
 from rorclient.sandbox import _vocab as vocab
 from rorclient.sandbox.dataset import generate_group, location_status
 
-__all__ = [
-    "MUTATIONS",
-    "MUTATION_KINDS",
-    "Mutation",
-    "add_elementary_unit",
-    "close_establishment",
-    "delete_unit",
-    "movable_units",
-    "move_unit",
-    "mutate",
-    "mutate_offer",
-    "new_establishment",
-    "stamp_created",
-]
+__all__ = ["MUTATION_KINDS", "Mutation", "mutate", "mutate_offer"]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -43,15 +43,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import BaseModel, ConfigDict, SecretStr
 
-__all__ = [
-    "DEFAULT_HOSTS",
-    "DEFAULT_PASSWORD",
-    "IssuedCertificate",
-    "KeyType",
-    "TestPki",
-    "build_test_pki",
-    "server_ssl_context",
-]
+__all__ = ["IssuedCertificate", "KeyType", "TestPki", "build_test_pki"]
 
 KeyType = Literal["ec", "rsa"]
 DEFAULT_PASSWORD = "rorclient-test"  # noqa: S105 - a published password for a throw-away test PKI

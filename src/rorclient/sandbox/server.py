@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 
 import platformdirs
 from pydantic import ValidationError
@@ -44,21 +44,14 @@ from rorclient.sandbox._app import SandboxApp
 from rorclient.sandbox._clock import SandboxClock
 from rorclient.sandbox._faults import FaultInjector
 from rorclient.sandbox._handlers import SandboxHTTPServer
-from rorclient.sandbox._options import ErrorCodes, SandboxOptions
+from rorclient.sandbox._options import SandboxOptions
 from rorclient.sandbox._platines import PLATINES_ESTABLISHMENT_ID, platines_offer
+from rorclient.sandbox._settings import SandboxSettings
 from rorclient.sandbox._truth import Base, GeneratedBase, GroundTruth, MemoryBase, offers_by_establishment
 from rorclient.sandbox.mutations import Mutation
 from rorclient.sandbox.pki import TestPki, build_test_pki, server_ssl_context
 
-__all__ = [
-    "PLATINES_ESTABLISHMENT_ID",
-    "ErrorCodes",
-    "Sandbox",
-    "SandboxOptions",
-    "default_tls_dir",
-    "pytest_fixture",
-    "serve_forever",
-]
+__all__ = ["Sandbox", "default_tls_dir", "pytest_fixture", "serve_forever"]
 
 _PASSWORD_FILE = "client-password.txt"  # noqa: S105 - a file name
 
@@ -67,10 +60,12 @@ class Sandbox:
     """A sandbox server running in a background thread; use it as a context manager.
 
     Keyword arguments are :class:`SandboxOptions` fields (``establishments``, ``seed``, ``port``,
-    ``tls_dir``, ``test_mode``, ``platines_fixture``, ``default_profile``...), applied over ``options``.
+    ``tls_dir``, ``test_mode``, ``platines_fixture``, ``default_profile``...; typed by
+    :class:`SandboxSettings`), applied over ``options``. A bad value is a
+    :class:`~rorclient.errors.ConfigError` naming the field.
     """
 
-    def __init__(self, *, options: SandboxOptions | None = None, **settings: Any) -> None:
+    def __init__(self, *, options: SandboxOptions | None = None, **settings: Unpack[SandboxSettings]) -> None:
         base = options.model_dump() if options is not None else {}
         try:
             self.options = SandboxOptions.model_validate({**base, **settings})
@@ -410,7 +405,7 @@ def pytest_fixture(
     *,
     scope: Literal["session", "package", "module", "class", "function"] = "module",
     name: str = "sandbox",
-    **settings: Any,
+    **settings: Unpack[SandboxSettings],
 ) -> Any:
     """A pytest fixture yielding a running :class:`Sandbox`; put in a ``conftest.py``::
 

@@ -16,6 +16,7 @@ from rorclient.sources.csd import CsdSource
 from rorclient.sources.file import FileSource
 
 if TYPE_CHECKING:
+    from rorclient._sync_options import RetryOptions
     from rorclient.config import SourceSettings
 
 __all__ = [
@@ -30,10 +31,11 @@ __all__ = [
 ]
 
 
-def source_from_settings(settings: SourceSettings) -> Source:
-    """The source one ``[[sources]]`` entry describes (``kind = "csd"`` or ``"file"``)."""
+def source_from_settings(settings: SourceSettings, *, retry: RetryOptions | None = None) -> Source:
+    """The source one ``[[sources]]`` entry describes (``kind = "csd"`` or ``"file"``); ``retry``: how
+    its web-service calls are repeated (default: :class:`rorclient.ror.RetryPolicy`'s defaults)."""
     if settings.kind == "csd":
-        return CsdSource(settings.name, settings=settings)
+        return CsdSource(settings.name, settings=settings, retry=retry)
     if settings.kind == "file":
         return FileSource(settings.name, settings.files)
     raise ConfigError(f"source {settings.name!r}: unknown kind {settings.kind!r}")  # pragma: no cover

@@ -17,6 +17,7 @@ from rorclient.errors import RorError
 from rorclient.models import Offer
 
 if TYPE_CHECKING:
+    from rorclient._sync_options import RetryOptions
     from rorclient.config import SourceSettings
     from rorclient.tls import CertificateInfo
 
@@ -62,8 +63,12 @@ class SyncClient(Protocol):
     def close(self) -> None: ...
 
 
-def build_client(source: SourceSettings, *, cache_dir: Path | None = None) -> SyncClient:
-    """A :class:`rorclient.ror.RorClient` for ``source`` (imported here: it pulls in httpx and zeep)."""
-    from rorclient.ror import RorClient
+def build_client(
+    source: SourceSettings, *, cache_dir: Path | None = None, retry: RetryOptions | None = None
+) -> SyncClient:
+    """A :class:`rorclient.ror.RorClient` for ``source`` (imported here: it pulls in httpx and zeep) that
+    repeats failed calls as ``retry`` says (default: :class:`rorclient.ror.RetryPolicy`'s defaults)."""
+    from rorclient.ror import RetryPolicy, RorClient
 
-    return RorClient(source, cache_dir=cache_dir)
+    policy = RetryPolicy(**retry.model_dump()) if retry is not None else None
+    return RorClient(source, cache_dir=cache_dir, retry=policy)

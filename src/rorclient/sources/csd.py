@@ -14,6 +14,7 @@ from rorclient.sources._client import SyncClient, build_client
 from rorclient.sources.base import DownloadProgress, Snapshot, SourceTraits
 
 if TYPE_CHECKING:
+    from rorclient._sync_options import RetryOptions
     from rorclient.config import SourceSettings
     from rorclient.tls import CertificateInfo
 
@@ -40,12 +41,14 @@ class CsdSource:
         client: SyncClient | None = None,
         *,
         settings: SourceSettings | None = None,
+        retry: RetryOptions | None = None,
     ) -> None:
         if client is None and settings is None:
             raise ConfigError(f"source {name!r}: a CSD source needs a client or its settings")
         self._name = name
         self._client = client
         self._settings = settings
+        self._retry = retry
         self._owns_client = client is None
         self._guard = threading.Lock()
 
@@ -62,7 +65,7 @@ class CsdSource:
         with self._guard:
             if self._client is None:
                 assert self._settings is not None  # guarded by __init__
-                self._client = build_client(self._settings)
+                self._client = build_client(self._settings, retry=self._retry)
             return self._client
 
     @property

@@ -52,7 +52,6 @@ __all__ = [
     "content_hash",
     "name_key",
     "stored_entity",
-    "utcnow",
 ]
 
 

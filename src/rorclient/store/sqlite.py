@@ -60,7 +60,7 @@ from rorclient.store.base import (
     utcnow,
 )
 
-__all__ = ["SqliteStore", "path_from_url"]
+__all__ = ["SqliteStore"]
 
 _URL_PREFIX = "sqlite:///"
 _CHUNK = 500  # ids per IN (...) list, well under SQLite's bound-parameter limit

@@ -47,7 +47,6 @@ __all__ = [
     "delete_establishment",
     "replace_establishment",
     "replace_unit",
-    "sort_key",
 ]
 
 Key = tuple[EntityKind, str]

@@ -16,7 +16,7 @@ from rorclient.sync.errors import (
     UnknownIdentifierError,
 )
 from rorclient.sync.events import ChangeFeed, ChangeStream, ProgressEvent, Subscription
-from rorclient.sync.options import SyncOptions
+from rorclient.sync.options import RetryOptions, SyncOptions
 from rorclient.sync.report import (
     BreakerVerdict,
     CertificateStatus,
@@ -35,6 +35,7 @@ __all__ = [
     "FailedEstablishment",
     "NotInitializedError",
     "ProgressEvent",
+    "RetryOptions",
     "RunStatus",
     "SafetyBreakerError",
     "Subscription",

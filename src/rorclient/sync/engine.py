@@ -236,7 +236,7 @@ class Sync:
             if self._origin is None:
                 if self._source_settings is None:  # pragma: no cover - guarded by __init__
                     raise ConfigError("no source and no source settings to build one")
-                self._origin = source_from_settings(self._source_settings)
+                self._origin = source_from_settings(self._source_settings, retry=self.options.retry)
             return self._origin
 
     @property

@@ -19,7 +19,6 @@ __all__ = [
     "RunStatus",
     "SyncReport",
     "SyncStatus",
-    "empty_counts",
 ]
 
 Operation = Literal["pull", "sync", "refresh", "load"]

@@ -1,0 +1,1 @@
+__all__: list[str] = []  # the suite lives in rorclient.testing.store_conformance (it imports pytest)

@@ -61,16 +61,11 @@ from rorclient.store.base import (
 
 __all__ = [
     "EG1",
-    "EG2",
-    "EG_SOUTH",
-    "LEGAL",
-    "OTHER_SOURCE",
     "SOURCE",
     "T0",
     "StoreConformance",
     "activity",
     "apply_site",
-    "changes_of",
     "equipment",
     "establishment",
     "legal_entity",
