@@ -156,8 +156,23 @@ def _head_fields(row: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def decode_head(row: tuple[Any, ...]) -> StoredEntity:
-    """A :class:`StoredEntity` without its ``entity`` (read from :data:`HEAD_COLUMNS`), for comparisons."""
-    return StoredEntity.model_construct(**_head_fields(row))
+    """A :class:`StoredEntity` without its ``entity`` (read from :data:`HEAD_COLUMNS`), for comparisons.
+
+    What ``StoredEntity.model_construct(**fields)`` builds (every field but ``entity`` given, nothing
+    validated: the row was written from a validated model), at a quarter of its cost: a delta sync
+    reads a few dozen heads per establishment, twice (plan, then apply).
+    """
+    fields = _head_fields(row)
+    head = _new_stored(StoredEntity)
+    _set_attribute(head, "__dict__", fields)
+    _set_attribute(head, "__pydantic_fields_set__", set(fields))
+    _set_attribute(head, "__pydantic_extra__", None)
+    _set_attribute(head, "__pydantic_private__", None)
+    return head
+
+
+_new_stored = StoredEntity.__new__
+_set_attribute = object.__setattr__  # StoredEntity is frozen: as pydantic's model_construct does
 
 
 def decode_row(row: tuple[Any, ...]) -> StoredEntity:

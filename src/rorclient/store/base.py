@@ -337,8 +337,13 @@ KIND_ORDER: dict[EntityKind, int] = {kind: index for index, kind in enumerate(En
 
 
 def content_hash(entity: Entity) -> str:
-    """A digest of everything the entity says; equal hashes mean nothing changed."""
-    return hashlib.sha256(entity.model_dump_json().encode()).hexdigest()[:32]
+    """A digest of everything the entity says; equal hashes mean nothing changed.
+
+    The digest of the entity's JSON as stored (``model_dump_json()``'s bytes, taken from the serializer
+    without the round trip through ``str``): stores written by earlier versions hold the same digests,
+    so an unchanged entity never reads as updated. Changing the encoding changes every digest.
+    """
+    return hashlib.sha256(entity.__pydantic_serializer__.to_json(entity)).hexdigest()[:32]
 
 
 def stored_entity(
