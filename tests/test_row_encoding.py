@@ -3,6 +3,7 @@ delta path compares."""
 
 from __future__ import annotations
 
+import gc
 import hashlib
 
 import pydantic
@@ -80,3 +81,25 @@ def test_heads_compare_by_content_hash() -> None:
     assert classify_change(old, decode_head(_head_row())) is None
     assert classify_change(old, decode_head(_head_row(content_hash="0" * 32))) is ChangeKind.UPDATED
     assert classify_change(old, decode_head(_head_row(parent="93/99999"))) is ChangeKind.MOVED
+
+
+def test_a_digest_is_remembered_only_while_its_entity_lives(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rorclient.store import base
+
+    entities = list(sample_offer().entities())
+    unit = next(entity for entity in entities if entity.kind is EntityKind.UNIT)
+    digest = content_hash(unit)
+    assert content_hash(unit) == digest == PINNED[(unit.kind, unit.id)]
+    renamed = unit.model_copy(update={"name": "Renamed"})  # a new (frozen) object: its own digest
+    assert content_hash(renamed) not in (digest, None)
+    assert content_hash(renamed) == hashlib.sha256(renamed.model_dump_json().encode()).hexdigest()[:32]
+    key = id(renamed)
+    assert key in base._digests
+    del renamed
+    gc.collect()
+    assert key not in base._digests  # no entry outlives its entity
+
+    monkeypatch.setattr(base, "_DIGESTS_LIMIT", 2)
+    base._digests.clear()
+    assert [content_hash(entity) for entity in entities] == [PINNED[(e.kind, e.id)] for e in entities]
+    assert len(base._digests) <= 2

@@ -19,9 +19,11 @@ The behaviour is pinned by :mod:`rorclient.testing.store_conformance`, which eve
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import re
 import unicodedata
+import weakref
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import AbstractContextManager
 from enum import StrEnum
@@ -343,7 +345,28 @@ def content_hash(entity: Entity) -> str:
     without the round trip through ``str``): stores written by earlier versions hold the same digests,
     so an unchanged entity never reads as updated. Changing the encoding changes every digest.
     """
-    return hashlib.sha256(entity.__pydantic_serializer__.to_json(entity)).hexdigest()[:32]
+    key = id(entity)
+    cached = _digests.get(key)
+    if cached is not None and cached[0]() is entity:
+        return cached[1]
+    digest = hashlib.sha256(entity.__pydantic_serializer__.to_json(entity)).hexdigest()[:32]
+    if len(_digests) >= _DIGESTS_LIMIT:
+        _digests.clear()
+    _digests[key] = (weakref.ref(entity, functools.partial(_forget_digest, key)), digest)
+    return digest
+
+
+# Digests of live entities, by identity: a delta sync hashes every entity of an offer twice (the plan,
+# then the application), and entity models are frozen, so the second time is a look-up. An entry goes
+# when its entity does (or all at once past the limit, which bounds the memory to a few MB).
+_digests: dict[int, tuple[weakref.ref[Entity], str]] = {}
+_DIGESTS_LIMIT = 65_536
+
+
+def _forget_digest(key: int, reference: weakref.ref[Entity]) -> None:
+    cached = _digests.get(key)
+    if cached is not None and cached[0] is reference:
+        _digests.pop(key, None)
 
 
 def stored_entity(
