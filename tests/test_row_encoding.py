@@ -103,3 +103,16 @@ def test_a_digest_is_remembered_only_while_its_entity_lives(monkeypatch: pytest.
     base._digests.clear()
     assert [content_hash(entity) for entity in entities] == [PINNED[(e.kind, e.id)] for e in entities]
     assert len(base._digests) <= 2
+
+
+def test_the_subtree_writes_derive_what_stored_entity_validates() -> None:
+    from rorclient.store.base import derived_stored_entity
+
+    for entity in sample_offer().entities():
+        validated = stored_entity(entity, source="ror", establishment="1830000002")
+        derived = derived_stored_entity(entity, source="ror", establishment="1830000002")
+        assert derived == validated
+        assert repr(derived) == repr(validated)
+        assert derived.model_fields_set == validated.model_fields_set
+        assert derived.model_dump() == validated.model_dump()
+        assert derived.entity is entity

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from rorclient.errors import StoreError
 from rorclient.geography import region_of
 from rorclient.models import ENTITY_ADAPTER, Entity, EntityKind
-from rorclient.store.base import KIND_ORDER, StoredEntity, name_key
+from rorclient.store.base import KIND_ORDER, StoredEntity, constructed_stored_entity, name_key
 
 _VALUE_OF_KIND = {kind: kind.value for kind in EntityKind}  # a dict lookup beats Enum.value
 _KIND_OF_VALUE = {kind.value: kind for kind in EntityKind}
@@ -156,23 +156,10 @@ def _head_fields(row: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def decode_head(row: tuple[Any, ...]) -> StoredEntity:
-    """A :class:`StoredEntity` without its ``entity`` (read from :data:`HEAD_COLUMNS`), for comparisons.
-
-    What ``StoredEntity.model_construct(**fields)`` builds (every field but ``entity`` given, nothing
-    validated: the row was written from a validated model), at a quarter of its cost: a delta sync
-    reads a few dozen heads per establishment, twice (plan, then apply).
-    """
-    fields = _head_fields(row)
-    head = _new_stored(StoredEntity)
-    _set_attribute(head, "__dict__", fields)
-    _set_attribute(head, "__pydantic_fields_set__", set(fields))
-    _set_attribute(head, "__pydantic_extra__", None)
-    _set_attribute(head, "__pydantic_private__", None)
-    return head
-
-
-_new_stored = StoredEntity.__new__
-_set_attribute = object.__setattr__  # StoredEntity is frozen: as pydantic's model_construct does
+    """A :class:`StoredEntity` without its ``entity`` (read from :data:`HEAD_COLUMNS`), for comparisons:
+    nothing validated (the row was written from a validated model); a delta sync reads a few dozen
+    heads per establishment, twice (the plan, then the application)."""
+    return constructed_stored_entity(_head_fields(row))
 
 
 def decode_row(row: tuple[Any, ...]) -> StoredEntity:

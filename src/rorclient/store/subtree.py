@@ -36,7 +36,7 @@ from rorclient.store.base import (
     ChangeSet,
     StoredEntity,
     classify_change,
-    stored_entity,
+    derived_stored_entity,
 )
 
 __all__ = [
@@ -171,7 +171,7 @@ def _offer_rows(offer: Offer, *, source: str, default_establishment: str | None)
     unit_establishment = {unit.id: unit.establishment_id for unit in offer.units}
     result: dict[Key, StoredEntity] = {}
     for entity in offer.entities():
-        row = stored_entity(
+        row = derived_stored_entity(
             entity,
             source=source,
             establishment=_owner_establishment(entity, unit_establishment, default_establishment),
