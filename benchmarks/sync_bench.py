@@ -1,7 +1,7 @@
 """The sync engine end to end against a sandbox in its own process, over mTLS on loopback.
 
 python benchmarks/sync_bench.py pull [--establishments 50000]
-python benchmarks/sync_bench.py sync [--establishments 1000] [--latency 0.05] [--concurrency 4 16]
+python benchmarks/sync_bench.py sync [--establishments 1000] [--latency 0 0.2] [--concurrency 4 16]
 
 ``pull``: a national-scale sandbox (~50,000 establishments); one ``Sync.pull()`` into a new SQLite store,
 in a fresh process: wall time (download and load separately) and that process's peak RSS. The sandbox
@@ -9,7 +9,10 @@ builds its extraction before the measure starts (a HEAD request waits for it).
 
 ``sync``: pull, then every establishment renamed at least once (most of them), then one ``Sync.sync()``
 that Notif makes list all of them, with ``--latency`` seconds injected into every Lecture: wall time next
-to the ideal ``listed × latency / concurrency`` (the network alone), per concurrency.
+to the ideal ``listed × latency / concurrency`` (the network alone), the client's CPU time per
+establishment (all its threads; imports and set-up excluded) and the effective parallelism
+``listed × latency / wall``, per latency and concurrency. ``RORCLIENT_BENCH_PROFILE=FILE`` writes a
+cProfile of the sync's main thread (planning, applying; the reads run in worker threads).
 
 Prints JSON and writes it to ``benchmarks/results/sync_<task>.json``.
 """
@@ -30,12 +33,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from _pss import run_sampled
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 # Runs in a fresh process so that its peak RSS is the operation's own.
 CHILD = r"""
-import datetime as dt, json, resource, sys, time
+import cProfile, datetime as dt, json, os, resource, sys, time
 from pathlib import Path
 from rorclient.config import Settings
 from rorclient.store.sqlite import SqliteStore
@@ -44,10 +48,14 @@ from rorclient.sync import Sync, SyncOptions
 config, database, data, operation, concurrency = sys.argv[1:6]
 settings = Settings.load(config, environ={})
 phases = {}
+phases_cpu = {}
+profile_to = os.environ.get("RORCLIENT_BENCH_PROFILE")
 started = time.perf_counter()
 
 def progress(event):
-    phases.setdefault(event.phase, time.perf_counter() - started)
+    if event.phase not in phases:
+        phases[event.phase] = time.perf_counter() - started
+        phases_cpu[event.phase] = time.process_time() - cpu_started
 
 options = SyncOptions(data_dir=Path(data), concurrency=int(concurrency), breaker_share=1.0)
 with SqliteStore(database) as store, Sync(settings, store=store, options=options) as sync:
@@ -57,11 +65,23 @@ with SqliteStore(database) as store, Sync(settings, store=store, options=options
             transaction.set_sync_state(state.model_copy(update={"watermark": dt.datetime(2000, 1, 1)}))
         print(json.dumps({}))
         sys.exit(0)
+    profiler = cProfile.Profile() if profile_to and operation != "pull" else None
+    if profiler is not None:
+        profiler.enable()
+    # The operation alone: not the imports (a daemon pays them once), the store's opening or the TLS
+    # context's set-up.
+    import rorclient.ror  # noqa: F401
+    started, cpu_started = time.perf_counter(), time.process_time()
     report = sync.pull(progress=progress) if operation == "pull" else sync.sync(progress=progress)
-wall = time.perf_counter() - started
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(profile_to)
+wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
 print(json.dumps({
     "wall_s": round(wall, 2),
+    "cpu_s": round(cpu, 2),
     "phases_s": {name: round(at, 2) for name, at in phases.items()},
+    "phases_cpu_s": {name: round(at, 2) for name, at in phases_cpu.items()},
     "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     "report": json.loads(report.model_dump_json()),
 }))
@@ -121,25 +141,16 @@ class SandboxProcess:
 
 
 def measure(sandbox: SandboxProcess, operation: str, concurrency: int = 4) -> dict[str, Any]:
+    """Run ``operation`` in a fresh process (:data:`CHILD`); its figures, with the peak PSS sampled
+    from outside (``peak_pss_mb``)."""
     database, data = sandbox.work / "ror.db", sandbox.work / "data"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            CHILD,
-            str(sandbox.config),
-            str(database),
-            str(data),
-            operation,
-            str(concurrency),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    command = [sys.executable, "-c", CHILD, str(sandbox.config), str(database), str(data), operation]
+    done, peak = run_sampled([*command, str(concurrency)], marker=str(sandbox.config))
     if done.returncode:
         raise SystemExit(f"{operation} failed:\n{done.stderr}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    if peak:
+        result["peak_pss_mb"] = peak
     return result
 
 
@@ -166,15 +177,24 @@ def bench_pull(establishments: int, seed: int) -> dict[str, Any]:
     }
 
 
-def bench_sync(establishments: int, seed: int, latency: float, concurrencies: list[int]) -> dict[str, Any]:
+def bench_sync(
+    establishments: int, seed: int, latencies: list[float], concurrencies: list[int]
+) -> dict[str, Any]:
+    """One sandbox, pulled once; then for each latency and concurrency: most establishments renamed,
+    the watermark rewound so that Notif lists every establishment, and one measured ``Sync.sync()``."""
     runs = []
     with tempfile.TemporaryDirectory(prefix="rorclient-sync-bench-") as work:
         sandbox = SandboxProcess(Path(work), establishments, seed)
         try:
             sandbox.warm_extraction()
             measure(sandbox, "pull")
-            sandbox.control("POST", "faults", {"operation": "lecture", "kind": "latency", "delay": latency})
-            for round_number, concurrency in enumerate(concurrencies):
+            for round_number, (latency, concurrency) in enumerate(
+                (latency, concurrency) for latency in latencies for concurrency in concurrencies
+            ):
+                sandbox.control("DELETE", "faults")
+                if latency:
+                    fault = {"operation": "lecture", "kind": "latency", "delay": latency}
+                    sandbox.control("POST", "faults", fault)
                 sandbox.control("POST", "clock", {"advance": 60})
                 for batch in range(3 * establishments // 1000 + 1):
                     sandbox.control(
@@ -185,21 +205,26 @@ def bench_sync(establishments: int, seed: int, latency: float, concurrencies: li
                 measure(sandbox, "rewind")
                 result = measure(sandbox, "sync", concurrency)
                 report = result.pop("report")
-                ideal = report["listed"] * latency / concurrency
+                listed = report["listed"]
+                ideal = listed * latency / concurrency  # the network alone: the baseline
                 runs.append(
                     {
+                        "latency_s": latency,
                         "concurrency": concurrency,
-                        "listed": report["listed"],
+                        "listed": listed,
                         "changed": report["applied"] - report["unchanged"],
                         "counts": {kind: n for kind, n in report["counts"].items() if n},
                         **result,
                         "ideal_s": round(ideal, 2),
-                        "wall_over_ideal": round(result["wall_s"] / ideal, 2),
+                        "cpu_ms_per_establishment": round(1000 * result["cpu_s"] / max(1, listed), 2),
+                        # How many Lecture latencies overlapped on average (``concurrency`` at best).
+                        "effective_parallelism": round(listed * latency / result["wall_s"], 1),
+                        "wall_over_ideal": round(result["wall_s"] / ideal, 2) if ideal else None,
                     }
                 )
         finally:
             sandbox.close()
-    return {"task": "sync", "establishments": establishments, "latency_s": latency, "runs": runs}
+    return {"task": "sync", "establishments": establishments, "runs": runs}
 
 
 def main() -> int:
@@ -207,7 +232,7 @@ def main() -> int:
     parser.add_argument("task", choices=["pull", "sync"])
     parser.add_argument("--establishments", type=int)
     parser.add_argument("--seed", type=int, default=2026)
-    parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--latency", type=float, nargs="+", default=[0.05])
     parser.add_argument("--concurrency", type=int, nargs="+", default=[4, 16])
     args = parser.parse_args()
     if args.task == "pull":

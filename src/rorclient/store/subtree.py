@@ -36,7 +36,7 @@ from rorclient.store.base import (
     ChangeSet,
     StoredEntity,
     classify_change,
-    stored_entity,
+    derived_stored_entity,
 )
 
 __all__ = [
@@ -112,12 +112,15 @@ def replace_establishment(
     for row in rows.live_children(offer_units, source):
         if row.kind in _UNIT_CONTENT:
             candidates[_key(row)] = row
+    known: dict[Key, StoredEntity] = {}  # stored heads of the offer's entities, already read
     for key in new_rows:
-        candidates.pop(key, None)
+        head = candidates.pop(key, None)
+        if head is not None:
+            known[key] = head
     kept = _kept_subtrees(candidates, keep)
     doomed = [row for key, row in candidates.items() if key not in kept]
 
-    applied = _upsert(rows, new_rows)
+    applied = _upsert(rows, new_rows, known)
     applied += _tombstone(rows, doomed, now)
     return ChangeSet(changes=tuple(applied))
 
@@ -170,7 +173,7 @@ def _offer_rows(offer: Offer, *, source: str, default_establishment: str | None)
     unit_establishment = {unit.id: unit.establishment_id for unit in offer.units}
     result: dict[Key, StoredEntity] = {}
     for entity in offer.entities():
-        row = stored_entity(
+        row = derived_stored_entity(
             entity,
             source=source,
             establishment=_owner_establishment(entity, unit_establishment, default_establishment),
@@ -194,8 +197,14 @@ def _owner_establishment(
     return default
 
 
-def _upsert(rows: RowAccess, new_rows: Mapping[Key, StoredEntity]) -> list[AppliedChange]:
-    old_rows = rows.heads(list(new_rows))
+def _upsert(
+    rows: RowAccess, new_rows: Mapping[Key, StoredEntity], known: Mapping[Key, StoredEntity] | None = None
+) -> list[AppliedChange]:
+    """Write the new rows that differ from the stored ones. ``known``: stored heads of some of them,
+    read in this transaction (the live rows of the subtree); only the others are looked up."""
+    known = known or {}
+    missing = [key for key in new_rows if key not in known]
+    old_rows = {**known, **rows.heads(missing)} if missing else known
     applied: list[AppliedChange] = []
     for key, new in new_rows.items():
         change = change_for(old_rows.get(key), new)
