@@ -328,6 +328,17 @@ def test_limit_reached_with_a_next_link_is_truncation(server: FhirTestServer) ->
     assert len(server.api_requests()) == 2
 
 
+def test_limit_reached_on_the_last_page_without_total_is_truncation(server: FhirTestServer) -> None:
+    @server.route("GET", "/fhir/Organization")
+    def _(request: Request) -> Response:
+        return json_response(bundle([org(1), org(2), org(3)]))  # no total, no next link
+
+    with FhirClient(options(server, truncation_limit=3)) as fhir, pytest.raises(FhirTruncatedError):
+        list(fhir.search("Organization", []))
+    with FhirClient(options(server, truncation_limit=4)) as fhir:
+        assert len(list(fhir.search("Organization", []))) == 3
+
+
 def test_server_outcome_saying_truncated_is_truncation(server: FhirTestServer) -> None:
     @server.route("GET", "/fhir/HealthcareService")
     def _(request: Request) -> Response:

@@ -254,9 +254,9 @@ class FhirClient:
         size unless ``params`` sets it.
 
         Raises :class:`FhirTruncatedError` before yielding anything when the server's ``total`` reaches
-        the truncation limit, and as soon as it is met when the matches reach the limit with a ``next``
-        link left, or when the server's OperationOutcome says the results were truncated: what was
-        yielded until then must be discarded, never applied as complete.
+        the truncation limit, and as soon as it is met when the matches counted reach the limit (the page
+        reaching it is not yielded), or when the server's OperationOutcome says the results were
+        truncated: what was yielded until then must be discarded, never applied as complete.
         """
         if not _RESOURCE_TYPE.fullmatch(resource_type):
             raise ConfigError(f"{resource_type!r} is not a FHIR resource type")
@@ -289,10 +289,11 @@ class FhirClient:
             url = self._next_link(bundle, url)
             resources, page_matches = self._page_resources(bundle, resource_type, limit)
             matches += page_matches
-            if matches >= limit and url is not None:
+            if matches >= limit:
+                # With pages left, the server cut the results; without, they may just fill the limit
+                # exactly, which cannot be told from a cut: both are refused.
                 raise FhirTruncatedError(
-                    f"FHIR search {resource_type}: {matches} results and more pages, the server returns "
-                    f"at most {limit}",
+                    f"FHIR search {resource_type}: {matches} results reach the server's limit of {limit}",
                     resource_type=resource_type,
                     limit=limit,
                     total=total if isinstance(total, int) else None,
