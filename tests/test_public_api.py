@@ -22,6 +22,7 @@ PUBLIC_MODULES = [
     "rorclient.csd",
     "rorclient.ror",
     "rorclient.tls",
+    "rorclient.fhir",
 ]
 
 

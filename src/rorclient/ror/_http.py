@@ -83,6 +83,13 @@ class StreamedReply:
         except httpx.HTTPError as exc:
             raise self._session.translate(exc, self._operation, self.url) from exc
 
+    def iter_bytes(self) -> Iterator[bytes]:
+        """The body with its ``Content-Encoding`` (gzip...) undone, in chunks."""
+        try:
+            yield from self._response.iter_bytes()
+        except httpx.HTTPError as exc:
+            raise self._session.translate(exc, self._operation, self.url) from exc
+
 
 class HttpSession:
     """One pooled ``httpx.Client`` with the source's TLS context, timeouts and concurrency bound.
@@ -130,13 +137,26 @@ class HttpSession:
         self, url: str, body: bytes, headers: Mapping[str, str], *, operation: str, total: float | None
     ) -> HttpReply:
         """POST ``body`` and read the whole answer within ``total`` seconds (``None``: no overall limit)."""
+        return self.request("POST", url, headers, body=body, operation=operation, total=total)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        *,
+        body: bytes | None = None,
+        operation: str,
+        total: float | None,
+    ) -> HttpReply:
+        """Send ``method`` (with ``body``, if any) and read the whole answer within ``total`` seconds."""
         deadline = time.monotonic() + total if total is not None else None
         started = time.perf_counter()
         with self._slots:
             try:
                 timeout = _httpx_timeout(self.timeouts, deadline)
                 with self._client.stream(
-                    "POST", url, content=body, headers=dict(headers), timeout=timeout
+                    method, url, content=body, headers=dict(headers), timeout=timeout
                 ) as r:
                     content = self._read_body(r, deadline, operation, url)
             except httpx.HTTPError as exc:
@@ -148,8 +168,9 @@ class HttpSession:
                     self._deadline_passed(operation, url, total)
                 raise self.translate(exc, operation, url) from exc
         _log.debug(
-            "%s POST %s -> %d (%d bytes, %.0f ms)",
+            "%s %s %s -> %d (%d bytes, %.0f ms)",
             operation,
+            method,
             safe_url(url),
             r.status_code,
             len(content),
