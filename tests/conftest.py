@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("RORCLIENT_SHARED_DIR", REPO.parent / "shared"))
 SPEC = SHARED / "ror-spec"
 SAMPLES = SPEC / "samples"
+FHIR_SAMPLES = SPEC / "fhir-samples"
 OFFLINE_SCHEMAS = SPEC / "schemas" / "offline"
 NOMENCLATURES = SPEC / "nomenclatures"
 
@@ -23,6 +24,14 @@ NOMENCLATURES = SPEC / "nomenclatures"
 def samples_dir() -> Path:
     assert SAMPLES.is_dir(), f"reference samples not found at {SAMPLES} (set RORCLIENT_SHARED_DIR)"
     return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def fhir_samples_dir() -> Path:
+    """The official ROR FHIR example resources (shared/ror-spec/fhir-samples)."""
+    if not FHIR_SAMPLES.is_dir():
+        pytest.skip(f"official FHIR samples not found at {FHIR_SAMPLES} (set RORCLIENT_SHARED_DIR)")
+    return FHIR_SAMPLES
 
 
 @pytest.fixture(scope="session")
