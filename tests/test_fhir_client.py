@@ -339,6 +339,16 @@ def test_limit_reached_on_the_last_page_without_total_is_truncation(server: Fhir
         assert len(list(fhir.search("Organization", []))) == 3
 
 
+def test_fewer_results_than_the_announced_total_is_truncation(server: FhirTestServer) -> None:
+    @server.route("GET", "/fhir/Organization")
+    def _(request: Request) -> Response:
+        return json_response(bundle([org(1), org(2)], total=40))  # a server whose limit is 2
+
+    with FhirClient(options(server)) as fhir, pytest.raises(FhirTruncatedError) as caught:
+        list(fhir.search("Organization", []))
+    assert caught.value.total == 40
+
+
 def test_server_outcome_saying_truncated_is_truncation(server: FhirTestServer) -> None:
     @server.route("GET", "/fhir/HealthcareService")
     def _(request: Request) -> Response:

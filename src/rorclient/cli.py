@@ -148,6 +148,12 @@ def _build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--establishments", type=int, default=200)
     sandbox.add_argument("--tls-dir", metavar="DIR", help="where the test PKI is kept (reused if valid)")
     sandbox.add_argument("--write-config", metavar="FILE", help="write a ready client config (TOML) here")
+    sandbox.add_argument(
+        "--config-source",
+        choices=("csd", "fhir", "both"),
+        default="csd",
+        help="which sources --write-config writes: the CSD services, the FHIR API, or both (default: csd)",
+    )
     sandbox.add_argument("--test-mode", action="store_true", help="enable the /_sandbox/ control API")
     sandbox.set_defaults(handler=_cmd_sandbox)
 
@@ -531,6 +537,7 @@ def _cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
         establishments=args.establishments,
         tls_dir=Path(args.tls_dir) if args.tls_dir else None,
         write_config=Path(args.write_config) if args.write_config else None,
+        config_kinds=("csd", "fhir") if args.config_source == "both" else (args.config_source,),
         test_mode=args.test_mode,
         announce=lambda line: print(line, flush=True),
     )

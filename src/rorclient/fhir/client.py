@@ -255,8 +255,10 @@ class FhirClient:
 
         Raises :class:`FhirTruncatedError` before yielding anything when the server's ``total`` reaches
         the truncation limit, and as soon as it is met when the matches counted reach the limit (the page
-        reaching it is not yielded), or when the server's OperationOutcome says the results were
-        truncated: what was yielded until then must be discarded, never applied as complete.
+        reaching it is not yielded), when the last page comes with fewer matches than the first page's
+        ``total`` announced (whatever the limit), or when the server's OperationOutcome says the
+        results were truncated: what was yielded until then must be discarded, never applied as
+        complete.
         """
         if not _RESOURCE_TYPE.fullmatch(resource_type):
             raise ConfigError(f"{resource_type!r} is not a FHIR resource type")
@@ -268,6 +270,7 @@ class FhirClient:
         seen_urls: set[str] = set()
         matches = 0
         first = True
+        announced: int | None = None
         while url is not None:
             if url in seen_urls:
                 raise FhirError(
@@ -285,6 +288,8 @@ class FhirClient:
                     limit=limit,
                     total=total,
                 )
+            if first and isinstance(total, int):
+                announced = total
             first = False
             url = self._next_link(bundle, url)
             resources, page_matches = self._page_resources(bundle, resource_type, limit)
@@ -297,6 +302,14 @@ class FhirClient:
                     resource_type=resource_type,
                     limit=limit,
                     total=total if isinstance(total, int) else None,
+                )
+            if url is None and announced is not None and matches < announced:
+                raise FhirTruncatedError(
+                    f"FHIR search {resource_type}: the server announced {announced} results but gave "
+                    f"{matches}",
+                    resource_type=resource_type,
+                    limit=limit,
+                    total=announced,
                 )
             yield from resources
 
