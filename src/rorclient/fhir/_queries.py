@@ -30,7 +30,12 @@ DELTA_INCLUDES: Final[dict[str, tuple[tuple[str, str], ...]]] = {
         ("_include", "HealthcareService:organization"),
         ("_include:iterate", "Organization:partof"),
     ),
-    "Location": (("_include", "Location:organization"), ("_include:iterate", "Organization:partof")),
+    "Location": (
+        ("_include", "Location:organization"),
+        ("_revinclude", "HealthcareService:location"),
+        ("_include:iterate", "HealthcareService:organization"),
+        ("_include:iterate", "Organization:partof"),
+    ),
     "PractitionerRole": (
         ("_include", "PractitionerRole:organization"),
         ("_include", "PractitionerRole:service"),
@@ -67,9 +72,18 @@ def region_filter(regions: tuple[str, ...] | None) -> Params:
     return [("_tag", ",".join(f"{SYSTEM_REGION}|{code}" for code in regions))]
 
 
+#: What completes the graph of offers: every role of their professionals, and the offers (and owners)
+#: of those roles, so that a professional practising elsewhere too is rebuilt whole.
+PROFESSIONALS_WHOLE: Final[tuple[tuple[str, str], ...]] = (
+    ("_revinclude:iterate", "PractitionerRole:practitioner"),
+    ("_include:iterate", "PractitionerRole:service"),
+    ("_include:iterate", "HealthcareService:organization"),
+)
+
+
 def establishment_offers(identifier: str) -> Params:
     """Every offer of an establishment (FINESS or idNat_Struct), with its graph (digest §5)."""
-    return [("organization.identifier:above", identifier), *OFFER_GRAPH]
+    return [("organization.identifier:above", identifier), *OFFER_GRAPH, *PROFESSIONALS_WHOLE]
 
 
 def organization_and_owners(identifier: str) -> Params:
@@ -84,4 +98,4 @@ def organization_and_parts(identifier: str) -> Params:
 
 def offer(identifier: str) -> Params:
     """One offer (an elementary unit) by its offer identifier, with its graph."""
-    return [("identifier", identifier), *OFFER_GRAPH]
+    return [("identifier", identifier), *OFFER_GRAPH, *PROFESSIONALS_WHOLE]
