@@ -172,3 +172,10 @@ def test_scope_follows_the_configured_regions(region: list[Offer]) -> None:
     assert FhirReads(FakeFhirApi([]), regions=[own]).in_scope(offer)
     assert not FhirReads(FakeFhirApi([]), regions=["00"]).in_scope(offer)
     assert FhirReads(FakeFhirApi([])).in_scope(offer)
+
+
+def test_the_establishments_of_a_legal_entity_are_found(region: list[Offer]) -> None:
+    legal = region[0].legal_entities[0]
+    sites = sorted({o.establishments[0].id for o in region if o.legal_entities[0].id == legal.id})
+    assert sorted(FhirReads(FakeFhirApi(_resources(region))).establishments_of(legal.id)) == sites
+    assert FhirReads(FakeFhirApi(_resources(region))).establishments_of("1999999999") == []

@@ -273,6 +273,20 @@ class FhirReads:
         entities = _assemble([owners, parts, offers])
         return node.business_id, _subtree_of_establishment(entities, node.business_id)
 
+    def establishments_of(self, legal_entity_id: str) -> list[str]:
+        """The establishments of a legal entity (idNat_Struct)."""
+        found = list(self.api.search("Organization", Q.organization_and_parts(legal_entity_id)))
+        legal = _matching(found, legal_entity_id)
+        if legal is None:
+            return []
+        return [
+            node.business_id
+            for resource in found
+            if (node := _node(resource)) is not None
+            and node.kind is EntityKind.ESTABLISHMENT
+            and node.part_of == legal.get("id")
+        ]
+
     def unit(self, identifier: str) -> tuple[str, Offer]:
         """``(unit id, its subtree and owners)`` for an offer identifier or an identifiantOI; an empty
         offer when the ROR knows neither."""
