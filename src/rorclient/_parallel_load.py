@@ -1,4 +1,4 @@
-"""Read one large CSD file with several processes, for :func:`rorclient.loader.load_files`.
+"""Read one large CSD file with several processes, for the load of a pull (:mod:`rorclient.sync._pull`).
 
 Reading is the slow part of a load (lxml builds each element, Python turns it into models), and it
 runs on one core. Here ``n`` reader processes each parse the whole file but build only their share of
@@ -35,7 +35,6 @@ __all__ = [
     "MIN_PARALLEL_BYTES",
     "FileResult",
     "default_readers",
-    "later",
     "read_in_parallel",
     "usable_readers",
     "wall_clock",
@@ -66,11 +65,6 @@ def wall_clock(moment: dt.datetime) -> dt.datetime:
     """``moment`` without its time zone: naive and aware date-times cannot be compared, and ROR
     date-times are naive, so loads compare wall clocks."""
     return moment.replace(tzinfo=None)
-
-
-def later(a: dt.datetime, b: dt.datetime) -> bool:
-    """Whether ``a``'s wall clock is after ``b``'s."""
-    return wall_clock(a) > wall_clock(b)
 
 
 def default_readers() -> int:

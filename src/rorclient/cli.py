@@ -84,13 +84,16 @@ def _build_parser() -> argparse.ArgumentParser:
         "load",
         help="load open-data or extraction CSD files (xml, gzip, zip)",
         description="Load CSD files as the complete snapshot of one source: "
-        "entities of that source missing from the files become tombstones.",
+        "entities of that source missing from the files become tombstones. Like a pull, the load "
+        "stops before committing (exit code 8) when it would delete or close too much (--force).",
     )
     load.add_argument("files", nargs="+", metavar="FILE")
     load.add_argument(
         "--source", default=None, help="source name stored with every entity (default: 'files')"
     )
     _readers_option(load, "a file")
+    load.add_argument("--force", action="store_true", help="commit even if the safety breaker trips")
+    load.add_argument("--dry-run", action="store_true", help="read and compare, commit nothing")
     load.add_argument("--json", action="store_true", help="print the load report as JSON")
     load.set_defaults(handler=_cmd_load)
 
@@ -167,9 +170,12 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_SOURCE_HELP = "name of a [[sources]] entry (default: the only csd source, else the only source)"
+
+
 def _add_sync_commands(commands: Any) -> None:
     def common(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--source", help="name of a [[sources]] entry (default: the only csd source)")
+        parser.add_argument("--source", help=_SOURCE_HELP)
         parser.add_argument("--dry-run", action="store_true", help="compute and report, commit nothing")
         parser.add_argument("--json", action="store_true", help="print the run report as JSON")
 
@@ -192,7 +198,7 @@ def _add_sync_commands(commands: Any) -> None:
     refresh.set_defaults(handler=_cmd_refresh)
 
     daemon = commands.add_parser("daemon", help="sync on a schedule, with a weekly full pull, until stopped")
-    daemon.add_argument("--source", help="name of a [[sources]] entry (default: the only csd source)")
+    daemon.add_argument("--source", help=_SOURCE_HELP)
     daemon.add_argument("--interval", default="15m", help="time between runs (e.g. 30s, 15m, 1h)")
     daemon.add_argument("--full-every", default="7d", help="full pull period (e.g. 7d; 0 or never: none)")
     daemon.add_argument("--health-file", metavar="PATH", help="JSON health file, rewritten after each run")
@@ -287,15 +293,25 @@ def _cmd_load(args: argparse.Namespace, settings: Settings) -> int:
             guard.check()  # an interrupt a C callback swallowed still stops the load before its swap
             line.update_load(where)
 
-        report = load_files(store, args.files, source=source, progress=progress, readers=args.readers)
+        report = load_files(
+            store,
+            args.files,
+            source=source,
+            progress=progress,
+            readers=args.readers,
+            force=args.force,
+            dry_run=args.dry_run,
+            options=settings.sync,
+        )
     if args.json:
         print(report.model_dump_json(indent=2))
     elif not args.quiet:
         changed = ", ".join(f"{n} {kind}" for kind, n in report.counts.items() if n) or "no change"
         rate = report.bytes / 1e6 / report.seconds if report.seconds else 0.0
         readers = f", {report.readers} readers" if report.readers > 1 else ""
+        verb = "would load (dry run, nothing committed)" if args.dry_run else "loaded"
         print(
-            f"loaded {report.entities} entities from {len(report.files)} file(s) into source "
+            f"{verb} {report.entities} entities from {len(report.files)} file(s) into source "
             f"{report.source!r} in {report.seconds:.1f} s ({rate:.1f} MB/s{readers}): {changed}"
         )
     return EXIT_OK
@@ -391,15 +407,14 @@ def _certificate_line(source: str, certificate: dict[str, Any]) -> str:
 
 
 def _sync_statuses(settings: Settings, store_url: str) -> list[Any]:
-    """Where each configured web-service source stands (certificate expiry included)."""
-    csd_sources = [source for source in settings.sources if source.kind == "csd"]
-    if not csd_sources:
+    """Where each configured source stands (certificate expiry included)."""
+    if not settings.sources:
         return []
     from rorclient.sync import Sync
 
     statuses = []
     with open_store(store_url) as store:
-        for source in csd_sources:
+        for source in settings.sources:
             try:
                 with Sync(settings, source=source.name, store=store) as sync:
                     statuses.append(sync.status())
@@ -474,7 +489,7 @@ def _run_sync(args: argparse.Namespace, settings: Settings, operation: str) -> i
     from rorclient.progress import ProgressLine
     from rorclient.sync import RunStatus, Sync
 
-    source = _csd_source(args, settings).name
+    source = _sync_source(args, settings).name
     options = settings.sync_options(readers=getattr(args, "readers", None))
     with Sync(settings, source=source, options=options) as sync, ProgressLine(enabled=not args.quiet) as line:
 
@@ -523,7 +538,7 @@ def _cmd_daemon(args: argparse.Namespace, settings: Settings) -> int:
         full_every=full_every,
         health_file=Path(args.health_file) if args.health_file else None,
     )
-    return run_daemon(settings, options, source=_csd_source(args, settings).name)
+    return run_daemon(settings, options, source=_sync_source(args, settings).name)
 
 
 def _cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
@@ -542,6 +557,14 @@ def _cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
         announce=lambda line: print(line, flush=True),
     )
     return EXIT_OK
+
+
+def _sync_source(args: argparse.Namespace, settings: Settings) -> Any:
+    """The source a pull, sync, refresh or daemon drives: ``--source``, else the only csd source, else
+    the only source."""
+    if args.source or any(source.kind == "csd" for source in settings.sources) or len(settings.sources) != 1:
+        return _csd_source(args, settings)
+    return settings.sources[0]
 
 
 def _csd_source(args: argparse.Namespace, settings: Settings) -> Any:

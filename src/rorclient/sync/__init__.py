@@ -6,7 +6,7 @@ See :class:`Sync` and docs/sync.md. Importing this package does not import the w
 
 from __future__ import annotations
 
-from rorclient.sync._client import SyncClient
+from rorclient.sources._client import SyncClient
 from rorclient.sync.engine import Sync
 from rorclient.sync.errors import NotInitializedError, SafetyBreakerError, SyncLockedError
 from rorclient.sync.events import ChangeFeed, ChangeStream, ProgressEvent, Subscription

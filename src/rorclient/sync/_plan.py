@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 
 from rorclient.errors import DataError, RemoteError, RorError
 from rorclient.models import EntityKind, Offer
+from rorclient.sources.base import EstablishmentReads
 from rorclient.store.base import ChangeKind, ChangeSet, Store
-from rorclient.sync._client import SyncClient
 
 __all__ = [
     "Batch",
@@ -121,7 +121,7 @@ class Batch:
 
 
 def fetch_batch(
-    client: SyncClient,
+    client: EstablishmentReads,
     ids: list[str],
     batch: Batch,
     *,
@@ -201,7 +201,7 @@ def lost_units(batch: Batch) -> dict[str, str]:
 
 
 def resolve_lost_units(
-    client: SyncClient,
+    client: EstablishmentReads,
     store: Store,
     source: str,
     batch: Batch,
@@ -227,7 +227,7 @@ def resolve_lost_units(
 
 
 def _ask_units(
-    client: SyncClient,
+    client: EstablishmentReads,
     batch: Batch,
     lost: dict[str, str],
     unknown_codes: tuple[int | None, ...],
@@ -261,7 +261,7 @@ def _ask_units(
 
 
 def _fetch_targets(
-    client: SyncClient,
+    client: EstablishmentReads,
     batch: Batch,
     targets: dict[str, list[str]],
     lost: dict[str, str],

@@ -1,4 +1,8 @@
-"""Pull: download the extraction, load it as a new generation of the source, swap it in atomically."""
+"""Pull: take a source's snapshot, load it as a new generation of the source, swap it in atomically.
+
+The one load path: ``Sync.pull`` (a web-service extraction, a file source) and ``rorclient load`` /
+:func:`rorclient.loader.load_files` (an ad-hoc file source) all come through :func:`load_snapshot`.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +15,20 @@ from pathlib import Path
 
 from rorclient import _parallel_load
 from rorclient.csd.reader import read_csd
+from rorclient.errors import DataError, RemoteError
+from rorclient.models import Entity
+from rorclient.sources.base import Snapshot, Source
 from rorclient.store._rows import StagesRows
-from rorclient.store.base import ChangeKind, Store, SyncState, utcnow
-from rorclient.sync._client import SyncClient
+from rorclient.store.base import BulkLoad, ChangeKind, Store, SyncState
 from rorclient.sync._plan import Interrupted, StopFlag, to_frame
 
-__all__ = ["LoadOutcome", "download", "load_extraction"]
+__all__ = ["LoadOutcome", "load_snapshot", "take_snapshot"]
 
 _log = logging.getLogger("rorclient.sync")
 _STOP_CHECK_EVERY = 500
+
+#: ``on_progress(file, bytes_read, entities)``: ``bytes_read`` counts over all the snapshot's files.
+LoadProgressCallback = Callable[[str, int, int], None]
 
 
 class _StopDownload(Exception):
@@ -33,17 +42,18 @@ class LoadOutcome:
     planned: dict[ChangeKind, int]
     committed: dict[ChangeKind, int] | None
     """``None`` when the load was not swapped in (dry run, breaker)."""
+    readers: int = 1
+    """Most reader processes used for one file (1: read in the loading process)."""
 
 
-def download(
-    client: SyncClient,
-    dest: Path,
+def take_snapshot(
+    source: Source,
+    workdir: Path,
     *,
     stop: StopFlag,
     on_progress: Callable[[int, int | None], None] | None = None,
-) -> tuple[Path, int]:
-    """Download the extraction to ``dest`` (resuming a partial download); returns its path and size."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
+) -> Snapshot:
+    """``source.snapshot(workdir)``, stopped (raising :class:`Interrupted`) when ``stop`` is set."""
 
     def progress(done: int, total: int | None) -> None:
         if stop.is_set():
@@ -52,15 +62,14 @@ def download(
             on_progress(done, total)
 
     try:
-        result = client.download_extraction(dest, progress=progress)
+        return source.snapshot(workdir, progress=progress)
     except _StopDownload:
         raise Interrupted from None
-    return Path(result.path), result.bytes
 
 
-def load_extraction(
+def load_snapshot(
     store: Store,
-    path: Path,
+    snapshot: Snapshot,
     *,
     source: str,
     run_id: str,
@@ -68,69 +77,112 @@ def load_extraction(
     stop: StopFlag,
     decide: Callable[[dict[ChangeKind, int]], bool],
     state: Callable[[dt.datetime | None], SyncState],
-    on_progress: Callable[[int, int], None] | None = None,
+    on_progress: LoadProgressCallback | None = None,
     readers: int | None = None,
 ) -> LoadOutcome:
-    """Stage every entity of ``path`` in a bulk load of ``source``; ``decide(preview)`` says whether to
-    swap it in (``False``: discard it); ``state(newest)`` is the sync state written with the swap.
-    ``readers``: reader processes for a large file (see :func:`rorclient.loader.load_files`)."""
-    entities = 0
-    newest: dt.datetime | None = None
-    read_bytes = 0
+    """Stage every entity of ``snapshot`` in a bulk load of ``source``; ``decide(preview)`` says whether
+    to swap it in (``False``: discard it); ``state(newest)`` is the sync state written with the swap.
 
-    def count_bytes(done: int) -> None:
-        nonlocal read_bytes
-        read_bytes = done
-
-    if on_progress is not None:
-        on_progress(0, 0)
-
-    def staged(count: int, read: int) -> None:  # a batch from reader processes
-        nonlocal entities
-        entities += count
-        if stop.is_set():
-            raise Interrupted
-        if on_progress is not None:
-            on_progress(read, entities)
-
+    ``readers``: processes reading one file of 32 MB or more in parallel (default: 2, or 1 on a single
+    core). Stores whose bulk load takes models rather than rows, platforms without ``fork`` and
+    processes running other threads read with one process. A file holding a ROR error answer is a
+    :class:`~rorclient.errors.DataError` naming it; any error leaves the store as it was.
+    """
+    tally = _Tally(stop, on_progress)
     wanted = _parallel_load.default_readers() if readers is None else readers
+    used = 1
     with store.bulk_load(source=source, run_id=run_id) as bulk:
         try:
-            processes = _parallel_load.usable_readers(wanted, _size(path), bulk)
-            if processes > 1:
-                assert isinstance(bulk, StagesRows)
-                result = _parallel_load.read_in_parallel(
-                    path, bulk, processes, on_rows=staged, moment=lambda updated: to_frame(updated, zone)
-                )
-                newest = None if result.newest is None else to_frame(result.newest, zone)
-            else:
-                for entity in read_csd(path, progress=count_bytes):
-                    bulk.add(entity)
-                    entities += 1
-                    updated = to_frame(entity.record.updated, zone)
-                    if newest is None or updated > newest:
-                        newest = updated
-                    if entities % _STOP_CHECK_EVERY == 0:
-                        if stop.is_set():
-                            raise Interrupted
-                        if on_progress is not None:
-                            on_progress(read_bytes, entities)
-            if stop.is_set():
-                raise Interrupted
+            tally.report()
+            for file in snapshot.files:
+                tally.file = str(file)
+                try:
+                    used = max(used, _stage_file(bulk, file, wanted, zone, tally))
+                except RemoteError as exc:  # an error answer saved to a file is bad input, not a ROR call
+                    raise DataError(
+                        f"the file holds a ROR error answer, not data: {exc}", source=str(file)
+                    ) from exc
+                tally.done += _size(file)
+                tally.read = 0
+                tally.report()  # a last report per file: the caller's chance to stop before the swap
+            if snapshot.entities is not None:
+                tally.file = source
+                for entity in snapshot.entities:
+                    _stage_entity(bulk, entity, zone, tally)
+            tally.check_stop()
             planned = bulk.preview()
             if not decide(planned):
                 bulk.abort()
-                return LoadOutcome(entities, newest, planned, None)
-            bulk.set_sync_state(state(newest))
+                return LoadOutcome(tally.entities, tally.newest, planned, None, used)
+            bulk.set_sync_state(state(tally.newest))
         except BaseException:
             with contextlib.suppress(Exception):
                 bulk.abort()
             raise
-    return LoadOutcome(entities, newest, planned, bulk.result)
+    return LoadOutcome(tally.entities, tally.newest, planned, bulk.result, used)
 
 
-def full_pull_state(source: str, watermark: dt.datetime | None, taken_at: dt.datetime) -> SyncState:
-    return SyncState(source=source, watermark=watermark, taken_at=taken_at, last_full_pull=utcnow())
+def _stage_file(bulk: BulkLoad, file: Path, wanted: int, zone: dt.tzinfo | None, tally: _Tally) -> int:
+    """Stage one CSD file; returns the reader processes used."""
+    processes = _parallel_load.usable_readers(wanted, _size(file), bulk)
+    _log.info("loading %s (%d reader(s))", file, processes)
+    if processes > 1:
+        assert isinstance(bulk, StagesRows)
+        result = _parallel_load.read_in_parallel(
+            file, bulk, processes, on_rows=tally.rows, moment=lambda updated: to_frame(updated, zone)
+        )
+        tally.merge(None if result.newest is None else to_frame(result.newest, zone))
+    else:
+        for entity in read_csd(file, progress=tally.bytes_read):
+            _stage_entity(bulk, entity, zone, tally)
+    return processes
+
+
+def _stage_entity(bulk: BulkLoad, entity: Entity, zone: dt.tzinfo | None, tally: _Tally) -> None:
+    bulk.add(entity)
+    tally.entities += 1
+    tally.merge(to_frame(entity.record.updated, zone))
+    if tally.entities % _STOP_CHECK_EVERY == 0:
+        tally.check_stop()
+        tally.report()
+
+
+class _Tally:
+    """What a load has read so far: entities, newest update, bytes (never reported backwards)."""
+
+    def __init__(self, stop: StopFlag, on_progress: LoadProgressCallback | None) -> None:
+        self.stop = stop
+        self.on_progress = on_progress
+        self.file = ""
+        self.done = 0  # bytes of the files already read
+        self.read = 0  # bytes read of the current file
+        self.entities = 0
+        self.newest: dt.datetime | None = None
+        self._reported = 0
+
+    def check_stop(self) -> None:
+        if self.stop.is_set():
+            raise Interrupted
+
+    def report(self) -> None:
+        if self.on_progress is not None:
+            # Never backwards: reading a zip also counts its directory, past the file's size.
+            self._reported = max(self._reported, self.done + self.read)
+            self.on_progress(self.file, self._reported, self.entities)
+
+    def bytes_read(self, read: int) -> None:
+        self.read = read
+
+    def merge(self, updated: dt.datetime | None) -> None:
+        if updated is not None and (self.newest is None or updated > self.newest):
+            self.newest = updated
+
+    def rows(self, count: int, read: int) -> None:
+        """``count`` entities staged by reader processes, the first of which has read ``read`` bytes."""
+        self.entities += count
+        self.read = read
+        self.check_stop()
+        self.report()
 
 
 def _size(path: Path) -> int:

@@ -42,10 +42,11 @@ from rorclient._lock import writer_lock
 from rorclient.config import Settings, SourceSettings
 from rorclient.errors import ConfigError, RorError
 from rorclient.models import EntityKind, Offer
+from rorclient.sources import CsdSource, Snapshot, Source, source_from_settings
+from rorclient.sources._client import SyncClient
 from rorclient.store.base import ChangeKind, ChangeSet, Store, SyncState, utcnow
 from rorclient.store.registry import open_store
 from rorclient.sync import _apply, _plan, _pull
-from rorclient.sync._client import SyncClient, build_client
 from rorclient.sync.errors import NotInitializedError, SafetyBreakerError, SyncLockedError
 from rorclient.sync.events import (
     ChangeCallback,
@@ -91,10 +92,14 @@ class _Run:
     stop: _plan.StopFlag = field(default_factory=_plan.StopFlag)
     _live: int | None = None
 
-    def emit(self, phase: Any, done: int, total: int | None, unit: Any = "establishments") -> None:
+    def emit(
+        self, phase: Any, done: int, total: int | None, unit: Any = "establishments", **more: Any
+    ) -> None:
         if self.progress is None:
             return
-        event = ProgressEvent(operation=self.operation, phase=phase, done=done, total=total, unit=unit)
+        event = ProgressEvent(
+            operation=self.operation, phase=phase, done=done, total=total, unit=unit, **more
+        )
         try:
             self.progress(event)
         except Exception:
@@ -122,10 +127,12 @@ class Sync:
     """Keeps the store's copy of one ROR source up to date. Thread-safe; close it (or use ``with``).
 
     ``settings``: :class:`~rorclient.config.Settings` (default: ``Settings.load()``, when needed);
-    ``source``: the ``[[sources]]`` name (optional when there is one web-service source);
-    ``store``: a :class:`~rorclient.store.Store` or a store URL (default: the settings' store; a store
-    opened here is closed by :meth:`close`); ``client``: a ROR client (default: a
-    :class:`rorclient.ror.RorClient` built from the source on first use); ``options``:
+    ``source``: the ``[[sources]]`` name (optional when there is one web-service source), or a
+    :class:`~rorclient.sources.Source` object to drive (a :class:`~rorclient.sources.FileSource`, a
+    FHIR source...; it is not closed here); ``store``: a :class:`~rorclient.store.Store` or a store URL
+    (default: the settings' store; a store opened here is closed by :meth:`close`); ``client``: a ROR
+    web-service client, driven as a :class:`~rorclient.sources.CsdSource` (default: the source the
+    settings describe, its client built on first use); ``options``:
     :class:`SyncOptions`; ``clock``: the ROR's current time as a naive date-time (default: now in
     ``options.server_timezone``).
 
@@ -138,28 +145,34 @@ class Sync:
         self,
         settings: Settings | None = None,
         *,
-        source: str | None = None,
+        source: str | Source | None = None,
         store: Store | str | None = None,
         client: SyncClient | None = None,
         options: SyncOptions | None = None,
         clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
-        if settings is None and (client is None or store is None):
+        given = source if isinstance(source, Source) else None
+        name = source if isinstance(source, str) else None
+        if settings is None and ((client is None and given is None) or store is None):
             settings = Settings.load()
         self.options = options or (settings.sync_options() if settings is not None else SyncOptions())
-        self._source_settings = _pick_source(settings, source) if client is None else None
-        if self._source_settings is not None:
-            self.source: str = self._source_settings.name
+        self._source_settings = _pick_source(settings, name) if client is None and given is None else None
+        if given is not None:
+            self.source: str = given.name
+        elif self._source_settings is not None:
+            self.source = self._source_settings.name
         else:
-            self.source = source or _only_source_name(settings) or "ror"
+            self.source = name or _only_source_name(settings) or "ror"
+        self._origin: Source | None = given
+        if given is None and client is not None:
+            self._origin = CsdSource(self.source, client)
+        self._owns_origin = given is None
         self._owns_store = not isinstance(store, Store)
         if isinstance(store, Store):
             self.store: Store = store
         else:
             url = store if isinstance(store, str) else (settings.store.url if settings else None)
             self.store = open_store(url)
-        self._client = client
-        self._owns_client = client is None
         self._zone = self.options.zone()
         self._clock = clock or self._local_clock
         self.feed = ChangeFeed()
@@ -183,12 +196,12 @@ class Sync:
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     def close(self) -> None:
-        """Close the ROR client and the store if this object opened them."""
+        """Close the source (its ROR client) and the store if this object opened them."""
         if self._closed:
             return
         self._closed = True
-        if self._client is not None and self._owns_client:
-            self._client.close()
+        if self._origin is not None and self._owns_origin:
+            self._origin.close()
         if self._owns_store:
             self.store.close()
 
@@ -209,14 +222,23 @@ class Sync:
         return _redacted(self.store.url)
 
     @property
-    def client(self) -> SyncClient:
-        """The ROR client (built from the source's settings on first use)."""
+    def origin(self) -> Source:
+        """The :class:`~rorclient.sources.Source` this object drives (built from the settings on first
+        use; a web-service source builds its ROR client on its first call)."""
         with self._operations:
-            if self._client is None:
+            if self._origin is None:
                 if self._source_settings is None:  # pragma: no cover - guarded by __init__
-                    raise ConfigError("no ROR client and no source settings to build one")
-                self._client = build_client(self._source_settings)
-            return self._client
+                    raise ConfigError("no source and no source settings to build one")
+                self._origin = source_from_settings(self._source_settings)
+            return self._origin
+
+    @property
+    def client(self) -> SyncClient:
+        """The ROR web-service client of a web-service source (built on first use)."""
+        origin = self.origin
+        if not isinstance(origin, CsdSource):
+            raise ConfigError(f"source {self.source!r} is not a web-service source: it has no ROR client")
+        return origin.client
 
     # ---- change feed -------------------------------------------------------------------------------
     def on_change(self, callback: ChangeCallback) -> Subscription:
@@ -273,9 +295,14 @@ class Sync:
         Entities of the source absent from the extraction become tombstones. The watermark is recorded
         in the same transaction as the swap. ``dry_run``: stage and compare, commit nothing.
         Raises :class:`SafetyBreakerError` (nothing committed) when too much would be deleted or closed,
-        unless ``force``.
+        unless ``force``. For a file source, the files are the extraction.
         """
-        with self._operation("pull", progress) as run:
+        return self._snapshot_run("pull", force=force, dry_run=dry_run, progress=progress)
+
+    def _snapshot_run(
+        self, operation: Operation, *, force: bool, dry_run: bool, progress: ProgressCallback | None
+    ) -> SyncReport:
+        with self._operation(operation, progress) as run:
             try:
                 return self._pull(run, force=force, dry_run=dry_run)
             except _plan.Interrupted:
@@ -296,6 +323,9 @@ class Sync:
         Raises :class:`NotInitializedError` if the source was never pulled, :class:`SafetyBreakerError`
         (nothing committed) when too much would be deleted or closed unless ``force``, and the client's
         error when Notif itself fails.
+
+        A source without deltas (a file source) is pulled again when it changed since its last pull
+        (:meth:`~rorclient.sources.Source.snapshot_changed`); otherwise nothing happens.
         """
         with self._operation("sync", progress) as run:
             state = self.store.sync_state(self.source)
@@ -304,6 +334,8 @@ class Sync:
                     f"source {self.source!r} was never pulled: run `rorclient pull` (Sync.pull()) first"
                 )
             try:
+                if not self.origin.traits.deltas:
+                    return self._sync_without_deltas(run, state, force=force, dry_run=dry_run)
                 return self._sync(run, state, force=force, dry_run=dry_run)
             except _plan.Interrupted:
                 return self._interrupted(run)
@@ -326,6 +358,11 @@ class Sync:
         and needs no lock. Raises the client's error when the read fails."""
         if (establishment is None) == (unit is None):
             raise ConfigError("refresh takes exactly one of establishment= or unit=")
+        if not self.origin.traits.reads:
+            raise ConfigError(
+                f"source {self.source!r} cannot read one establishment or unit (a file source?): "
+                "pull it again instead"
+            )
         with self._operation("refresh", None, exclusive=False) as run:
             try:
                 if establishment is not None:
@@ -363,36 +400,54 @@ class Sync:
     # ---- pull internals ----------------------------------------------------------------------------
     def _pull(self, run: _Run, *, force: bool, dry_run: bool) -> SyncReport:
         clock_start = self._clock()
-        path, size = _pull.download(
-            self.client,
-            self._extraction_path(),
+        snapshot = _pull.take_snapshot(
+            self.origin,
+            self._workdir(),
             stop=run.stop,
             on_progress=lambda done, total: run.emit("download", done, total, "bytes"),
         )
         try:
-            return self._load_pulled(run, path, size, clock_start, force=force, dry_run=dry_run)
+            return self._load_pulled(run, snapshot, clock_start, force=force, dry_run=dry_run)
         finally:
             # Kept only on request: a dry run, a blocked or failed load would otherwise leave the whole
             # extraction in the cache, and the next pull downloads it again anyway.
-            if not self.options.keep_extraction:
-                path.unlink(missing_ok=True)
+            if snapshot.temporary and not self.options.keep_extraction:
+                for file in snapshot.files:
+                    file.unlink(missing_ok=True)
 
     def _load_pulled(
-        self, run: _Run, path: Path, size: int, clock_start: dt.datetime, *, force: bool, dry_run: bool
+        self, run: _Run, snapshot: Snapshot, clock_start: dt.datetime, *, force: bool, dry_run: bool
     ) -> SyncReport:
+        size = snapshot.bytes
         verdicts: list[BreakerVerdict] = []
         states: list[SyncState] = []
 
         def decide(planned: dict[ChangeKind, int]) -> bool:
             verdict = self._breaker(planned, run.live(), force)
             verdicts.append(verdict)
+            if verdict.deletions or verdict.closures:  # said before it happens (or is refused)
+                _log.warning(
+                    "%s of source %r: %d of %d live entities would be deleted and %d closed "
+                    "(the safety breaker's limit: %d)%s",
+                    run.operation,
+                    self.source,
+                    verdict.deletions,
+                    verdict.live,
+                    verdict.closures,
+                    verdict.limit,
+                    " — dry run, nothing committed" if dry_run else "",
+                )
             run.emit("commit", 0, None)
             return not dry_run and not (verdict.tripped and not force)
 
         def state(newest: dt.datetime | None) -> SyncState:
             # The extraction holds nothing newer than when it was taken: its newest record bounds that
-            # time from below, in the ROR's own clock, whatever ours says.
-            watermark = min(clock_start, newest) if newest is not None else clock_start
+            # time from below, in the ROR's own clock, whatever ours says. A source that knows its
+            # snapshot's time (FHIR $export) says so.
+            if snapshot.watermark is not None:
+                watermark = snapshot.watermark
+            else:
+                watermark = min(clock_start, newest) if newest is not None else clock_start
             states.append(
                 SyncState(
                     source=self.source, watermark=watermark, taken_at=run.started, last_full_pull=utcnow()
@@ -400,16 +455,18 @@ class Sync:
             )
             return states[-1]
 
-        outcome = _pull.load_extraction(
+        outcome = _pull.load_snapshot(
             self.store,
-            path,
+            snapshot,
             source=self.source,
             run_id=run.run_id,
             zone=self._zone,
             stop=run.stop,
             decide=decide,
             state=state,
-            on_progress=lambda done, entities: run.emit("load", done, size, "bytes"),
+            on_progress=lambda file, done, entities: run.emit(
+                "load", done, size, "bytes", file=file, entities=entities
+            ),
             readers=self.options.readers,
         )
         (verdict,) = verdicts
@@ -417,7 +474,12 @@ class Sync:
             if dry_run:
                 counts = _counts(outcome.planned)
                 return run.report(
-                    RunStatus.DRY_RUN, counts=counts, entities=outcome.entities, bytes=size, breaker=verdict
+                    RunStatus.DRY_RUN,
+                    counts=counts,
+                    entities=outcome.entities,
+                    bytes=size,
+                    readers=outcome.readers,
+                    breaker=verdict,
                 )
             self._blocked(run, outcome.planned, verdict, entities=outcome.entities, bytes=size)
         report = run.report(
@@ -425,6 +487,7 @@ class Sync:
             counts=_counts(outcome.committed),
             entities=outcome.entities,
             bytes=size,
+            readers=outcome.readers,
             breaker=verdict,
             watermark=states[-1].watermark,
         )
@@ -434,13 +497,29 @@ class Sync:
         _log.info("%s", report.summary(), extra=_log_fields(report))
         return report
 
+    def _sync_without_deltas(self, run: _Run, state: SyncState, *, force: bool, dry_run: bool) -> SyncReport:
+        if self.origin.snapshot_changed(state.last_full_pull):
+            return self._pull(run, force=force, dry_run=dry_run)
+        status = RunStatus.DRY_RUN if dry_run else RunStatus.SUCCESS
+        report = run.report(status, watermark_before=state.watermark, watermark=state.watermark)
+        if not dry_run:
+            checked = SyncState(
+                source=self.source,
+                watermark=state.watermark,
+                taken_at=run.started,
+                last_full_pull=state.last_full_pull,
+            )
+            _apply.close_run(self.store, report, state=checked)
+        _log.info("%s (the source has not changed since its last pull)", report.summary())
+        return report.model_copy(update={"pending": len(self.store.pending(self.source))})
+
     # ---- sync internals ----------------------------------------------------------------------------
     def _sync(self, run: _Run, state: SyncState, *, force: bool, dry_run: bool) -> SyncReport:
         options = self.options
         clock_start = self._clock()
         before = _plan.to_frame(state.watermark, self._zone)  # type: ignore[arg-type]
         date_ref = before - options.overlap
-        listed = self.client.changed_establishments(
+        listed = self.origin.changed_establishments(
             date_ref, activity=options.activity, patients=options.patients
         )
         run.emit("notif", len(listed), len(listed))
@@ -540,7 +619,7 @@ class Sync:
     ) -> None:
         options = self.options
         _plan.fetch_batch(
-            self.client,
+            self.origin,
             ids,
             batch,
             concurrency=options.concurrency,
@@ -551,7 +630,7 @@ class Sync:
         run.emit("plan", len(batch.offers), len(ids))
         if options.resolve_lost_units:
             _plan.resolve_lost_units(
-                self.client,
+                self.origin,
                 self.store,
                 self.source,
                 batch,
@@ -607,7 +686,7 @@ class Sync:
 
     def _refresh_unit(self, run: _Run, unit_id: str, *, dry_run: bool) -> SyncReport:
         try:
-            offer = self.client.read_unit(unit_id)
+            offer = self.origin.read_unit(unit_id)
         except RorError as error:
             if not _plan.is_unknown(error, self.options.unknown_codes):
                 raise
@@ -705,27 +784,17 @@ class Sync:
     def _local_clock(self) -> dt.datetime:
         return dt.datetime.now(self._zone).replace(tzinfo=None, microsecond=0)
 
-    def _extraction_path(self) -> Path:
+    def _workdir(self) -> Path:
+        """Where the source downloads its snapshot (the extraction file lands in ``extraction``)."""
         base = self.options.data_dir or Path(platformdirs.user_cache_dir("rorclient")) / "extractions"
-        return base / _safe_name(self.source) / "extraction"
+        return base / _safe_name(self.source)
 
     def _certificate(self) -> CertificateStatus | None:
-        info = None
-        if self._client is not None:
-            info = self._client.certificate
-        elif self._source_settings is not None and self._source_settings.client_cert is not None:
-            from rorclient.tls import inspect_certificate
-
-            source = self._source_settings
-            try:
-                info = inspect_certificate(
-                    source.client_cert,  # type: ignore[arg-type]
-                    password_env=source.password_env,
-                    password_file=source.password_file,
-                )
-            except RorError as error:
-                _log.warning("cannot read the client certificate: %s", error)
-                return None
+        try:
+            info = self.origin.certificate
+        except RorError as error:
+            _log.warning("cannot read the client certificate: %s", error)
+            return None
         if info is None:
             return None
         days = math.floor((_aware(info.not_after) - utcnow()).total_seconds() / 86400)
@@ -748,13 +817,11 @@ def _pick_source(settings: Settings | None, name: str | None) -> SourceSettings:
     if name is not None:
         source = settings.source(name)
     else:
-        candidates = [source for source in settings.sources if source.kind == "csd"]
+        candidates = [source for source in settings.sources if source.kind == "csd"] or list(settings.sources)
         if len(candidates) != 1:
             names = ", ".join(source.name for source in candidates) or "none"
             raise ConfigError(f"name the source to sync (web-service sources configured: {names})")
         source = candidates[0]
-    if source.kind != "csd":
-        raise ConfigError(f"source {source.name!r} is made of files: load it with `rorclient load`")
     return source
 
 

@@ -177,11 +177,15 @@ class ProgressEvent(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    operation: Literal["pull", "sync", "refresh"]
+    operation: Literal["pull", "sync", "refresh", "load"]
     phase: Phase
     done: int = 0
     total: int | None = None
     unit: Literal["bytes", "entities", "establishments", "units"] = "establishments"
+    file: str | None = None
+    """The file being read (phase ``load``)."""
+    entities: int | None = None
+    """Entities read so far (phase ``load``)."""
 
     def describe(self) -> str:
         """One line, e.g. ``sync: read 120/400 establishments`` or ``pull: download 12.5/80.0 MB``."""

@@ -22,7 +22,8 @@ __all__ = [
     "empty_counts",
 ]
 
-Operation = Literal["pull", "sync", "refresh"]
+Operation = Literal["pull", "sync", "refresh", "load"]
+"""``load``: a pull of an ad-hoc file source (``rorclient load``, :func:`rorclient.loader.load_files`)."""
 
 
 class _Model(BaseModel):
@@ -87,7 +88,10 @@ class SyncReport(_Model):
     entities: int = 0
     """Entities read (the extraction's for a pull, the Lecture answers' for a sync)."""
     bytes: int = 0
-    """Bytes downloaded (pull; the web-service client does not report Lecture answer sizes)."""
+    """Bytes downloaded or read (pull, load; the web-service client does not report Lecture answer
+    sizes)."""
+    readers: int | None = None
+    """Most reader processes used for one file of a pull or load (1: read in the loading process)."""
     listed: int = 0
     """Establishments Notif listed."""
     retried: int = 0
@@ -132,7 +136,7 @@ class SyncReport(_Model):
             parts.append(f"{self.listed} listed")
         if self.retried:
             parts.append(f"{self.retried} retried")
-        if self.operation == "pull":
+        if self.operation in ("pull", "load"):
             parts.append(f"{self.entities} entities, {self.bytes / 1e6:.1f} MB")
         parts.append(changes or "no change")
         if self.failed:

@@ -1,4 +1,5 @@
-"""What the engine needs from a ROR client: the subset of :class:`rorclient.ror.RorClient` it calls.
+"""What a :class:`~rorclient.sources.CsdSource` needs from a ROR client: the subset of
+:class:`rorclient.ror.RorClient` it calls.
 
 Declared as a protocol so that the engine does not import the web-service client (and ``httpx``/``zeep``)
 until it builds one, and so that tests and other sources can plug in their own.

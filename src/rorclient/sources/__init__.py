@@ -1,0 +1,39 @@
+"""Sources of ROR data, the one thing the sync engine drives (docs/architecture.md).
+
+* :class:`Source` — the protocol (snapshot, changes since a watermark, reads of one identifier, traits);
+* :class:`CsdSource` — a regional ROR's CSD web services (extraction, Notif, Lecture);
+* :class:`FileSource` — CSD files (open data, a saved extraction), plain, gzip or zip;
+* :func:`source_from_settings` — the source a ``[[sources]]`` entry describes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rorclient.errors import ConfigError
+from rorclient.sources.base import DownloadProgress, EstablishmentReads, Snapshot, Source, SourceTraits
+from rorclient.sources.csd import CsdSource
+from rorclient.sources.file import FileSource
+
+if TYPE_CHECKING:
+    from rorclient.config import SourceSettings
+
+__all__ = [
+    "CsdSource",
+    "DownloadProgress",
+    "EstablishmentReads",
+    "FileSource",
+    "Snapshot",
+    "Source",
+    "SourceTraits",
+    "source_from_settings",
+]
+
+
+def source_from_settings(settings: SourceSettings) -> Source:
+    """The source one ``[[sources]]`` entry describes (``kind = "csd"`` or ``"file"``)."""
+    if settings.kind == "csd":
+        return CsdSource(settings.name, settings=settings)
+    if settings.kind == "file":
+        return FileSource(settings.name, settings.files)
+    raise ConfigError(f"source {settings.name!r}: unknown kind {settings.kind!r}")  # pragma: no cover
