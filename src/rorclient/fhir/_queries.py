@@ -92,8 +92,14 @@ def organization_and_owners(identifier: str) -> Params:
 
 
 def organization_and_parts(identifier: str) -> Params:
-    """An Organization and every Organization under it (internal units, offers or not)."""
-    return [("identifier", identifier), ("_revinclude:iterate", "Organization:partof")]
+    """An Organization, every Organization under it (internal units, offers or not), and the
+    professionals whose roles name one of them (a role may name no offer)."""
+    return [
+        ("identifier", identifier),
+        ("_revinclude:iterate", "Organization:partof"),
+        ("_revinclude", "PractitionerRole:organization"),
+        ("_include", "PractitionerRole:practitioner"),
+    ]
 
 
 def offer(identifier: str) -> Params:

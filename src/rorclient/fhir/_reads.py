@@ -32,6 +32,7 @@ from rorclient.models import (
     Professional,
     Unit,
 )
+from rorclient.sources.base import ChangesTooLargeError
 
 _log = logging.getLogger("rorclient.fhir")
 
@@ -68,7 +69,7 @@ class FhirApi(Protocol):
     ) -> AbstractContextManager[ExportLike]: ...
 
 
-class DeltaTooLargeError(FhirTruncatedError):
+class DeltaTooLargeError(FhirTruncatedError, ChangesTooLargeError):
     """A ``_lastUpdated`` window shorter than :data:`MIN_WINDOW` still exceeds the server's limit: the
     delta cannot be read completely; a full pull is the way."""
 
@@ -140,7 +141,9 @@ class FhirReads:
         resources: dict[tuple[str, str], Json] = {}
         for resource_type in DELTA_TYPES:
             self._window(resource_type, since, None, now, resources, delta)
-        delta.resources = len(resources)
+        # The answers hold the changed resources and, included, what places them: only the former count.
+        changed = {key: resource for key, resource in resources.items() if _changed_since(resource, since)}
+        delta.resources = len(changed)
         organizations = {
             key[1]: node
             for key, resource in resources.items()
@@ -155,11 +158,10 @@ class FhirReads:
                     roles_of.setdefault(practitioner[1], []).append(resource)
         found: dict[str, None] = {}
         legal: dict[str, LegalEntity] = {}
-        for key, resource in resources.items():
-            updated = (resource.get("meta") or {}).get("lastUpdated")
-            if updated:
-                stamp = _aware(moment(str(updated)))
-                delta.newest = stamp if delta.newest is None or stamp > delta.newest else delta.newest
+        for key, resource in changed.items():
+            stamp = _stamp(resource)
+            if stamp is not None and (delta.newest is None or stamp > delta.newest):
+                delta.newest = stamp
             try:
                 owners = self._owners(key[0], resource, organizations, offers, roles_of)
             except FhirMappingError as error:
@@ -317,6 +319,16 @@ class FhirReads:
 
 def _aware(value: dt.datetime) -> dt.datetime:
     return value.replace(tzinfo=PARIS) if value.tzinfo is None else value
+
+
+def _stamp(resource: Mapping[str, Any]) -> dt.datetime | None:
+    updated = (resource.get("meta") or {}).get("lastUpdated")
+    return _aware(moment(str(updated))) if updated else None
+
+
+def _changed_since(resource: Mapping[str, Any], since: dt.datetime) -> bool:
+    stamp = _stamp(resource)
+    return stamp is None or stamp >= since
 
 
 def _node(resource: Mapping[str, Any]) -> OrgNode | None:

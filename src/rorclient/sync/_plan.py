@@ -25,9 +25,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from rorclient.errors import DataError, RemoteError, RorError
-from rorclient.models import EntityKind, Offer
+from rorclient.models import Entity, EntityKind, Offer
 from rorclient.sources.base import EstablishmentReads
-from rorclient.store.base import ChangeKind, ChangeSet, Store
+from rorclient.store.base import ChangeKind, ChangeSet, EntityQuery, Store
 
 __all__ = [
     "Batch",
@@ -166,6 +166,25 @@ def _check_offer(establishment_id: str, offer: Offer) -> DataError | None:
     if any(establishment.id == establishment_id for establishment in offer.establishments):
         return None
     return DataError(f"the Lecture answer for establishment {establishment_id} does not contain it")
+
+
+def keep_missing(store: Store, source: str, batch: Batch) -> None:
+    """Make each offer of ``batch`` also hold what the store has under its establishment (rows of
+    ``source``) and no offer of the batch holds: for a source whose re-reads do not prove deletions
+    (FHIR: an answer lacks what the access profile hides), a delta cycle then updates and creates but
+    never deletes. Rows another offer of the batch holds are left to it (a unit that moved)."""
+    read = {(entity.kind, entity.id) for offer in batch.offers.values() for entity in offer.entities()}
+    for establishment_id, offer in list(batch.offers.items()):
+        kept: list[Entity] = []
+        offset: int | None = 0
+        while offset is not None:
+            page = store.find(
+                EntityQuery(establishment=establishment_id, source=source, limit=10_000, offset=offset)
+            )
+            kept.extend(item.entity for item in page.items if (item.kind, item.id) not in read)
+            offset = page.next_offset
+        if kept:
+            batch.offers[establishment_id] = Offer.of([*offer.entities(), *kept])
 
 
 def plan_batch(store: Store, source: str, batch: Batch) -> None:
