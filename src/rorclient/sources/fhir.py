@@ -23,18 +23,26 @@ if TYPE_CHECKING:
     from rorclient.config import SourceSettings
     from rorclient.tls import CertificateInfo
 
-__all__ = ["FhirSource", "UnknownIdentifierError"]
+__all__ = ["UNKNOWN_UNIT_CODE", "FhirSource", "UnknownIdentifierError"]
 
 _log = logging.getLogger("rorclient.fhir")
 
 
-class UnknownIdentifierError(RemoteError):
-    """The FHIR API returns nothing for this establishment or unit. Not a deletion: a resource can be
-    hidden by the access profile; only a pull of the same scope removes rows. It carries no code, so the
-    engine never takes it for the ROR's "unknown" answer (``SyncOptions.unknown_codes``)."""
+#: The code of a unit the FHIR API does not return, as the CSD ROR answers an unknown one.
+UNKNOWN_UNIT_CODE = 404
 
-    def __init__(self, message: str) -> None:
-        super().__init__(None, message)
+
+class UnknownIdentifierError(RemoteError):
+    """The FHIR API returns nothing for this establishment or unit.
+
+    For an establishment it carries no code, so the engine never takes it for the ROR's "unknown"
+    answer (``SyncOptions.unknown_codes``): a delta cycle keeps it pending, a refresh reports it, nothing
+    is deleted (a resource can be hidden by the access profile; a typo must not remove a site). For a
+    unit it carries :data:`UNKNOWN_UNIT_CODE`: ``refresh --unit`` and the refresh of its former
+    establishment replace that subtree by nothing, as with CSD."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(code, message)
 
 
 class FhirSource:
@@ -184,7 +192,9 @@ class FhirSource:
     def read_unit(self, unit_id: str) -> Offer:
         _, offer = self.reads.unit(unit_id)
         if not offer.units:
-            raise UnknownIdentifierError(f"the FHIR API returns no unit {unit_id} (source {self._name})")
+            raise UnknownIdentifierError(
+                f"the FHIR API returns no unit {unit_id} (source {self._name})", UNKNOWN_UNIT_CODE
+            )
         return offer
 
     def close(self) -> None:
