@@ -9,17 +9,37 @@ docs/fhir.md and the mapping table in docs/data-model.md.
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from rorclient.fhir._mapping import FhirAssembler, entities_from_resources, resources_for
 from rorclient.fhir._values import FhirMappingError
-from rorclient.fhir.client import (
-    REGION_TAG_SYSTEM,
-    FhirClient,
-    FhirExport,
-    FhirExportFile,
-    FhirOptions,
-    region_type_filter,
-)
 from rorclient.fhir.errors import FhirAuthError, FhirError, FhirIssue, FhirTransientError, FhirTruncatedError
+
+if TYPE_CHECKING:
+    from rorclient.fhir.client import (
+        REGION_TAG_SYSTEM,
+        FhirClient,
+        FhirExport,
+        FhirExportFile,
+        FhirOptions,
+        region_type_filter,
+    )
+
+#: Names served by the client module, imported on first use: the client brings httpx, which the mapping,
+#: the sync engine and the ``fhir`` source's module do not need until a request is made.
+_CLIENT_NAMES = frozenset(
+    {"REGION_TAG_SYSTEM", "FhirClient", "FhirExport", "FhirExportFile", "FhirOptions", "region_type_filter"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CLIENT_NAMES:
+        value = getattr(importlib.import_module("rorclient.fhir.client"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'rorclient.fhir' has no attribute {name!r}")
+
 
 __all__ = [
     "REGION_TAG_SYSTEM",

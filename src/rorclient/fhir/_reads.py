@@ -18,7 +18,6 @@ from rorclient.fhir import _queries as Q
 from rorclient.fhir._mapping import FhirAssembler
 from rorclient.fhir._parse import OrgNode, offer_id, org_node
 from rorclient.fhir._values import PARIS, FhirMappingError, Json, moment, referenced
-from rorclient.fhir.client import region_type_filter
 from rorclient.fhir.errors import FhirTruncatedError
 from rorclient.geography import region_of, region_of_id
 from rorclient.models import (
@@ -117,6 +116,8 @@ class FhirReads:
     ) -> Iterator[PulledExport]:
         """Run the ``$export`` (regional when ``regions`` are set) and read every file; the entities are
         assembled from a spill file, so memory stays flat."""
+        from rorclient.fhir.client import region_type_filter  # the client module brings httpx
+
         type_filter = region_type_filter(self.regions) if self.regions else None
         with self.api.export(type_filter=type_filter, on_progress=on_progress, stop=stop) as export:
             assembler = FhirAssembler()
