@@ -17,8 +17,8 @@ face. Errors are OperationOutcomes.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import json
+import logging
 import secrets
 import threading
 import time
@@ -27,10 +27,9 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
-from rorclient.errors import ConfigError
 from rorclient.sandbox._extraction import ExtractionFile
 from rorclient.sandbox._fhir_export import ExportJob, Mapper, build_export
 from rorclient.sandbox._fhir_search import (
@@ -47,6 +46,8 @@ if TYPE_CHECKING:
     from rorclient.sandbox._app import Reply, SandboxApp
 
 __all__ = ["FhirFace", "outcome_reply"]
+
+_log = logging.getLogger("rorclient.sandbox")
 
 _FHIR_JSON = "application/fhir+json; charset=utf-8"
 _ROR_HEADERS = (
@@ -150,8 +151,9 @@ class FhirFace:
             return self._route(operation, request, profile)
         except SearchError as exc:
             return outcome_reply(400, "invalid", str(exc))
-        except ConfigError as exc:
-            return outcome_reply(500, "exception", str(exc))
+        except Exception as exc:  # a sandbox or mapping bug must not look like a client error
+            _log.exception("the sandbox's FHIR face failed to answer %s %s", request.method, request.path)
+            return outcome_reply(500, "exception", f"internal error: {exc}")
 
     def revoke(self, headers: Mapping[str, str]) -> None:
         """Expire the request's token now (fault ``expire_token``)."""
@@ -238,11 +240,9 @@ class FhirFace:
 
     def mapper(self) -> Mapper:
         if self._mapper is None:
-            try:
-                mapping = importlib.import_module("rorclient.fhir._mapping")
-            except ImportError as exc:
-                raise ConfigError(f"the FHIR mapping is not available: {exc}") from None
-            self._mapper = cast(Mapper, mapping.resources_for)
+            from rorclient.fhir._mapping import resources_for
+
+            self._mapper = resources_for
         return self._mapper
 
     def _index(self, profile: int) -> FhirResources:
