@@ -581,3 +581,14 @@ def test_serve_forever_announces_the_fhir_face_and_writes_both_sources(tmp_path:
     finally:
         stop.set()
         thread.join()
+
+
+def test_jobs_never_deleted_are_dropped_beyond_sixteen(sandbox: Sandbox) -> None:
+    bearer = {**ROR, "Authorization": f"Bearer {token(sandbox)}"}
+    with raw(sandbox) as http:
+        locations = [
+            http.get(f"{sandbox.fhir_url}/$export", headers=bearer).headers["content-location"]
+            for _ in range(17)
+        ]
+        assert http.get(locations[0], headers=bearer).status_code == 404
+        assert http.get(locations[-1], headers=bearer).status_code in (200, 202)

@@ -60,6 +60,7 @@ _TYPES = frozenset([*REFERENCES, "Practitioner"])
 _OUTPUT_FORMATS = frozenset({"application/fhir+json", "application/json", "json"})
 _KEPT_SEARCHES = 256
 _KEPT_INDEXES = 4
+_KEPT_JOBS = 16
 
 
 def outcome_reply(
@@ -394,6 +395,9 @@ class FhirFace:
         offers = self.app.truth.offers()  # the data as of now, whatever changes while the job runs
         with self._lock:
             self._jobs[job.id] = job
+            abandoned = list(self._jobs)[:-_KEPT_JOBS]
+        for old_id in abandoned:  # jobs never deleted by their clients
+            self._drop_job(old_id)
         builder = threading.Thread(
             target=build_export,
             args=(job, offers),
@@ -419,17 +423,14 @@ class FhirFace:
         from rorclient.sandbox._app import Reply
 
         job_id = dict(request.query).get("_jobId", "")
+        if request.method == "DELETE":
+            if not self._drop_job(job_id):
+                return outcome_reply(404, "not-found", f"no export job {job_id!r}")
+            return Reply(202, _FHIR_JSON, b"")
         with self._lock:
             job = self._jobs.get(job_id)
-            if job is not None and request.method == "DELETE":
-                del self._jobs[job_id]
         if job is None:
             return outcome_reply(404, "not-found", f"no export job {job_id!r}")
-        if request.method == "DELETE":
-            job.deleted = True
-            for output in job.outputs:
-                output.path.unlink(missing_ok=True)
-            return Reply(202, _FHIR_JSON, b"")
         if request.method != "GET":
             return outcome_reply(405, "not-supported", f"{request.method} is not supported here")
         with job.lock:
@@ -445,6 +446,19 @@ class FhirFace:
             return Reply(202, _FHIR_JSON, b"", headers=headers)
         request_url = f"{request.base_url}/$export"
         return _fhir(200, job.manifest(request.base_url, request_url), content_type="application/json")
+
+    def _drop_job(self, job_id: str) -> bool:
+        """Forget a job and delete its files (a build still running stops); ``False`` if unknown."""
+        with self._lock:
+            job = self._jobs.pop(job_id, None)
+        if job is None:
+            return False
+        job.deleted = True
+        with job.lock:
+            outputs = list(job.outputs)
+        for output in outputs:
+            output.path.unlink(missing_ok=True)
+        return True
 
     def _download(self, path: str) -> Reply:
         from rorclient.sandbox._app import Reply
