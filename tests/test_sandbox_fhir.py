@@ -451,3 +451,144 @@ def test_write_client_config_with_a_fhir_source(sandbox: Sandbox, tmp_path: Path
     assert only[0]["client_secret_env"] == "SBX_SECRET" and "client_cert" not in only[0]
     assert only[0]["profile_code"] == "CU23"
     assert json.dumps(only).count(str(sandbox.options.fhir_client_secret)) == 0
+
+
+# --------------------------------------------------------------------------------------------------------
+# with rorclient's own mapping (the default)
+
+
+@pytest.fixture(scope="module")
+def mapped() -> Iterator[Sandbox]:
+    sb = Sandbox(
+        establishments=6,
+        seed=4,
+        client_cert="optional",
+        fhir_poll_retry_after=0,
+        build_index="lazy",
+        fhir_export_file_resources=10,
+    ).start()
+    try:
+        yield sb
+    finally:
+        sb.stop()
+
+
+def _entity_key(entity: Any) -> tuple[str, str]:
+    return entity.kind.value, entity.id
+
+
+def _plain(entity: Any) -> Any:
+    return entity.model_copy(update={"fhir": ()}) if hasattr(entity, "fhir") else entity
+
+
+def test_an_export_assembles_into_exactly_the_sandbox_truth(mapped: Sandbox, waits: list[float]) -> None:
+    from rorclient.fhir import FhirAssembler
+
+    assembler = FhirAssembler()
+    with client(mapped, mtls=True) as fhir, fhir.export() as export:
+        for resource in export.resources():
+            assembler.add(resource)
+        assert len(export.files) > 1
+    served = {_entity_key(e): _plain(e) for e in assembler.entities()}
+    truth = {_entity_key(e): e for offer in mapped._running_app().truth.offers() for e in offer.entities()}
+    assert served == truth
+
+
+def test_the_refresh_graph_query_brings_an_establishment_and_its_offers(mapped: Sandbox) -> None:
+    from rorclient.fhir import entities_from_resources
+    from rorclient.models import UnitLevel
+
+    establishment_id = mapped.establishment_ids()[1]
+    params = [
+        ("organization.identifier:above", establishment_id),
+        ("_include", "HealthcareService:location"),
+        ("_revinclude", "PractitionerRole:service"),
+        ("_include", "PractitionerRole:practitioner"),
+        ("_include", "HealthcareService:organization"),
+        ("_include:iterate", "Organization:partof"),
+    ]
+    with client(mapped, mtls=True) as fhir:
+        resources = list(fhir.search("HealthcareService", params))
+    entities = {_entity_key(e): _plain(e) for e in entities_from_resources(resources)}
+    offer = mapped.offer(establishment_id)
+    assert offer is not None
+    elementary = {("unit", u.id) for u in offer.units if u.level is UnitLevel.ELEMENTARY_UNIT}
+    assert elementary and elementary <= set(entities)
+    assert ("establishment", establishment_id) in entities
+    assert ("legal_entity", offer.legal_entities[0].id) in entities
+    truth = {_entity_key(e): e for e in offer.entities()}
+    assert all(truth[key] == entity for key, entity in entities.items())
+
+
+def test_a_last_updated_delta_with_the_real_mapping(mapped: Sandbox) -> None:
+    mapped.clock.advance(days=2)
+    since = mapped.clock.now()
+    mutations = mapped.mutate(count=2, kinds=["rename"], seed=11)
+    renamed = {f"HealthcareService/hs-{m.unit.replace('/', '-')}" for m in mutations if m.unit}
+    assert renamed
+    with client(mapped, mtls=True) as fhir:
+        window = [("_lastUpdated", f"ge{since.isoformat()}")]
+        changed = keyed(list(fhir.search("HealthcareService", window)))
+        assert len(list(fhir.search("HealthcareService", []))) > len(changed)
+    assert set(changed) == renamed
+
+
+def test_cli_config_source_option_reaches_the_sandbox(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import rorclient.sandbox as package
+    from rorclient import cli
+
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(package, "serve_forever", lambda **kwargs: calls.append(kwargs))
+    config = tmp_path / "c.toml"
+    assert cli.main(["sandbox", "--port", "0", "--write-config", str(config), "--config-source", "both"]) == 0
+    assert cli.main(["sandbox", "--port", "0", "--write-config", str(config), "--config-source", "fhir"]) == 0
+    assert cli.main(["sandbox", "--port", "0"]) == 0
+    assert [call["config_kinds"] for call in calls] == [("csd", "fhir"), ("fhir",), ("csd",)]
+
+
+def test_serve_forever_announces_the_fhir_face_and_writes_both_sources(tmp_path: Path) -> None:
+    import threading
+
+    from rorclient.sandbox import serve_forever
+
+    lines: list[str] = []
+    stop = threading.Event()
+    config = tmp_path / "client.toml"
+    thread = threading.Thread(
+        target=lambda: serve_forever(
+            port=0,
+            establishments=2,
+            tls_dir=tmp_path / "pki",
+            write_config=config,
+            config_kinds=("csd", "fhir"),
+            announce=lines.append,
+            stop=stop,
+        )
+    )
+    thread.start()
+    try:
+        for _ in range(200):
+            if lines and lines[-1].startswith("Press Ctrl-C"):
+                break
+            stop.wait(0.05)
+        text = "\n".join(lines)
+        assert "FHIR base:             https://127.0.0.1:" in text and "/ws-diffusion-fhir" in text
+        assert "openid-connect/token" in text
+        kinds = [source["kind"] for source in tomllib.loads(config.read_text())["sources"]]
+        assert kinds == ["csd", "fhir"]
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_jobs_never_deleted_are_dropped_beyond_sixteen(sandbox: Sandbox) -> None:
+    bearer = {**ROR, "Authorization": f"Bearer {token(sandbox)}"}
+    with raw(sandbox) as http:
+        locations = [
+            http.get(f"{sandbox.fhir_url}/$export", headers=bearer).headers["content-location"]
+            for _ in range(17)
+        ]
+        assert http.get(locations[0], headers=bearer).status_code == 404
+        assert http.get(locations[-1], headers=bearer).status_code in (200, 202)

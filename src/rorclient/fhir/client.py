@@ -70,6 +70,7 @@ DEFAULT_EXPORT_TYPE = "HealthcareService"
 
 _RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
 _ACCEPT = "application/fhir+json, application/json;q=0.9"
+_ACCEPT_FILES = "application/fhir+ndjson, application/fhir+json, application/json;q=0.9, */*;q=0.5"
 _MAX_FILE_ERRORS = 1024 * 1024
 
 
@@ -544,7 +545,7 @@ class FhirClient:
     def _download(self, url: str, operation: str, requires_token: bool) -> Iterator[StreamedReply]:
         for renewed in (False, True):
             token = self._auth.token() if requires_token else None
-            headers = self._headers(token)
+            headers = self._headers(token, {"Accept": _ACCEPT_FILES})
             with self._http.stream(url, headers, operation=operation) as reply:
                 if reply.status == 401 and token is not None and not renewed:
                     self._auth.invalidate(token)

@@ -17,8 +17,8 @@ face. Errors are OperationOutcomes.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import json
+import logging
 import secrets
 import threading
 import time
@@ -27,10 +27,9 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
-from rorclient.errors import ConfigError
 from rorclient.sandbox._extraction import ExtractionFile
 from rorclient.sandbox._fhir_export import ExportJob, Mapper, build_export
 from rorclient.sandbox._fhir_search import (
@@ -48,6 +47,8 @@ if TYPE_CHECKING:
 
 __all__ = ["FhirFace", "outcome_reply"]
 
+_log = logging.getLogger("rorclient.sandbox")
+
 _FHIR_JSON = "application/fhir+json; charset=utf-8"
 _ROR_HEADERS = (
     "ror-profil-utilisateur-code",
@@ -59,6 +60,7 @@ _TYPES = frozenset([*REFERENCES, "Practitioner"])
 _OUTPUT_FORMATS = frozenset({"application/fhir+json", "application/json", "json"})
 _KEPT_SEARCHES = 256
 _KEPT_INDEXES = 4
+_KEPT_JOBS = 16
 
 
 def outcome_reply(
@@ -150,8 +152,9 @@ class FhirFace:
             return self._route(operation, request, profile)
         except SearchError as exc:
             return outcome_reply(400, "invalid", str(exc))
-        except ConfigError as exc:
-            return outcome_reply(500, "exception", str(exc))
+        except Exception as exc:  # a sandbox or mapping bug must not look like a client error
+            _log.exception("the sandbox's FHIR face failed to answer %s %s", request.method, request.path)
+            return outcome_reply(500, "exception", f"internal error: {exc}")
 
     def revoke(self, headers: Mapping[str, str]) -> None:
         """Expire the request's token now (fault ``expire_token``)."""
@@ -238,11 +241,9 @@ class FhirFace:
 
     def mapper(self) -> Mapper:
         if self._mapper is None:
-            try:
-                mapping = importlib.import_module("rorclient.fhir._mapping")
-            except ImportError as exc:
-                raise ConfigError(f"the FHIR mapping is not available: {exc}") from None
-            self._mapper = cast(Mapper, mapping.resources_for)
+            from rorclient.fhir._mapping import resources_for
+
+            self._mapper = resources_for
         return self._mapper
 
     def _index(self, profile: int) -> FhirResources:
@@ -394,6 +395,9 @@ class FhirFace:
         offers = self.app.truth.offers()  # the data as of now, whatever changes while the job runs
         with self._lock:
             self._jobs[job.id] = job
+            abandoned = list(self._jobs)[:-_KEPT_JOBS]
+        for old_id in abandoned:  # jobs never deleted by their clients
+            self._drop_job(old_id)
         builder = threading.Thread(
             target=build_export,
             args=(job, offers),
@@ -419,17 +423,14 @@ class FhirFace:
         from rorclient.sandbox._app import Reply
 
         job_id = dict(request.query).get("_jobId", "")
+        if request.method == "DELETE":
+            if not self._drop_job(job_id):
+                return outcome_reply(404, "not-found", f"no export job {job_id!r}")
+            return Reply(202, _FHIR_JSON, b"")
         with self._lock:
             job = self._jobs.get(job_id)
-            if job is not None and request.method == "DELETE":
-                del self._jobs[job_id]
         if job is None:
             return outcome_reply(404, "not-found", f"no export job {job_id!r}")
-        if request.method == "DELETE":
-            job.deleted = True
-            for output in job.outputs:
-                output.path.unlink(missing_ok=True)
-            return Reply(202, _FHIR_JSON, b"")
         if request.method != "GET":
             return outcome_reply(405, "not-supported", f"{request.method} is not supported here")
         with job.lock:
@@ -445,6 +446,19 @@ class FhirFace:
             return Reply(202, _FHIR_JSON, b"", headers=headers)
         request_url = f"{request.base_url}/$export"
         return _fhir(200, job.manifest(request.base_url, request_url), content_type="application/json")
+
+    def _drop_job(self, job_id: str) -> bool:
+        """Forget a job and delete its files (a build still running stops); ``False`` if unknown."""
+        with self._lock:
+            job = self._jobs.pop(job_id, None)
+        if job is None:
+            return False
+        job.deleted = True
+        with job.lock:
+            outputs = list(job.outputs)
+        for output in outputs:
+            output.path.unlink(missing_ok=True)
+        return True
 
     def _download(self, path: str) -> Reply:
         from rorclient.sandbox._app import Reply

@@ -94,6 +94,8 @@ def build_export(
     try:
         for offer in offers:
             if stopping.is_set() or job.deleted:
+                for output in files.close():
+                    output.path.unlink(missing_ok=True)
                 return
             resources = list(mapper(apply_profile(offer, profile).entities()))
             if regions is not None and not any(regions_of(resource) & regions for resource in resources):
