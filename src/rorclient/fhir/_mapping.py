@@ -190,6 +190,15 @@ class _KnownGraph:
             )
 
 
+def _natural_organization(entity: LegalEntity | Establishment | Unit) -> Json:
+    """The natural rendering alone (no residue): what a resource read gives back, to compute its rest."""
+    if isinstance(entity, LegalEntity):
+        return _render.legal_entity(entity)
+    if isinstance(entity, Establishment):
+        return _render.establishment(entity)
+    return _render.internal_unit(entity)
+
+
 def _organization_resource(entity: LegalEntity | Establishment | Unit) -> Json:
     graph = _KnownGraph()
     if isinstance(entity, LegalEntity):
@@ -433,7 +442,7 @@ class FhirAssembler:
         raw = self._resource("Organization", logical)
         assert raw is not None
         entity = _with_residue(_parse.organization(raw, self), _read_residue(raw))
-        rendered = _strip_residue(_organization_resource(entity.model_copy(update={"fhir": ()})))
+        rendered = _natural_organization(entity)
         yield entity.model_copy(update={"fhir": (_provenance(raw, rendered),)})
 
     def _offer_entities(self, logical: str) -> Iterator[Entity]:
@@ -447,7 +456,7 @@ class FhirAssembler:
             for item, concept in zip(activities, concepts, strict=True)
         ]
         equipment = self._equipment_with_residue(unit, equipment, locations)
-        rendered = [_strip_residue(item) for item in _offer_resources(unit, activities, equipment)]
+        rendered = _render.offer(unit, activities, equipment)
         provenance = [_provenance(raw, rendered[0])]
         if locations:
             provenance.append(_provenance(locations[0], rendered[1] if len(rendered) > 1 else {"meta": {}}))
@@ -477,7 +486,7 @@ class FhirAssembler:
             if role
         ]
         entity = _with_residue(_parse.professional(raw, roles, self), _read_residue(raw))
-        rendered = _strip_residue(_professional_resources(entity))
+        rendered = _render.professional(entity)
         provenance = [_provenance(raw, rendered[0])]
         provenance.extend(
             _provenance(role, rendered[index] if index < len(rendered) else {"meta": {}})
