@@ -4,6 +4,7 @@ truncated deltas are split or replaced by a pull, never applied in part; faults 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -14,6 +15,8 @@ import pytest
 
 from rorclient.cli import main
 from rorclient.config import Settings
+from rorclient.daemon import Daemon, DaemonOptions
+from rorclient.health import read_health
 from rorclient.models import EntityKind
 from rorclient.sandbox import Sandbox
 from rorclient.sandbox.mutations import MUTATION_KINDS
@@ -46,9 +49,18 @@ def fhir_settings(sandbox: Sandbox, path: Path) -> Settings:
     return Settings.load(sandbox.write_client_config(path, SOURCE, kinds=("fhir",)), environ={})
 
 
-@pytest.fixture(params=["sqlite", "memory"])
+pytest_plugins = ("tests.pg",)
+
+
+@pytest.fixture(params=["sqlite", "memory", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    url = f"sqlite:///{tmp_path / 'ror.db'}" if request.param == "sqlite" else "memory://"
+    """The FHIR path must hold on every built-in store."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'ror.db'}"
+    elif request.param == "memory":
+        url = "memory://"
+    else:
+        url = request.getfixturevalue("postgres_url")
     with open_store(url) as opened:
         yield opened
 
@@ -206,6 +218,26 @@ def test_faults_are_survived(tmp_path: Path) -> None:
             assert rows(store) == truth(sandbox)
     finally:
         sandbox.stop()
+
+
+def test_the_daemon_pulls_then_syncs_a_fhir_source(sandbox: Sandbox, tmp_path: Path) -> None:
+    settings = fhir_settings(sandbox, tmp_path / "client.toml")
+    with open_store("memory://") as store:
+        sync = Sync(settings, store=store, options=SyncOptions(data_dir=tmp_path / "data"))
+        daemon = Daemon(
+            sync,
+            DaemonOptions(
+                max_runs=2,
+                interval=dt.timedelta(seconds=0.01),
+                jitter=0.0,
+                health_file=tmp_path / "health.json",
+            ),
+        )
+        assert daemon.run() == 0
+        assert [run.operation for run in reversed(store.runs())] == ["pull", "sync"]
+        assert read_health(tmp_path / "health.json").status == "ok"
+        assert rows(store) == truth(sandbox)
+        sync.close()
 
 
 def test_the_cli_pulls_syncs_and_refreshes_a_fhir_source(sandbox: Sandbox, tmp_path: Path) -> None:
