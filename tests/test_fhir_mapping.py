@@ -26,6 +26,7 @@ from rorclient.models import (
     Offer,
     Professional,
     Unit,
+    UnitLevel,
 )
 from rorclient.sandbox.dataset import generate_dataset
 from tests._fsh import load_fsh
@@ -326,3 +327,24 @@ def test_coordinates_keep_their_decimals(region: list[Offer]) -> None:
         assert unit.location.coordinates is not None
         assert got.coordinates.latitude == unit.location.coordinates.latitude
         assert isinstance(got.coordinates.latitude, Decimal)
+
+
+def test_an_internal_unit_with_its_own_activity_survives_the_round_trip() -> None:
+    """PLATINES data give the pôle an operational activity: its FHIR form is an offer provided by the
+    pôle's own Organization, read back as the pôle's activity (no second unit)."""
+    from rorclient.sandbox._platines import platines_offer
+
+    offer = platines_offer()
+    pole = next(u for u in offer.units if u.level is not UnitLevel.ELEMENTARY_UNIT)
+    assert any(a.unit_id == pole.id for a in offer.activities)
+    resources = list(resources_for(offer.entities()))
+    carriers = [
+        r
+        for r in resources
+        if r["resourceType"] == "HealthcareService"
+        and r["providedBy"]["reference"].endswith(pole.id.replace("/", "-"))
+        and r["identifier"][0]["value"] == pole.id
+    ]
+    assert len(carriers) == 1
+    back = entities_from_resources(resources)
+    assert {_key(e): _without_provenance(e) for e in back} == {_key(e): e for e in offer.entities()}

@@ -247,6 +247,51 @@ def _offer_resources(
     return resources
 
 
+def _attached_resources(
+    unit: Unit, activities: Sequence[Activity], equipment: Sequence[Equipment]
+) -> list[Json]:
+    """An internal unit's own activities and equipment (``_render.attached_offer``), with their residue."""
+    resources = _render.attached_offer(unit, activities, equipment)
+    natural_activities, natural_equipment = _attached_entities(resources[0], resources[1:], unit.id)
+    _add_item_residue(resources, activities, equipment, natural_activities, natural_equipment)
+    return resources
+
+
+def _attached_entities(
+    carrier: Mapping[str, Any], locations: Sequence[Json], unit_id: str
+) -> tuple[list[Activity], list[Equipment]]:
+    record = _parse.record_of(carrier)
+    activities = [
+        found
+        for found in (
+            _parse.activity_of(concept, unit_id, record) for concept in carrier.get("specialty", ())
+        )
+        if found is not None
+    ]
+    equipment = [item for raw in locations for item in _parse.equipment_of(raw, unit_id, record)]
+    return activities, equipment
+
+
+def _add_item_residue(
+    resources: list[Json],
+    activities: Sequence[Activity],
+    equipment: Sequence[Equipment],
+    natural_activities: Sequence[Activity],
+    natural_equipment: Sequence[Equipment],
+) -> None:
+    concepts = [c for c in resources[0].get("specialty", ())]
+    for activity, natural, concept in zip(activities, natural_activities, concepts, strict=True):
+        residue = _residue(activity, natural)
+        if residue:
+            concept["extension"] = [_residue_extension(residue)]
+    if equipment:
+        slots = [item for item in resources[1]["extension"] if item["url"] == S.EXT_EQUIPMENT]
+        for item, natural_item, slot in zip(equipment, natural_equipment, slots, strict=True):
+            residue = _residue(item, natural_item)
+            if residue:
+                slot["extension"].append(_residue_extension(residue))
+
+
 def _professional_resources(entity: Professional) -> list[Json]:
     resources = _render.professional(entity)
     graph = _KnownGraph()
@@ -270,6 +315,7 @@ def resources_for(entities: Iterable[Entity]) -> Iterator[Json]:
     from the business identifiers (``hs-11-00012``...), so the same entity always gets the same id.
     """
     offers: dict[str, Unit] = {}
+    internal: dict[str, Unit] = {}
     activities: defaultdict[str, list[Activity]] = defaultdict(list)
     equipment: defaultdict[str, list[Equipment]] = defaultdict(list)
     for entity in entities:
@@ -279,6 +325,7 @@ def resources_for(entities: Iterable[Entity]) -> Iterator[Json]:
             if entity.level is UnitLevel.ELEMENTARY_UNIT:
                 offers[entity.id] = entity
             else:
+                internal[entity.id] = entity
                 yield _organization_resource(entity)
         elif isinstance(entity, Activity):
             activities[entity.unit_id].append(entity)
@@ -286,6 +333,10 @@ def resources_for(entities: Iterable[Entity]) -> Iterator[Json]:
             equipment[entity.unit_id].append(entity)
         else:
             yield from _professional_resources(entity)
+    for unit_id in sorted((set(activities) | set(equipment)) & set(internal)):
+        yield from _attached_resources(
+            internal[unit_id], activities.pop(unit_id, []), equipment.pop(unit_id, [])
+        )
     orphans = (set(activities) | set(equipment)) - set(offers)
     if orphans:
         raise FhirMappingError(
@@ -448,6 +499,11 @@ class FhirAssembler:
     def _offer_entities(self, logical: str) -> Iterator[Entity]:
         raw = self._resource("HealthcareService", logical)
         assert raw is not None
+        provider = referenced(raw.get("providedBy"))
+        node = self._organizations.get(provider[1]) if provider else None
+        if node is not None and node.kind is EntityKind.UNIT and node.business_id == self._offers[logical]:
+            yield from self._attached_entities(raw, node.business_id)
+            return
         natural, activities, equipment, locations = _parse.offer(raw, self)
         unit = _with_residue(natural, _read_residue(raw))
         concepts = [c for c in raw.get("specialty", ()) if _parse.activity_of(c, "", natural.record)]
@@ -464,6 +520,30 @@ class FhirAssembler:
         yield unit.model_copy(update={"fhir": tuple(provenance)})
         yield from activities
         yield from equipment
+
+    def _attached_entities(self, raw: Json, unit_id: str) -> Iterator[Entity]:
+        """The activities and equipment an internal unit's own offer carries (the unit itself comes
+        from its Organization)."""
+        locations = [
+            found
+            for item in raw.get("location", ())
+            if (target := referenced(item)) is not None and (found := self.location(target[1])) is not None
+        ]
+        activities, equipment = _attached_entities(raw, locations, unit_id)
+        concepts = [c for c in raw.get("specialty", ()) if _parse.activity_of(c, "", _parse.record_of(raw))]
+        yield from (
+            _with_residue(item, _read_residue(concept))
+            for item, concept in zip(activities, concepts, strict=True)
+        )
+        slots = [
+            item
+            for location in locations
+            for item in location.get("extension", ())
+            if item.get("url") == S.EXT_EQUIPMENT and value_of(item, "equipmentType")
+        ]
+        yield from (
+            _with_residue(item, _read_residue(slot)) for item, slot in zip(equipment, slots, strict=True)
+        )
 
     @staticmethod
     def _equipment_with_residue(

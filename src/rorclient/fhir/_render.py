@@ -427,3 +427,18 @@ def professional(entity: Professional) -> list[Json]:
             role["code"] = [concept(*entity.types)]
         resources.append(role)
     return resources
+
+
+#: Elements an attached offer keeps from :func:`offer`'s rendering.
+_ATTACHED_KEEP: Final = ("resourceType", "id", "meta", "identifier", "specialty", "location", "name")
+
+
+def attached_offer(unit: Unit, activities: Sequence[Activity], equipment: Sequence[Equipment]) -> list[Json]:
+    """The activities and equipment of an internal unit that is not elementary (a pôle with its own
+    operational activity, as PLATINES data have): a HealthcareService with the unit's identifiantOI
+    as offer identifier, provided by the unit's own Organization, and its Location for equipment."""
+    resources = offer(unit, activities, equipment)
+    carrier: Json = {key: resources[0][key] for key in _ATTACHED_KEEP if key in resources[0]}
+    carrier["extension"] = [_creation(unit.record)]
+    carrier["providedBy"] = reference("Organization", logical_id(PREFIX_INTERNAL_UNIT, unit.id))
+    return [carrier, *resources[1:]]
