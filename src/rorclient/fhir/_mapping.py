@@ -225,19 +225,8 @@ def _offer_resources(
     graph.owner_of(unit)
     for resource in resources[1:]:
         graph.locations[resource["id"]] = resource
-    natural_unit, _, natural_equipment, _ = _parse.offer(resources[0], graph)
-    for activity, concept in zip(activities, resources[0].get("specialty", ()), strict=True):
-        natural = _parse.activity_of(concept, unit.id, natural_unit.record)
-        residue = _residue(activity, natural)
-        if residue:
-            concept["extension"] = [_residue_extension(residue)]
-    if equipment:
-        location = resources[1]
-        slots = [item for item in location["extension"] if item["url"] == S.EXT_EQUIPMENT]
-        for item, natural_item, slot in zip(equipment, natural_equipment, slots, strict=True):
-            residue = _residue(item, natural_item)
-            if residue:
-                slot["extension"].append(_residue_extension(residue))
+    natural_unit, natural_activities, natural_equipment, _ = _parse.offer(resources[0], graph)
+    _add_item_residue(resources, activities, equipment, natural_activities, natural_equipment)
     residue = _residue(unit, natural_unit)
     if residue:
         resources[0]["extension"].append(_residue_extension(residue))
@@ -279,7 +268,7 @@ def _add_item_residue(
     natural_activities: Sequence[Activity],
     natural_equipment: Sequence[Equipment],
 ) -> None:
-    concepts = [c for c in resources[0].get("specialty", ())]
+    concepts = list(resources[0].get("specialty", ()))
     for activity, natural, concept in zip(activities, natural_activities, concepts, strict=True):
         residue = _residue(activity, natural)
         if residue:

@@ -7,6 +7,7 @@ resolved through a :class:`Graph`: the export or search result the resource came
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -139,7 +140,7 @@ def _address(raw: Mapping[str, Any]) -> Address:
     return Address(lines=tuple(lines))
 
 
-def _telecom(raw: Mapping[str, Any], record: RecordMeta) -> Telecom:
+def _telecom(raw: Mapping[str, Any]) -> Telecom:
     channel = first_coded(value_of(raw, S.EXT_TELECOM_CHANNEL))
     if channel is None:
         channel = CodedValue(code=str(raw.get("system", "other")), coding_scheme="")
@@ -160,7 +161,7 @@ def _organization_contact(raw: Mapping[str, Any], record: RecordMeta) -> Contact
         nature=first_coded(raw.get("purpose")),
         description=value_of(raw, S.EXT_CONTACT_DESCRIPTION),
         confidentiality=first_coded(value_of(raw, S.EXT_CONTACT_CONFIDENTIALITY)) or _OPEN_ACCESS,
-        telecoms=tuple(_telecom(item, record) for item in raw.get("telecom", ())),
+        telecoms=tuple(_telecom(item) for item in raw.get("telecom", ())),
         record=record,
     )
 
@@ -336,7 +337,7 @@ def _care_mode(resource: Mapping[str, Any]) -> CodedValue:
     return NO_CARE_MODE
 
 
-def _final_closing(resource: Mapping[str, Any]) -> Any:
+def _final_closing(resource: Mapping[str, Any]) -> dt.date | None:
     for item in resource.get("notAvailable", ()):
         during = item.get("during") or {}
         if item.get("id") == S.CLOSING_REOPENING_SLICE and during.get("start") and not during.get("end"):
