@@ -3,6 +3,7 @@ truncation limit, $export jobs in each file shape, faults; checked with raw HTTP
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 import tomllib
@@ -592,3 +593,52 @@ def test_jobs_never_deleted_are_dropped_beyond_sixteen(sandbox: Sandbox) -> None
         ]
         assert http.get(locations[0], headers=bearer).status_code == 404
         assert http.get(locations[-1], headers=bearer).status_code in (200, 202)
+
+
+DELTA_QUERIES: dict[str, list[tuple[str, str]]] = {
+    "Organization": [("_include:iterate", "Organization:partof")],
+    "HealthcareService": [
+        ("_include", "HealthcareService:organization"),
+        ("_include:iterate", "Organization:partof"),
+    ],
+    "Location": [("_include", "Location:organization"), ("_include:iterate", "Organization:partof")],
+    "PractitionerRole": [
+        ("_include", "PractitionerRole:organization"),
+        ("_include", "PractitionerRole:service"),
+        ("_include:iterate", "HealthcareService:organization"),
+        ("_include:iterate", "Organization:partof"),
+    ],
+    "Practitioner": [("_revinclude", "PractitionerRole:practitioner")],
+}
+
+
+def test_delta_searches_answer_as_a_search_over_all_the_data() -> None:
+    from rorclient.sandbox._clock import ROR_ZONE
+
+    sb = Sandbox(
+        establishments=8, seed=6, client_cert="optional", clock_ticking=False, build_index="lazy"
+    ).start()
+    face = sb._running_app().fhir
+    found = 0
+    try:
+        with client(sb) as fhir:
+            for number in range(3):
+                sb.clock.advance(minutes=5)
+                since = sb.clock.now().replace(tzinfo=ROR_ZONE).astimezone(dt.UTC)
+                sb.mutate(count=4, seed=number)
+                sb.clock.advance(seconds=30)
+                for resource_type, includes in DELTA_QUERIES.items():
+                    window = ("_lastUpdated", f"ge{since.strftime('%Y-%m-%dT%H:%M:%SZ')}")
+                    face.delta_indexes = True
+                    partial = keyed(list(fhir.search(resource_type, [window, *includes])))
+                    face.delta_indexes = False
+                    whole = keyed(list(fhir.search(resource_type, [window, *includes])))
+                    assert partial == whole, (number, resource_type)
+                    found += len(partial)
+                partial_indexes = [index for key, index in face._indexes.items() if key[2] is not None]
+                assert partial_indexes and all(
+                    len(i.by_key) < len(face._index(1).by_key) for i in partial_indexes
+                )
+    finally:
+        sb.stop()
+    assert found

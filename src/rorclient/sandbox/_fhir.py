@@ -24,12 +24,14 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
+from rorclient.models import Offer
+from rorclient.sandbox._clock import ROR_ZONE
 from rorclient.sandbox._extraction import ExtractionFile
 from rorclient.sandbox._fhir_export import ExportJob, Mapper, build_export
 from rorclient.sandbox._fhir_search import (
@@ -38,6 +40,7 @@ from rorclient.sandbox._fhir_search import (
     FhirResources,
     SearchError,
     SearchQuery,
+    lower_bound,
     parse_search,
 )
 from rorclient.sandbox._selection import PROFILE_CODES, apply_profile
@@ -59,7 +62,7 @@ _ROR_HEADERS = (
 _TYPES = frozenset([*REFERENCES, "Practitioner"])
 _OUTPUT_FORMATS = frozenset({"application/fhir+json", "application/json", "json"})
 _KEPT_SEARCHES = 256
-_KEPT_INDEXES = 4
+_KEPT_INDEXES = 8
 _KEPT_JOBS = 16
 
 
@@ -110,10 +113,12 @@ class FhirFace:
         self._tokens: dict[str, float] = {}
         self._searches: OrderedDict[str, _Search] = OrderedDict()
         self._jobs: dict[str, ExportJob] = {}
-        self._indexes: OrderedDict[tuple[int, int], FhirResources] = OrderedDict()
+        self._indexes: OrderedDict[tuple[int, int, dt.datetime | None], FhirResources] = OrderedDict()
         self._index_lock = threading.Lock()
         self._stopping = threading.Event()
         self._mapper: Mapper | None = self.options.fhir_mapper
+        self.delta_indexes = True
+        """Answer ``_lastUpdated`` searches from the establishments changed since (off: map everything)."""
 
     def close(self) -> None:
         self._stopping.set()
@@ -246,17 +251,30 @@ class FhirFace:
             self._mapper = resources_for
         return self._mapper
 
-    def _index(self, profile: int) -> FhirResources:
-        """Every resource of the current data as ``profile`` sees it (built once per data version)."""
+    def _index(self, profile: int, since: dt.datetime | None = None) -> FhirResources:
+        """The resources of the current data as ``profile`` sees it (built once per data version).
+
+        With ``since``, only the establishments whose subtree changed at or after it are mapped: every
+        resource updated since then is among them (an establishment's newest record bounds every
+        resource made from it), and so are the resources their includes reach (an offer's graph stays
+        within its establishment's subtree).
+        """
         truth = self.app.truth
         with self._index_lock:
-            key = (truth.version, profile)
+            key = (truth.version, profile, since)
             index = self._indexes.get(key)
             if index is None:
+                if since is None:
+                    offers: Iterable[Offer] = truth.offers()
+                else:
+                    after = since.astimezone(ROR_ZONE).replace(tzinfo=None, microsecond=0)
+                    changed = truth.changed_since(after - dt.timedelta(seconds=1))
+                    found = (truth.offer(summary.id) for summary in changed if not summary.removed)
+                    offers = [offer for offer in found if offer is not None]
                 mapper = self.mapper()
                 index = FhirResources.of(
                     resource
-                    for offer in truth.offers()
+                    for offer in offers
                     for resource in mapper(apply_profile(offer, profile).entities())
                 )
                 self._indexes[key] = index
@@ -268,7 +286,10 @@ class FhirFace:
 
     def _search(self, resource_type: str, request: FhirRequest, profile: int) -> Reply:
         query = parse_search(resource_type, request.query)
-        index = self._index(profile)
+        # A _lastUpdated delta maps only what changed since its lower bound; a _revinclude may reach
+        # into other establishments (a practitioner's roles), so it takes the whole data.
+        since = lower_bound(query) if self.delta_indexes and not query.revincludes else None
+        index = self._index(profile, since)
         matches = index.matches(query)
         options = self.options
         count = min(
@@ -514,8 +535,6 @@ class FhirFace:
         return _fhir(200, body)
 
     def _now(self) -> dt.datetime:
-        from rorclient.sandbox._clock import ROR_ZONE
-
         return self.app.clock.now().replace(tzinfo=ROR_ZONE)
 
 
