@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
 from rorclient.models import Offer
+from rorclient.sandbox._app import Reply
 from rorclient.sandbox._clock import ROR_ZONE
 from rorclient.sandbox._extraction import ExtractionFile
 from rorclient.sandbox._fhir_export import ExportJob, Mapper, build_export
@@ -46,7 +47,7 @@ from rorclient.sandbox._fhir_search import (
 from rorclient.sandbox._selection import PROFILE_CODES, apply_profile
 
 if TYPE_CHECKING:
-    from rorclient.sandbox._app import Reply, SandboxApp
+    from rorclient.sandbox._app import SandboxApp
 
 __all__ = ["FhirFace", "outcome_reply"]
 
@@ -69,8 +70,6 @@ _KEPT_JOBS = 16
 def outcome_reply(
     status: int, code: str, text: str, *, severity: str = "error", operation: str | None = None
 ) -> Reply:
-    from rorclient.sandbox._app import Reply
-
     body = {
         "resourceType": "OperationOutcome",
         "issue": [{"severity": severity, "code": code, "diagnostics": text}],
@@ -193,8 +192,6 @@ class FhirFace:
     # -- auth ---------------------------------------------------------------------------------------
 
     def _token(self, request: FhirRequest) -> Reply:
-        from rorclient.sandbox._app import Reply
-
         if request.method != "POST":
             return outcome_reply(405, "not-supported", "the token endpoint takes POST")
         form = dict(parse_qsl(request.body.decode("utf-8", "replace")))
@@ -379,8 +376,6 @@ class FhirFace:
     # -- export -------------------------------------------------------------------------------------
 
     def _kick_off(self, request: FhirRequest, profile: int) -> Reply:
-        from rorclient.sandbox._app import Reply
-
         params = request.query
         if request.method == "POST" and request.body.strip():
             return outcome_reply(400, "not-supported", "send the $export parameters in the URL")
@@ -441,8 +436,6 @@ class FhirFace:
         return Reply(options.fhir_kickoff_status, _FHIR_JSON, b"", headers=[("Content-Location", location)])
 
     def _status(self, request: FhirRequest) -> Reply:
-        from rorclient.sandbox._app import Reply
-
         job_id = dict(request.query).get("_jobId", "")
         if request.method == "DELETE":
             if not self._drop_job(job_id):
@@ -482,8 +475,6 @@ class FhirFace:
         return True
 
     def _download(self, path: str) -> Reply:
-        from rorclient.sandbox._app import Reply
-
         parts = path.removeprefix("/$export-file/").split("/")
         with self._lock:
             job = self._jobs.get(parts[0]) if len(parts) == 2 else None
@@ -561,8 +552,6 @@ def _bearer(headers: Mapping[str, str]) -> str | None:
 
 
 def _fhir(status: int, value: Any, *, content_type: str = _FHIR_JSON) -> Reply:
-    from rorclient.sandbox._app import Reply
-
     return Reply(status, content_type, _json_bytes(value))
 
 
