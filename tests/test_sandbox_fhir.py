@@ -642,3 +642,48 @@ def test_delta_searches_answer_as_a_search_over_all_the_data() -> None:
     finally:
         sb.stop()
     assert found
+
+
+OFFER_GRAPH = [
+    ("_include", "HealthcareService:organization"),
+    ("_include:iterate", "Organization:partof"),
+    ("_include", "HealthcareService:location"),
+    ("_revinclude", "PractitionerRole:service"),
+    ("_include", "PractitionerRole:practitioner"),
+]
+
+
+def test_searches_by_identifier_answer_as_a_search_over_all_the_data() -> None:
+    sb = Sandbox(establishments=6, seed=8, client_cert="optional", build_index="lazy").start()
+    face = sb._running_app().fhir
+    try:
+        sb.mutate(count=6, kinds=["move", "new_unit", "rename"], seed=3)
+        establishments = sb.establishment_ids()
+        units = [unit.id for eid in establishments for unit in sb.offer(eid).units]  # type: ignore[union-attr]
+        queries: list[tuple[str, list[tuple[str, str]]]] = []
+        for eid in establishments[:3]:
+            queries.append(("HealthcareService", [("organization.identifier:above", eid), *OFFER_GRAPH]))
+            queries.append(("Organization", [("identifier", f"urn:oid:1.2.250.1.71.4.2.2|{eid}")]))
+        for unit in units[:: max(1, len(units) // 6)]:
+            queries.append(("HealthcareService", [("identifier", unit), *OFFER_GRAPH]))
+            queries.append(
+                ("Organization", [("identifier", unit), ("_revinclude:iterate", "Organization:partof")])
+            )
+            queries.append(
+                ("Organization", [("identifier", unit), ("_include:iterate", "Organization:partof")])
+            )
+        queries.append(("Organization", [("identifier", "99/nobody,../x")]))
+        nonempty = narrowed = 0
+        with client(sb) as fhir:
+            for resource_type, params in queries:
+                face.delta_indexes = True
+                scoped = keyed(list(fhir.search(resource_type, params)))
+                narrowed += isinstance(next(reversed(face._indexes))[2], frozenset)
+                face.delta_indexes = False
+                whole = keyed(list(fhir.search(resource_type, params)))
+                assert scoped == whole, (resource_type, params)
+                nonempty += bool(scoped)
+        assert nonempty >= 8  # the establishment graphs, and each unit as an offer or an organisation
+        assert narrowed == len(queries) - 1  # all but the unknown identifiers came from a narrow index
+    finally:
+        sb.stop()

@@ -65,6 +65,10 @@ _OUTPUT_FORMATS = frozenset({"application/fhir+json", "application/json", "json"
 _KEPT_SEARCHES = 256
 _KEPT_INDEXES = 8
 _KEPT_JOBS = 16
+#: Reverse includes that stay within an establishment's subtree.
+_LOCAL_REVINCLUDES = frozenset({("PractitionerRole", "service"), ("Organization", "partof")})
+
+_Scope = dt.datetime | frozenset[str] | None
 
 
 def outcome_reply(
@@ -112,12 +116,13 @@ class FhirFace:
         self._tokens: dict[str, float] = {}
         self._searches: OrderedDict[str, _Search] = OrderedDict()
         self._jobs: dict[str, ExportJob] = {}
-        self._indexes: OrderedDict[tuple[int, int, dt.datetime | None], FhirResources] = OrderedDict()
+        self._indexes: OrderedDict[tuple[int, int, _Scope], FhirResources] = OrderedDict()
         self._index_lock = threading.Lock()
         self._stopping = threading.Event()
         self._mapper: Mapper | None = self.options.fhir_mapper
         self.delta_indexes = True
-        """Answer ``_lastUpdated`` searches from the establishments changed since (off: map everything)."""
+        """Answer searches by identifier or ``_lastUpdated`` from the establishments concerned only
+        (off: map everything for every search; the answers are the same)."""
 
     def close(self) -> None:
         self._stopping.set()
@@ -248,26 +253,29 @@ class FhirFace:
             self._mapper = resources_for
         return self._mapper
 
-    def _index(self, profile: int, since: dt.datetime | None = None) -> FhirResources:
+    def _index(self, profile: int, scope: _Scope = None) -> FhirResources:
         """The resources of the current data as ``profile`` sees it (built once per data version).
 
-        With ``since``, only the establishments whose subtree changed at or after it are mapped: every
-        resource updated since then is among them (an establishment's newest record bounds every
-        resource made from it), and so are the resources their includes reach (an offer's graph stays
-        within its establishment's subtree).
+        ``scope`` maps only some establishments (see :meth:`_scope`): an instant keeps those whose
+        subtree changed at or after it (an establishment's newest record bounds every resource made
+        from it), a set of establishment ids keeps those. A search answered from a scope gets what it
+        would get from all the data: an offer's graph stays within its establishment's subtree.
         """
         truth = self.app.truth
         with self._index_lock:
-            key = (truth.version, profile, since)
+            key = (truth.version, profile, scope)
             index = self._indexes.get(key)
             if index is None:
-                if since is None:
-                    offers: Iterable[Offer] = truth.offers()
-                else:
-                    after = since.astimezone(ROR_ZONE).replace(tzinfo=None, microsecond=0)
+                offers: Iterable[Offer]
+                if scope is None:
+                    offers = truth.offers()
+                elif isinstance(scope, dt.datetime):
+                    after = scope.astimezone(ROR_ZONE).replace(tzinfo=None, microsecond=0)
                     changed = truth.changed_since(after - dt.timedelta(seconds=1))
                     found = (truth.offer(summary.id) for summary in changed if not summary.removed)
                     offers = [offer for offer in found if offer is not None]
+                else:
+                    offers = [offer for offer in map(truth.offer, sorted(scope)) if offer is not None]
                 mapper = self.mapper()
                 index = FhirResources.of(
                     resource
@@ -279,14 +287,41 @@ class FhirFace:
                     self._indexes.popitem(last=False)
             return index
 
+    def _scope(self, query: SearchQuery) -> _Scope:
+        """The establishments a search can be answered from, ``None`` for all of them.
+
+        By identifier: the establishment of an idNat_Struct or an identifiantOI / offer identifier
+        named by ``identifier`` or ``organization.identifier`` (identifiers are unique; any other value
+        needs all the data). By ``_lastUpdated``: those changed since its lower bound. Not when a
+        ``_revinclude`` may reach into other establishments (a practitioner's roles elsewhere).
+        """
+        if not self.delta_indexes or not set(query.revincludes) <= _LOCAL_REVINCLUDES:
+            return None
+        truth = self.app.truth
+        establishments: set[str] = set()
+        for name, _, value in query.filters:
+            if name not in ("identifier", "organization.identifier"):
+                continue
+            for token in value.split(","):
+                identifier = token.rpartition("|")[2]
+                if truth.offer(identifier) is not None:
+                    establishments.add(identifier)
+                    continue
+                home = truth.unit_establishment(identifier)
+                if home is None:
+                    return None
+                establishments.add(home)
+        if establishments:
+            return frozenset(establishments)
+        if query.revincludes:
+            return None
+        return lower_bound(query)
+
     # -- search -------------------------------------------------------------------------------------
 
     def _search(self, resource_type: str, request: FhirRequest, profile: int) -> Reply:
         query = parse_search(resource_type, request.query)
-        # A _lastUpdated delta maps only what changed since its lower bound; a _revinclude may reach
-        # into other establishments (a practitioner's roles), so it takes the whole data.
-        since = lower_bound(query) if self.delta_indexes and not query.revincludes else None
-        index = self._index(profile, since)
+        index = self._index(profile, self._scope(query))
         matches = index.matches(query)
         options = self.options
         count = min(
