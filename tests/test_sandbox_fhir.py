@@ -3,6 +3,7 @@ truncation limit, $export jobs in each file shape, faults; checked with raw HTTP
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 import tomllib
@@ -592,3 +593,97 @@ def test_jobs_never_deleted_are_dropped_beyond_sixteen(sandbox: Sandbox) -> None
         ]
         assert http.get(locations[0], headers=bearer).status_code == 404
         assert http.get(locations[-1], headers=bearer).status_code in (200, 202)
+
+
+DELTA_QUERIES: dict[str, list[tuple[str, str]]] = {
+    "Organization": [("_include:iterate", "Organization:partof")],
+    "HealthcareService": [
+        ("_include", "HealthcareService:organization"),
+        ("_include:iterate", "Organization:partof"),
+    ],
+    "Location": [("_include", "Location:organization"), ("_include:iterate", "Organization:partof")],
+    "PractitionerRole": [
+        ("_include", "PractitionerRole:organization"),
+        ("_include", "PractitionerRole:service"),
+        ("_include:iterate", "HealthcareService:organization"),
+        ("_include:iterate", "Organization:partof"),
+    ],
+    "Practitioner": [("_revinclude", "PractitionerRole:practitioner")],
+}
+
+
+def test_delta_searches_answer_as_a_search_over_all_the_data() -> None:
+    from rorclient.sandbox._clock import ROR_ZONE
+
+    sb = Sandbox(
+        establishments=8, seed=6, client_cert="optional", clock_ticking=False, build_index="lazy"
+    ).start()
+    face = sb._running_app().fhir
+    found = 0
+    try:
+        with client(sb) as fhir:
+            for number in range(3):
+                sb.clock.advance(minutes=5)
+                since = sb.clock.now().replace(tzinfo=ROR_ZONE).astimezone(dt.UTC)
+                sb.mutate(count=4, seed=number)
+                sb.clock.advance(seconds=30)
+                for resource_type, includes in DELTA_QUERIES.items():
+                    window = ("_lastUpdated", f"ge{since.strftime('%Y-%m-%dT%H:%M:%SZ')}")
+                    face.delta_indexes = True
+                    partial = keyed(list(fhir.search(resource_type, [window, *includes])))
+                    face.delta_indexes = False
+                    whole = keyed(list(fhir.search(resource_type, [window, *includes])))
+                    assert partial == whole, (number, resource_type)
+                    found += len(partial)
+                partial_indexes = [index for key, index in face._indexes.items() if key[2] is not None]
+                assert partial_indexes and all(
+                    len(i.by_key) < len(face._index(1).by_key) for i in partial_indexes
+                )
+    finally:
+        sb.stop()
+    assert found
+
+
+OFFER_GRAPH = [
+    ("_include", "HealthcareService:organization"),
+    ("_include:iterate", "Organization:partof"),
+    ("_include", "HealthcareService:location"),
+    ("_revinclude", "PractitionerRole:service"),
+    ("_include", "PractitionerRole:practitioner"),
+]
+
+
+def test_searches_by_identifier_answer_as_a_search_over_all_the_data() -> None:
+    sb = Sandbox(establishments=6, seed=8, client_cert="optional", build_index="lazy").start()
+    face = sb._running_app().fhir
+    try:
+        sb.mutate(count=6, kinds=["move", "new_unit", "rename"], seed=3)
+        establishments = sb.establishment_ids()
+        units = [unit.id for eid in establishments for unit in sb.offer(eid).units]  # type: ignore[union-attr]
+        queries: list[tuple[str, list[tuple[str, str]]]] = []
+        for eid in establishments[:3]:
+            queries.append(("HealthcareService", [("organization.identifier:above", eid), *OFFER_GRAPH]))
+            queries.append(("Organization", [("identifier", f"urn:oid:1.2.250.1.71.4.2.2|{eid}")]))
+        for unit in units[:: max(1, len(units) // 6)]:
+            queries.append(("HealthcareService", [("identifier", unit), *OFFER_GRAPH]))
+            queries.append(
+                ("Organization", [("identifier", unit), ("_revinclude:iterate", "Organization:partof")])
+            )
+            queries.append(
+                ("Organization", [("identifier", unit), ("_include:iterate", "Organization:partof")])
+            )
+        queries.append(("Organization", [("identifier", "99/nobody,../x")]))
+        nonempty = narrowed = 0
+        with client(sb) as fhir:
+            for resource_type, params in queries:
+                face.delta_indexes = True
+                scoped = keyed(list(fhir.search(resource_type, params)))
+                narrowed += isinstance(next(reversed(face._indexes))[2], frozenset)
+                face.delta_indexes = False
+                whole = keyed(list(fhir.search(resource_type, params)))
+                assert scoped == whole, (resource_type, params)
+                nonempty += bool(scoped)
+        assert nonempty >= 8  # the establishment graphs, and each unit as an offer or an organisation
+        assert narrowed == len(queries) - 1  # all but the unknown identifiers came from a narrow index
+    finally:
+        sb.stop()

@@ -24,12 +24,15 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
+from rorclient.models import Offer
+from rorclient.sandbox._app import Reply
+from rorclient.sandbox._clock import ROR_ZONE
 from rorclient.sandbox._extraction import ExtractionFile
 from rorclient.sandbox._fhir_export import ExportJob, Mapper, build_export
 from rorclient.sandbox._fhir_search import (
@@ -38,12 +41,13 @@ from rorclient.sandbox._fhir_search import (
     FhirResources,
     SearchError,
     SearchQuery,
+    lower_bound,
     parse_search,
 )
 from rorclient.sandbox._selection import PROFILE_CODES, apply_profile
 
 if TYPE_CHECKING:
-    from rorclient.sandbox._app import Reply, SandboxApp
+    from rorclient.sandbox._app import SandboxApp
 
 __all__ = ["FhirFace", "outcome_reply"]
 
@@ -59,15 +63,17 @@ _ROR_HEADERS = (
 _TYPES = frozenset([*REFERENCES, "Practitioner"])
 _OUTPUT_FORMATS = frozenset({"application/fhir+json", "application/json", "json"})
 _KEPT_SEARCHES = 256
-_KEPT_INDEXES = 4
+_KEPT_INDEXES = 8
 _KEPT_JOBS = 16
+#: Reverse includes that stay within an establishment's subtree.
+_LOCAL_REVINCLUDES = frozenset({("PractitionerRole", "service"), ("Organization", "partof")})
+
+_Scope = dt.datetime | frozenset[str] | None
 
 
 def outcome_reply(
     status: int, code: str, text: str, *, severity: str = "error", operation: str | None = None
 ) -> Reply:
-    from rorclient.sandbox._app import Reply
-
     body = {
         "resourceType": "OperationOutcome",
         "issue": [{"severity": severity, "code": code, "diagnostics": text}],
@@ -110,10 +116,13 @@ class FhirFace:
         self._tokens: dict[str, float] = {}
         self._searches: OrderedDict[str, _Search] = OrderedDict()
         self._jobs: dict[str, ExportJob] = {}
-        self._indexes: OrderedDict[tuple[int, int], FhirResources] = OrderedDict()
+        self._indexes: OrderedDict[tuple[int, int, _Scope], FhirResources] = OrderedDict()
         self._index_lock = threading.Lock()
         self._stopping = threading.Event()
         self._mapper: Mapper | None = self.options.fhir_mapper
+        self.delta_indexes = True
+        """Answer searches by identifier or ``_lastUpdated`` from the establishments concerned only
+        (off: map everything for every search; the answers are the same)."""
 
     def close(self) -> None:
         self._stopping.set()
@@ -188,8 +197,6 @@ class FhirFace:
     # -- auth ---------------------------------------------------------------------------------------
 
     def _token(self, request: FhirRequest) -> Reply:
-        from rorclient.sandbox._app import Reply
-
         if request.method != "POST":
             return outcome_reply(405, "not-supported", "the token endpoint takes POST")
         form = dict(parse_qsl(request.body.decode("utf-8", "replace")))
@@ -246,17 +253,33 @@ class FhirFace:
             self._mapper = resources_for
         return self._mapper
 
-    def _index(self, profile: int) -> FhirResources:
-        """Every resource of the current data as ``profile`` sees it (built once per data version)."""
+    def _index(self, profile: int, scope: _Scope = None) -> FhirResources:
+        """The resources of the current data as ``profile`` sees it (built once per data version).
+
+        ``scope`` maps only some establishments (see :meth:`_scope`): an instant keeps those whose
+        subtree changed at or after it (an establishment's newest record bounds every resource made
+        from it), a set of establishment ids keeps those. A search answered from a scope gets what it
+        would get from all the data: an offer's graph stays within its establishment's subtree.
+        """
         truth = self.app.truth
         with self._index_lock:
-            key = (truth.version, profile)
+            key = (truth.version, profile, scope)
             index = self._indexes.get(key)
             if index is None:
+                offers: Iterable[Offer]
+                if scope is None:
+                    offers = truth.offers()
+                elif isinstance(scope, dt.datetime):
+                    after = scope.astimezone(ROR_ZONE).replace(tzinfo=None, microsecond=0)
+                    changed = truth.changed_since(after - dt.timedelta(seconds=1))
+                    found = (truth.offer(summary.id) for summary in changed if not summary.removed)
+                    offers = [offer for offer in found if offer is not None]
+                else:
+                    offers = [offer for offer in map(truth.offer, sorted(scope)) if offer is not None]
                 mapper = self.mapper()
                 index = FhirResources.of(
                     resource
-                    for offer in truth.offers()
+                    for offer in offers
                     for resource in mapper(apply_profile(offer, profile).entities())
                 )
                 self._indexes[key] = index
@@ -264,11 +287,41 @@ class FhirFace:
                     self._indexes.popitem(last=False)
             return index
 
+    def _scope(self, query: SearchQuery) -> _Scope:
+        """The establishments a search can be answered from, ``None`` for all of them.
+
+        By identifier: the establishment of an idNat_Struct or an identifiantOI / offer identifier
+        named by ``identifier`` or ``organization.identifier`` (identifiers are unique; any other value
+        needs all the data). By ``_lastUpdated``: those changed since its lower bound. Not when a
+        ``_revinclude`` may reach into other establishments (a practitioner's roles elsewhere).
+        """
+        if not self.delta_indexes or not set(query.revincludes) <= _LOCAL_REVINCLUDES:
+            return None
+        truth = self.app.truth
+        establishments: set[str] = set()
+        for name, _, value in query.filters:
+            if name not in ("identifier", "organization.identifier"):
+                continue
+            for token in value.split(","):
+                identifier = token.rpartition("|")[2]
+                if truth.offer(identifier) is not None:
+                    establishments.add(identifier)
+                    continue
+                home = truth.unit_establishment(identifier)
+                if home is None:
+                    return None
+                establishments.add(home)
+        if establishments:
+            return frozenset(establishments)
+        if query.revincludes:
+            return None
+        return lower_bound(query)
+
     # -- search -------------------------------------------------------------------------------------
 
     def _search(self, resource_type: str, request: FhirRequest, profile: int) -> Reply:
         query = parse_search(resource_type, request.query)
-        index = self._index(profile)
+        index = self._index(profile, self._scope(query))
         matches = index.matches(query)
         options = self.options
         count = min(
@@ -358,8 +411,6 @@ class FhirFace:
     # -- export -------------------------------------------------------------------------------------
 
     def _kick_off(self, request: FhirRequest, profile: int) -> Reply:
-        from rorclient.sandbox._app import Reply
-
         params = request.query
         if request.method == "POST" and request.body.strip():
             return outcome_reply(400, "not-supported", "send the $export parameters in the URL")
@@ -420,8 +471,6 @@ class FhirFace:
         return Reply(options.fhir_kickoff_status, _FHIR_JSON, b"", headers=[("Content-Location", location)])
 
     def _status(self, request: FhirRequest) -> Reply:
-        from rorclient.sandbox._app import Reply
-
         job_id = dict(request.query).get("_jobId", "")
         if request.method == "DELETE":
             if not self._drop_job(job_id):
@@ -461,8 +510,6 @@ class FhirFace:
         return True
 
     def _download(self, path: str) -> Reply:
-        from rorclient.sandbox._app import Reply
-
         parts = path.removeprefix("/$export-file/").split("/")
         with self._lock:
             job = self._jobs.get(parts[0]) if len(parts) == 2 else None
@@ -514,8 +561,6 @@ class FhirFace:
         return _fhir(200, body)
 
     def _now(self) -> dt.datetime:
-        from rorclient.sandbox._clock import ROR_ZONE
-
         return self.app.clock.now().replace(tzinfo=ROR_ZONE)
 
 
@@ -542,8 +587,6 @@ def _bearer(headers: Mapping[str, str]) -> str | None:
 
 
 def _fhir(status: int, value: Any, *, content_type: str = _FHIR_JSON) -> Reply:
-    from rorclient.sandbox._app import Reply
-
     return Reply(status, content_type, _json_bytes(value))
 
 

@@ -26,7 +26,15 @@ from typing import Any
 
 from rorclient.sandbox._clock import ROR_ZONE
 
-__all__ = ["REFERENCES", "REGION_TAG_SYSTEM", "FhirResources", "SearchError", "SearchQuery", "parse_search"]
+__all__ = [
+    "REFERENCES",
+    "REGION_TAG_SYSTEM",
+    "FhirResources",
+    "SearchError",
+    "SearchQuery",
+    "lower_bound",
+    "parse_search",
+]
 
 REGION_TAG_SYSTEM = "https://mos.esante.gouv.fr/NOS/TRE_R30-RegionOM/FHIR/TRE-R30-RegionOM"
 
@@ -113,6 +121,18 @@ def _include_target(value: str) -> tuple[str, str]:
     if len(parts) not in (2, 3) or parts[1] not in REFERENCES.get(parts[0], {}):
         raise SearchError(f"unsupported include {value!r}")
     return parts[0], parts[1]
+
+
+def lower_bound(query: SearchQuery) -> dt.datetime | None:
+    """The latest instant every match is updated at or after, from ``_lastUpdated`` (``None``: none)."""
+    bounds = []
+    for name, _, value in query.filters:
+        if name != "_lastUpdated" or "," in value:
+            continue
+        match = _DATE_PREFIX.match(value)
+        if match is not None and (match.group(1) or "eq") in ("ge", "gt", "sa", "eq"):
+            bounds.append(instant(match.group(2)))
+    return max(bounds) if bounds else None
 
 
 def reference_key(reference: Any) -> str | None:
