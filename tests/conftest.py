@@ -1,8 +1,10 @@
-"""Shared fixtures: where the reference material lives and the official schemas, loaded once."""
+"""Shared fixtures: an environment isolated from the user's, where the reference material lives, and the
+official schemas, loaded once."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,36 @@ SAMPLES = SPEC / "samples"
 FHIR_SAMPLES = SPEC / "fhir-samples"
 OFFLINE_SCHEMAS = SPEC / "schemas" / "offline"
 NOMENCLATURES = SPEC / "nomenclatures"
+
+
+#: ``RORCLIENT_*`` variables a test run may take from its environment; every other one is removed.
+KEPT_VARIABLES = frozenset({"RORCLIENT_SHARED_DIR", "RORCLIENT_TEST_POSTGRES_URL"})
+_HOME_VARIABLES = ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME")
+
+
+def _isolate(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    """Point HOME and the XDG directories under ``home``; drop the user's ``RORCLIENT_*`` settings (a
+    config file, a store URL, a password) so that no test reads or writes the real ones."""
+    monkeypatch.setenv("HOME", str(home))
+    for name in _HOME_VARIABLES:
+        monkeypatch.setenv(name, str(home / name.removeprefix("XDG_").removesuffix("_HOME").lower()))
+    for name in list(os.environ):
+        if name.startswith("RORCLIENT_") and name not in KEPT_VARIABLES:
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """For session- and module-scoped fixtures, built before any test's own isolation."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _isolate(monkeypatch, tmp_path_factory.mktemp("home"))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _isolated_test(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets its own empty HOME and XDG directories (nothing left by another test)."""
+    _isolate(monkeypatch, tmp_path_factory.mktemp("home"))
 
 
 @pytest.fixture(scope="session")

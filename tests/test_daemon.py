@@ -259,7 +259,8 @@ def test_sigterm_stops_the_daemon_cleanly_and_logs_are_json_lines(sandbox: Sandb
             process.kill()
     assert read_health(health).status == "stopped"
     assert process.stderr is not None
-    lines = [json.loads(line) for line in process.stderr.read().splitlines()]
+    with process.stderr:
+        lines = [json.loads(line) for line in process.stderr.read().splitlines()]
     assert any(line["message"].startswith("pull sandbox: success") and "run_id" in line for line in lines)
     assert any("SIGTERM" in line["message"] for line in lines)
     assert lines[-1]["message"] == "daemon stopped"

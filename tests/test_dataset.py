@@ -41,6 +41,11 @@ def offers() -> list[Offer]:
     return list(generate_dataset(seed=7, establishments=400))
 
 
+@pytest.fixture(scope="module")
+def large_offers() -> list[Offer]:
+    return list(generate_dataset(seed=11, establishments=1500))
+
+
 # --------------------------------------------------------------------------------------------------
 # Determinism, scale, files
 # --------------------------------------------------------------------------------------------------
@@ -176,7 +181,9 @@ def test_hierarchy_is_consistent(offers: list[Offer]) -> None:
             assert units[owned.unit_id].level is UnitLevel.ELEMENTARY_UNIT
         for professional in offer.professionals:
             assert professional.establishment_ids == (establishment.id,)
+            assert professional.unit_ids
             assert all(units[unit_id].activity_fields[0].code == "05" for unit_id in professional.unit_ids)
+    assert any(offer.professionals for offer in offers) and any(offer.activities for offer in offers)
 
 
 def test_elementary_units_have_one_field_and_one_care_mode(offers: list[Offer]) -> None:
@@ -212,7 +219,7 @@ def test_every_open_establishment_has_an_elementary_unit(offers: list[Offer]) ->
 
 
 def test_records_are_ordered_and_never_after_the_reference_time(offers: list[Offer]) -> None:
-    unmodified = 0
+    unmodified = contacts = 0
     for offer in offers:
         for entity in offer.entities():
             record = entity.record
@@ -221,27 +228,38 @@ def test_records_are_ordered_and_never_after_the_reference_time(offers: list[Off
         for unit in offer.units:
             for contact in unit.contacts:
                 assert contact.record.updated <= unit.record.updated
+                contacts += 1
             assert unit.patients.record.updated <= unit.record.updated
-    assert unmodified > 0
+    assert unmodified > 0 and contacts > 100
 
 
 def test_contacts_follow_the_confidentiality_rules(offers: list[Offer]) -> None:
+    checked = Counter[str]()
     for offer in offers:
         holders = [*offer.establishments, *offer.units]
         for holder in holders:
             for contact in holder.contacts:
                 level = int(contact.confidentiality.code)
-                assert all(
-                    int(t.confidentiality.code) >= level for t in contact.telecoms if t.confidentiality
-                )
+                telecoms = [t for t in contact.telecoms if t.confidentiality]
+                assert all(int(t.confidentiality.code) >= level for t in telecoms)
                 assert (contact.nature is None) != (contact.function is None)  # RG_EXP_040/041
                 assert (contact.name is not None) == (contact.function is not None)
-                if isinstance(holder, Unit) and holder.sensitive:  # RG_EXP_039
-                    assert level == 3
+                checked["contacts"] += 1
+                checked["telecoms"] += len(telecoms)
+    assert checked["contacts"] > 100 and checked["telecoms"] > 100  # the rules were tried, not skipped
 
 
-def test_the_dataset_has_closures_ambulatory_professionals_and_every_activity_field() -> None:
-    offers = list(generate_dataset(seed=11, establishments=1500))
+def test_contacts_of_sensitive_units_are_very_restricted(large_offers: list[Offer]) -> None:
+    """RG_EXP_039 on a dataset large enough to hold sensitive units with contacts (about 1 in 1,000)."""
+    sensitive = [unit for offer in large_offers for unit in offer.units if unit.sensitive and unit.contacts]
+    assert len(sensitive) >= 5
+    assert all(contact.confidentiality.code == "3" for unit in sensitive for contact in unit.contacts)
+
+
+def test_the_dataset_has_closures_ambulatory_professionals_and_every_activity_field(
+    large_offers: list[Offer],
+) -> None:
+    offers = large_offers
     assert any(offer.establishments[0].closing_date for offer in offers)
     units = [unit for offer in offers for unit in offer.units]
     assert any(unit.final_closing_date for unit in units)
@@ -328,7 +346,10 @@ def test_each_mutation_changes_the_offer_and_refreshes_records(
     old = {(e.kind, e.id): e for e in before.entities()}
     new = {(e.kind, e.id): e for e in after.entities()}
     changed = [key for key in old.keys() & new.keys() if old[key] != new[key]]
-    assert changed or kind == "new_unit"
+    if kind == "new_unit":
+        assert new.keys() - old.keys(), "a new unit (and what it owns) appears"
+    else:
+        assert changed
     for key in changed:  # RG_EXP_024/025
         assert new[key].record.updated == LATER, key
     for key in new.keys() - old.keys():  # RG_EXP_023

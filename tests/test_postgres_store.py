@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -184,7 +185,7 @@ def test_a_wrong_password_is_a_store_error_that_does_not_show_it(
         pytest.param(lambda url: url.replace("@", "%zz@", 1), id="bad percent-encoding"),
         pytest.param(lambda url: url + "&no_such_option=1", id="unknown parameter"),
         pytest.param(
-            lambda url: url.replace("/rorclient_test?", "/no_such_database?"), id="unknown database"
+            lambda url: urlunsplit(urlsplit(url)._replace(path="/no_such_database")), id="unknown database"
         ),
     ],
 )

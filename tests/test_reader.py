@@ -186,6 +186,30 @@ def test_soap_fault_without_detail_raises_its_reason() -> None:
     assert (caught.value.code, caught.value.message) == (None, "Erreur interne")
 
 
+def test_a_server_fault_read_from_a_document_stays_retryable_as_the_clients_does() -> None:
+    """One fault decoder for the client and the reader: soap:Receiver is the server's (retryable)
+    failure, soap:Sender the request's, whichever path read the answer."""
+    from rorclient.errors import ServerFaultError, SoapFaultError
+    from rorclient.ror._responses import find_fault
+
+    for code, expected, retryable in (
+        ("Receiver", ServerFaultError, True),
+        ("Sender", SoapFaultError, False),
+    ):
+        fault = (
+            f'<soap:Envelope xmlns:soap="{docs.SOAP12_NS}"><soap:Body><soap:Fault>'
+            f"<soap:Code><soap:Value>soap:{code}</soap:Value></soap:Code>"
+            "<soap:Reason><soap:Text>Erreur interne</soap:Text></soap:Reason>"
+            "</soap:Fault></soap:Body></soap:Envelope>"
+        ).encode()
+        with pytest.raises(RemoteError) as caught:
+            list(read_csd(fault))
+        from_client = find_fault(fault, source="test")
+        assert type(caught.value) is type(from_client) is expected
+        assert caught.value.retryable is retryable and caught.value.soap_code == code  # type: ignore[attr-defined]
+        assert str(caught.value) == str(from_client)
+
+
 def test_soap_wrapped_inline_error_raises_remote_error(samples_dir: Path) -> None:
     with pytest.raises(RemoteError) as caught:
         list(read_csd(docs.soap((samples_dir / "error_body.xml").read_bytes())))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 import socket
 import ssl
@@ -275,7 +276,11 @@ def test_serves_a_directory_of_csd_files(tmp_path) -> None:
         some = expected[-1]["establishment"]
         answer = post(client, sb.soap_url, envelope(lecture_body(some)))
         assert answer.status_code == 200 and b"facilityNumber" in answer.content
-        assert sb.mutate(count=3, seed=1)  # new establishments get identifiers of their own
+        served = {row["id"] for row in snapshot}
+        created = sb.mutate(count=3, kinds=["new_establishment"], seed=1)
+        new_ids = {mutation.establishment for mutation in created}
+        assert len(new_ids) == 3 and not new_ids & served  # identifiers of their own, never the files'
+        assert all(sb.offer(establishment) is not None for establishment in new_ids)
     with pytest.raises(ConfigError, match="no CSD file"):
         Sandbox(data_dir=tmp_path).start()
 
@@ -318,7 +323,9 @@ def test_options_objects_and_lazy_exports() -> None:
         assert sb.options.establishments == 2 and sb.options.platines_fixture
         assert len(sb.establishment_ids()) == 3
     assert set(package.__all__) <= set(dir(package))
-    assert all(getattr(package, name) is not None for name in package.__all__)
+    for name in package.__all__:  # each lazy export resolves to the object of its module
+        module = importlib.import_module(f"rorclient.sandbox.{package._WHERE[name]}")
+        assert getattr(package, name) is getattr(module, name)
     with pytest.raises(AttributeError):
         package.nothing_here  # noqa: B018
 

@@ -1,31 +1,74 @@
-"""The exceptions rorclient raises.
+"""The exceptions rorclient raises: one hierarchy, defined here.
 
 Every error is a :class:`RorError`. Each class says, through ``retryable``, whether doing the same thing
-again may succeed (a network blip) or will fail the same way (a bad file, a bad certificate)::
+again may succeed (a network blip) or will fail the same way (a bad file, a bad certificate); each maps
+to a process exit code (docs/cli.md)::
 
     RorError
-    ├── ConfigError            bad settings, unknown store URL, missing file       (not retryable)
-    ├── DataError              malformed, hostile or inconsistent CSD input         (not retryable)
-    ├── StoreError             the local store failed or is inconsistent           (not retryable)
-    │   └── SchemaVersionError the store was written by a newer rorclient
-    ├── TlsError               certificate, key or chain cannot be used            (not retryable)
-    ├── TransportError         connection, timeout, 5xx, 429                         (retryable)
-    └── RemoteError            the ROR answered with an error (SOAP fault, inline)  (not retryable)
+    ├── ConfigError                bad settings, unknown store URL, missing file      (not retryable) 2
+    │   └── NotInitializedError    a delta sync of a source never pulled
+    ├── DataError                  malformed, hostile or inconsistent CSD input        (not retryable) 3
+    ├── StoreError                 the local store failed or is inconsistent          (not retryable) 4
+    │   └── SchemaVersionError     the store was written by a newer rorclient
+    ├── TlsError                   certificate, key or chain cannot be used           (not retryable) 5
+    │   ├── CertificateFileNotFoundError, CertificateFormatError, CertificatePasswordError,
+    │   │   KeyMismatchError, CertificateExpiredError, CertificateNotYetValidError,
+    │   │   CertificateUsageError                       found before connecting (rorclient.tls) 50-56
+    │   ├── ServerCertificateError                      the server's certificate is untrusted    57
+    │   └── ClientCertificateRejectedError              the server refused ours in the handshake 58
+    │       ├── UnknownClientCaError                                                              59
+    │       └── CertificateRevokedError                                                           60
+    ├── TransportError             connection, timeout, 5xx, 429                         (retryable) 6
+    │   └── ConnectError, RequestTimeoutError, IncompleteResponseError, ServerBusyError
+    ├── RemoteError                the ROR answered with an error (SOAP fault, inline) (not retryable) 7
+    │   ├── HttpStatusError, UnexpectedResponseError
+    │   └── SoapFaultError         SOAP 1.2 fault, soap:Sender
+    │       └── ServerFaultError   SOAP 1.2 fault, soap:Receiver                         (retryable)
+    ├── SafetyBreakerError         a run would delete or close too much; nothing committed          8
+    └── SyncLockedError            another process holds the store's sync lock                      9
+
+The web-service errors are importable from :mod:`rorclient.ror.errors` too, the certificate ones from
+:mod:`rorclient.tls`, the sync ones from :mod:`rorclient.sync`.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from rorclient.sync.report import SyncReport
 
 __all__ = [
+    "CertificateExpiredError",
+    "CertificateFileNotFoundError",
+    "CertificateFormatError",
+    "CertificateNotYetValidError",
+    "CertificatePasswordError",
+    "CertificateRevokedError",
+    "CertificateUsageError",
+    "ClientCertificateRejectedError",
     "ConfigError",
+    "ConnectError",
     "DataError",
+    "HttpStatusError",
+    "IncompleteResponseError",
+    "KeyMismatchError",
+    "NotInitializedError",
     "RemoteError",
+    "RequestTimeoutError",
     "RorError",
+    "SafetyBreakerError",
     "SchemaVersionError",
+    "ServerBusyError",
+    "ServerCertificateError",
+    "ServerFaultError",
+    "SoapFaultError",
     "StoreError",
+    "SyncLockedError",
     "TlsError",
     "TransportError",
+    "UnexpectedResponseError",
+    "UnknownClientCaError",
 ]
 
 
@@ -121,3 +164,192 @@ def _rebuild_error(cls: type[RorError], args: tuple[Any, ...], state: dict[str, 
     Exception.__init__(error, *args)
     error.__dict__.update(state)
     return error
+
+
+# --------------------------------------------------------------------------------------------------------
+# Certificates and keys, found before any connection (rorclient.tls)
+
+
+class CertificateFileNotFoundError(TlsError):
+    """A certificate, key, CA bundle or password file does not exist. Exit code 50."""
+
+    exit_code = 50
+
+
+class CertificateFormatError(TlsError):
+    """A file cannot be read, is neither PKCS#12, PEM nor DER, or holds no certificate or no private key.
+    Exit code 51.
+    """
+
+    exit_code = 51
+
+
+class CertificatePasswordError(TlsError):
+    """The password is wrong, is needed but was not given, or its environment variable or file cannot be
+    read. Exit code 52.
+    """
+
+    exit_code = 52
+
+
+class KeyMismatchError(TlsError):
+    """The private key does not belong to the certificate. Exit code 53."""
+
+    exit_code = 53
+
+
+class CertificateExpiredError(TlsError):
+    """The certificate's validity period has ended; IGC-Santé cannot renew it: order a new one.
+    Exit code 54.
+    """
+
+    exit_code = 54
+
+
+class CertificateNotYetValidError(TlsError):
+    """The certificate's validity period has not started yet (or the system clock is wrong). Exit code 55."""
+
+    exit_code = 55
+
+
+class CertificateUsageError(TlsError):
+    """The certificate cannot authenticate a TLS client: a seal/signature ("cachet") certificate without
+    digitalSignature or clientAuth, or a CA certificate. Exit code 56.
+    """
+
+    exit_code = 56
+
+
+# --------------------------------------------------------------------------------------------------------
+# The ROR web services (rorclient.ror)
+
+# Transport (retryable)
+
+
+class ConnectError(TransportError):
+    """The server could not be reached, or closed or reset the connection."""
+
+
+class RequestTimeoutError(TransportError):
+    """A timeout expired: ``phase`` is ``connect``, ``read``, ``write``, ``pool`` or ``deadline`` (the
+    total time allowed for one request)."""
+
+    def __init__(self, message: str, *, phase: str) -> None:
+        self.phase = phase
+        super().__init__(message)
+
+
+class IncompleteResponseError(TransportError):
+    """The response body ended before the length the server announced (a cut connection)."""
+
+
+class ServerBusyError(TransportError):
+    """The server answered 429, 502, 503 or 504. ``retry_after`` is its ``Retry-After`` in seconds
+    (``None`` when absent or unreadable)."""
+
+    def __init__(self, message: str, *, status: int, retry_after: float | None) -> None:
+        self.status = status
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Remote (the server answered, with an error)
+
+
+class HttpStatusError(RemoteError):
+    """The server answered an unexpected HTTP status without a SOAP fault (``status``)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        super().__init__(None, message)
+
+
+class UnexpectedResponseError(RemoteError):
+    """The server answered a success status with a body that is not the expected SOAP/XML answer."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(None, message)
+
+
+class SoapFaultError(RemoteError):
+    """A SOAP 1.2 fault whose code is ``soap:Sender`` (or unknown): the server refused the request.
+
+    ``code`` and ``message`` come from the ``ror:erreur`` detail when present (else the fault reason);
+    ``soap_code`` is the fault code's local name (``Sender``, ``Receiver``...).
+    """
+
+    def __init__(self, code: int | None, message: str, *, soap_code: str | None) -> None:
+        self.soap_code = soap_code
+        super().__init__(code, message)
+
+
+class ServerFaultError(SoapFaultError):
+    """A SOAP 1.2 fault whose code is ``soap:Receiver``: the server failed, the request may succeed later."""
+
+    retryable = True
+
+
+# --------------------------------------------------------------------------------------------------------
+# TLS (found during the handshake)
+
+
+class ServerCertificateError(TlsError):
+    """The server's certificate does not chain to the configured CA bundle, has expired, or names another
+    host. Check ``ca_bundle`` (the IGC-Santé chain) and the URL. Exit code 57."""
+
+    exit_code = 57
+
+
+class ClientCertificateRejectedError(TlsError):
+    """The server refused the client certificate during the TLS handshake (``alert`` is the TLS alert).
+    Exit code 58."""
+
+    exit_code = 58
+
+    def __init__(self, message: str, *, alert: str | None = None) -> None:
+        self.alert = alert
+        super().__init__(message)
+
+
+class UnknownClientCaError(ClientCertificateRejectedError):
+    """The server does not trust the authority that issued the client certificate: a certificate from
+    another PKI, or a TEST certificate sent to production. Exit code 59."""
+
+    exit_code = 59
+
+
+class CertificateRevokedError(ClientCertificateRejectedError):
+    """The server says the client certificate is revoked: order a new one from IGC-Santé. Exit code 60."""
+
+    exit_code = 60
+
+
+# --------------------------------------------------------------------------------------------------------
+# The sync engine (rorclient.sync)
+
+
+class SafetyBreakerError(RorError):
+    """A run would delete or close more than the allowed share of the store; nothing was committed.
+
+    ``report`` is the run's report (status ``blocked``, its ``breaker`` verdict and the planned counts).
+    Check the ROR's answer (a truncated or filtered extraction?) and run again with ``force=True``
+    (``--force``) if the changes are real. Exit code 8.
+    """
+
+    exit_code = 8
+
+    def __init__(self, message: str, report: SyncReport) -> None:
+        self.report = report
+        super().__init__(message)
+
+
+class SyncLockedError(RorError):
+    """Another process (a daemon, another ``rorclient sync``) is pulling or syncing this store. Exit
+    code 9."""
+
+    exit_code = 9
+
+
+class NotInitializedError(ConfigError):
+    """A delta sync was asked for a source that was never pulled: run ``pull`` first."""

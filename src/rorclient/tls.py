@@ -10,7 +10,8 @@ shares. The private key stays in memory: it is never written to disk in clear (s
 :func:`inspect_certificate` describes any certificate file (with or without a key) as a
 :class:`CertificateInfo`, ready to print or dump as JSON.
 
-Errors are :class:`~rorclient.errors.TlsError` subclasses; each has its own process exit code:
+Errors are :class:`~rorclient.errors.TlsError` subclasses (defined in :mod:`rorclient.errors`, importable
+from here); each has its own process exit code:
 
 ====================================  ====  ==========================================================
 class                                 exit  raised when
@@ -56,7 +57,17 @@ from rorclient._secrets import (
     resolve_password,
     secret_bytes,
 )
-from rorclient.errors import ConfigError, TlsError
+from rorclient.errors import (
+    CertificateExpiredError,
+    CertificateFileNotFoundError,
+    CertificateFormatError,
+    CertificateNotYetValidError,
+    CertificatePasswordError,
+    CertificateUsageError,
+    ConfigError,
+    KeyMismatchError,
+    TlsError,
+)
 
 __all__ = [
     "EXPIRY_WARNING_DAYS",
@@ -81,60 +92,6 @@ EXPIRY_WARNING_DAYS = 60
 CertificateFormat = Literal["pkcs12", "pem", "der"]
 _StrPath = str | os.PathLike[str]
 _Extension = TypeVar("_Extension", bound=x509.ExtensionType)
-
-
-# --------------------------------------------------------------------------------------------------------
-# Errors
-
-
-class CertificateFileNotFoundError(TlsError):
-    """A certificate, key, CA bundle or password file does not exist. Exit code 50."""
-
-    exit_code = 50
-
-
-class CertificateFormatError(TlsError):
-    """A file cannot be read, is neither PKCS#12, PEM nor DER, or holds no certificate or no private key.
-    Exit code 51.
-    """
-
-    exit_code = 51
-
-
-class CertificatePasswordError(TlsError):
-    """The password is wrong, is needed but was not given, or its environment variable or file cannot be
-    read. Exit code 52.
-    """
-
-    exit_code = 52
-
-
-class KeyMismatchError(TlsError):
-    """The private key does not belong to the certificate. Exit code 53."""
-
-    exit_code = 53
-
-
-class CertificateExpiredError(TlsError):
-    """The certificate's validity period has ended; IGC-Santé cannot renew it: order a new one.
-    Exit code 54.
-    """
-
-    exit_code = 54
-
-
-class CertificateNotYetValidError(TlsError):
-    """The certificate's validity period has not started yet (or the system clock is wrong). Exit code 55."""
-
-    exit_code = 55
-
-
-class CertificateUsageError(TlsError):
-    """The certificate cannot authenticate a TLS client: a seal/signature ("cachet") certificate without
-    digitalSignature or clientAuth, or a CA certificate. Exit code 56.
-    """
-
-    exit_code = 56
 
 
 # --------------------------------------------------------------------------------------------------------

@@ -34,10 +34,6 @@ ERROR: Final = csd("error")
 SOAP_ENVELOPE: Final = f"{{{SOAP12_NS}}}Envelope"
 SOAP_BODY: Final = f"{{{SOAP12_NS}}}Body"
 SOAP_FAULT: Final = f"{{{SOAP12_NS}}}Fault"
-SOAP_REASON: Final = f"{{{SOAP12_NS}}}Reason"
-SOAP_TEXT: Final = f"{{{SOAP12_NS}}}Text"
-SOAP_DETAIL: Final = f"{{{SOAP12_NS}}}Detail"
-ROR_ERREUR: Final = f"{{{ROR_NS}}}erreur"
 
 # Directories, in the order the XSD fixes
 ORGANIZATION_DIRECTORY: Final = csd("organizationDirectory")

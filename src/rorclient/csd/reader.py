@@ -72,6 +72,7 @@ from pydantic import BaseModel, ValidationError
 from rorclient.csd import _index
 from rorclient.csd import _names as n
 from rorclient.csd._elements import LIBXML_TEXT_LIMIT, DevicePart, ElementParser, FacilityPart, Ref, validator
+from rorclient.csd._fault import fault_error
 from rorclient.csd._index import Conflict, EntityIndex, KeySpace, NodeKind
 from rorclient.csd._input import CsdSource, XmlInput, open_xml
 from rorclient.errors import DataError, RemoteError
@@ -350,7 +351,7 @@ class _Reader:
         elif tag == n.ERROR:
             raise _remote_error(element.get("code"), element.get("message") or element.text)
         elif tag == n.SOAP_FAULT:
-            raise _fault_error(element)
+            raise fault_error(element)
 
     def _misplaced(self, element: etree._Element) -> DataError:
         return self._structure_error(element, f"unexpected {n.local_name(str(element.tag))} here")
@@ -632,11 +633,3 @@ def _remote_error(code: str | None, message: str | None) -> RemoteError:
     except ValueError:
         number = None
     return RemoteError(number, (message or "").strip() or "no message")
-
-
-def _fault_error(fault: etree._Element) -> RemoteError:
-    for detail in fault.iter(n.SOAP_DETAIL):
-        for erreur in detail.iter(n.ROR_ERREUR):
-            return _remote_error(erreur.get("code"), erreur.get("message") or erreur.text)
-    reason = next((text.text for text in fault.iter(n.SOAP_TEXT) if text.text), None)
-    return _remote_error(None, reason or "SOAP fault without reason")

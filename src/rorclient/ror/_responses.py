@@ -10,8 +10,9 @@ from __future__ import annotations
 from lxml import etree
 
 from rorclient.codes import CSD_NS, ROR_NS, SOAP12_NS
-from rorclient.errors import DataError
-from rorclient.ror.errors import ServerFaultError, SoapFaultError, UnexpectedResponseError
+from rorclient.csd._fault import fault_error
+from rorclient.errors import DataError, SoapFaultError
+from rorclient.ror.errors import UnexpectedResponseError
 from rorclient.ror.models import NotifEntry
 
 __all__ = ["check_xml_body", "find_fault", "parse_notif"]
@@ -27,7 +28,6 @@ _NOTIF_RESPONSES = frozenset(
 )
 # ``etablissementID`` is the pre-12/2017 name PLATINES' Schematron still looks for: tolerated.
 _NOTIF_ENTRIES = frozenset({f"{{{CSD_NS}}}etablissementReponseNotif", f"{{{CSD_NS}}}etablissementID"})
-_ERROR_DETAILS = frozenset({f"{{{ROR_NS}}}erreur", f"{{{CSD_NS}}}error"})
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -73,38 +73,7 @@ def find_fault(body: bytes, *, source: str) -> SoapFaultError | None:
     except etree.XMLSyntaxError:
         return None
     fault = root.find(f"{_BODY}/{_FAULT}") if root.tag == _ENVELOPE else None
-    return _fault_error(fault) if fault is not None else None
-
-
-def _fault_error(fault: etree._Element) -> SoapFaultError:
-    soap_code = _fault_code(fault)
-    code: int | None = None
-    message: str | None = None
-    for detail in fault.iter(f"{{{SOAP12_NS}}}Detail"):
-        for element in detail.iter(*_ERROR_DETAILS):
-            code = _int_or_none(element.get("code"))
-            message = element.get("message") or (element.text or "").strip() or None
-            break
-    if message is None:
-        reason = next((text.text for text in fault.iter(f"{{{SOAP12_NS}}}Text") if text.text), None)
-        message = (reason or "SOAP fault without reason").strip()
-    error_class = ServerFaultError if soap_code == "Receiver" else SoapFaultError
-    return error_class(code, message, soap_code=soap_code)
-
-
-def _fault_code(fault: etree._Element) -> str | None:
-    value = fault.find(f"{{{SOAP12_NS}}}Code/{{{SOAP12_NS}}}Value")
-    if value is None or not value.text:
-        return None
-    prefix, _, local = value.text.strip().rpartition(":")
-    return local if not prefix or value.nsmap.get(prefix) == SOAP12_NS else value.text.strip()
-
-
-def _int_or_none(text: str | None) -> int | None:
-    try:
-        return int(text.strip()) if text is not None else None
-    except ValueError:
-        return None
+    return fault_error(fault) if fault is not None else None
 
 
 def parse_notif(body: bytes, *, source: str) -> list[NotifEntry]:
@@ -116,7 +85,7 @@ def parse_notif(body: bytes, *, source: str) -> list[NotifEntry]:
     root = _parse(body, source)
     payload = _payload(root, source)
     if payload.tag == _FAULT:
-        raise _fault_error(payload)
+        raise fault_error(payload)
     if payload.tag not in _NOTIF_RESPONSES:
         raise DataError(
             f"expected a TR-Notif-ListeEtablissementMajApresDate_Reponse, got {etree.QName(payload).text}",
