@@ -362,6 +362,11 @@ class _Spill:
     def close(self) -> None:
         self._file.close()
 
+    def __del__(self) -> None:  # an assembler dropped unread (an error mid-export) leaves no open file
+        file = getattr(self, "_file", None)
+        if file is not None:
+            file.close()
+
 
 _KIND_ORDER: Final = {EntityKind.LEGAL_ENTITY: 0, EntityKind.ESTABLISHMENT: 1, EntityKind.UNIT: 2}
 
@@ -401,6 +406,16 @@ class FhirAssembler:
 
     def __len__(self) -> int:
         return len(self._slots)
+
+    def close(self) -> None:
+        """Drop the spill file (done by :meth:`entities` when it ends; needed when it is never read)."""
+        self._spill.close()
+
+    def __enter__(self) -> FhirAssembler:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def _resource(self, resource_type: str, logical: str) -> Json | None:
         found = self._slots.get((resource_type, logical))
@@ -566,7 +581,7 @@ class FhirAssembler:
 
 def entities_from_resources(resources: Iterable[Mapping[str, Any]], *, strict: bool = True) -> list[Entity]:
     """Every entity of a small set of resources (a search result): :class:`FhirAssembler` in one call."""
-    assembler = FhirAssembler(strict=strict)
-    for resource in resources:
-        assembler.add(resource)
-    return list(assembler.entities())
+    with FhirAssembler(strict=strict) as assembler:
+        for resource in resources:
+            assembler.add(resource)
+        return list(assembler.entities())

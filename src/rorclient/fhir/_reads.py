@@ -121,16 +121,20 @@ class FhirReads:
         type_filter = region_type_filter(self.regions) if self.regions else None
         with self.api.export(type_filter=type_filter, on_progress=on_progress, stop=stop) as export:
             assembler = FhirAssembler()
-            count = 0
-            for resource in export.resources():
-                assembler.add(resource)
-                count += 1
-                if on_resource is not None and count % 1000 == 0:
-                    on_resource(count)
-                if stop is not None and count % 1000 == 0 and stop():
-                    from rorclient.sync._plan import Interrupted
+            try:
+                count = 0
+                for resource in export.resources():
+                    assembler.add(resource)
+                    count += 1
+                    if on_resource is not None and count % 1000 == 0:
+                        on_resource(count)
+                    if stop is not None and count % 1000 == 0 and stop():
+                        from rorclient.sync._plan import Interrupted
 
-                    raise Interrupted
+                        raise Interrupted
+            except BaseException:
+                assembler.close()
+                raise
             yield PulledExport(assembler, export.transaction_time, export.requested_at, count)
 
     # -- sync -----------------------------------------------------------------------------------------
@@ -410,11 +414,11 @@ def _matching(resources: Iterable[Mapping[str, Any]], identifier: str) -> Mappin
 
 
 def _assemble(parts: Iterable[Iterable[Mapping[str, Any]]]) -> list[Entity]:
-    assembler = FhirAssembler()
-    for part in parts:
-        for resource in part:
-            assembler.add(resource)
-    return list(assembler.entities())
+    with FhirAssembler() as assembler:
+        for part in parts:
+            for resource in part:
+                assembler.add(resource)
+        return list(assembler.entities())
 
 
 def _subtree_of_establishment(entities: list[Entity], establishment_id: str) -> Offer:
