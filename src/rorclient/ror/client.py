@@ -35,7 +35,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import platformdirs
@@ -43,6 +43,7 @@ from lxml import etree
 from pydantic import SecretStr
 
 from rorclient.codes import Oid
+from rorclient.config import SourceSettings
 from rorclient.csd import read_csd, read_offer
 from rorclient.errors import ConfigError, RorError
 from rorclient.models import Entity, Offer
@@ -56,9 +57,6 @@ from rorclient.ror._vihf import vihf_header
 from rorclient.ror.errors import HttpStatusError, safe_url
 from rorclient.ror.models import DownloadResult, HttpHandler, NotifEntry, Timeouts, VihfSettings
 from rorclient.tls import CertificateFileNotFoundError, CertificateFormatError, CertificateInfo, Credentials
-
-if TYPE_CHECKING:  # a SourceSettings is read for its fields only: settings stay at the edge
-    from rorclient.config import SourceSettings
 
 __all__ = ["DEFAULT_UNIT_ID_AUTHORITY", "RorClient"]
 

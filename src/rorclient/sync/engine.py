@@ -34,11 +34,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 import platformdirs
 
 from rorclient._lock import writer_lock
+from rorclient.config import Settings, SourceSettings
 from rorclient.errors import ConfigError, RorError
 from rorclient.models import EntityKind, Offer
 from rorclient.sources import ChangesTooLargeError, CsdSource, Snapshot, Source, source_from_settings
@@ -66,9 +67,6 @@ from rorclient.sync.report import (
     SyncStatus,
     empty_counts,
 )
-
-if TYPE_CHECKING:  # settings are read at the edge (CLI, daemon, from_settings), only their shape here
-    from rorclient.config import Settings, SourceSettings
 
 __all__ = ["Sync"]
 
@@ -156,7 +154,7 @@ class Sync:
         given = source if isinstance(source, Source) else None
         name = source if isinstance(source, str) else None
         if settings is None and ((client is None and given is None) or store is None):
-            settings = _settings_from_environment()
+            settings = Settings.load()
         self.options = options or (settings.sync_options() if settings is not None else SyncOptions())
         self._source_settings = _pick_source(settings, name) if client is None and given is None else None
         if given is not None:
@@ -193,11 +191,8 @@ class Sync:
         store: Store | str | None = None,
         options: SyncOptions | None = None,
     ) -> Sync:
-        """The usual way to build one from settings: ``settings`` (default: ``Settings.load()``, the TOML
-        file and ``RORCLIENT_*`` variables), the ``[[sources]]`` entry named ``source`` (default: the
-        only web-service source), the settings' store unless ``store``, their ``[sync]`` options unless
-        ``options``."""
-        return cls(settings or _settings_from_environment(), source=source, store=store, options=options)
+        """``Sync(settings, source=..., store=..., options=...)``, the usual way to build one."""
+        return cls(settings, source=source, store=store, options=options)
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     def close(self) -> None:
@@ -829,13 +824,6 @@ class Sync:
 
 
 # --------------------------------------------------------------------------------------------------
-
-
-def _settings_from_environment() -> Settings:
-    """``Settings.load()``: the one place the engine reads settings itself (``Sync()`` without any)."""
-    from rorclient.config import Settings
-
-    return Settings.load()
 
 
 def _pick_source(settings: Settings | None, name: str | None) -> SourceSettings:
