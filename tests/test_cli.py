@@ -174,8 +174,15 @@ def test_demo_runs_end_to_end_on_a_fresh_store(tmp_path: Path, capsys: pytest.Ca
     assert "sync demo: success" in out
     assert " moved " in out and " created " in out and " closed " in out
     assert "refresh of unit" in out
+    # the region then moves to the FHIR face: every row taken over (same identities), none created
+    assert (
+        "pull demo-fhir: success" in out
+        and " updated" in out
+        and "created" not in out.split("7. ")[1].split("\n")[0]
+    )
+    assert "sync demo-fhir: success" in out
     lines = export_lines(capsys, store)
-    assert {line["source"] for line in lines} == {"demo"}
+    assert {line["source"] for line in lines} == {"demo-fhir"}
     code, out, _ = run(capsys, "--store", store, "changes", "--since", "0")
     kinds = {json.loads(line)["change"] for line in out.splitlines()}
     assert {"created", "updated", "closed", "moved"} <= kinds
