@@ -168,7 +168,7 @@ def test_an_export_is_read_whole_and_regional_when_regions_are_set(region: list[
 
 def test_scope_follows_the_configured_regions(region: list[Offer]) -> None:
     offer = region[0]
-    own = offer.units[0].id.split("/")[0]
+    own = next(u for u in offer.units if u.level is UnitLevel.ELEMENTARY_UNIT).id.split("/")[0]
     assert FhirReads(FakeFhirApi([]), regions=[own]).in_scope(offer)
     assert not FhirReads(FakeFhirApi([]), regions=["00"]).in_scope(offer)
     assert FhirReads(FakeFhirApi([])).in_scope(offer)

@@ -12,7 +12,7 @@ import pytest
 
 from rorclient.fhir import resources_for
 from rorclient.fhir._reads import DeltaTooLargeError
-from rorclient.models import Entity, Offer
+from rorclient.models import Entity, Offer, UnitLevel
 from rorclient.sandbox.dataset import generate_dataset
 from rorclient.sources import Source
 from rorclient.sources.fhir import FhirSource, UnknownIdentifierError
@@ -86,7 +86,7 @@ def test_deltas_name_the_establishments_and_those_of_changed_legal_entities(regi
 def test_with_regions_a_delta_keeps_only_establishments_of_those_regions(region: list[Offer]) -> None:
     resources = _resources(region)
     offer = region[2]
-    own_region = offer.units[0].id.split("/")[0]
+    own_region = next(u for u in offer.units if u.level is UnitLevel.ELEMENTARY_UNIT).id.split("/")[0]
     touched = _touch(resources, f"eg-{offer.establishments[0].id}")
     api = FakeFhirApi(touched)
     inside = FhirSource("national", api, regions=[own_region])

@@ -199,6 +199,52 @@ def test_truncated_deltas_are_split_or_replaced_by_a_pull_never_applied_in_part(
         sandbox.stop()
 
 
+def test_a_regional_source_pulls_and_syncs_its_regions_only(sandbox: Sandbox, tmp_path: Path) -> None:
+    config = sandbox.write_client_config(tmp_path / "client.toml", SOURCE, kinds=("fhir",))
+    everything = truth(sandbox)
+    units = [key[1] for key in everything if key[0] == "unit" and "/" in key[1]]
+    region = sorted(units)[len(units) // 2].split("/")[0]
+    config.write_text(config.read_text() + f'regions = ["{region}"]\n', encoding="utf-8")
+    settings = Settings.load(config, environ={})
+
+    def regional() -> dict[tuple[str, str], Row]:
+        sites = {
+            site
+            for site in sandbox.establishment_ids()
+            if any(
+                unit.id.startswith(f"{region}/") and unit.level.value == "elementary_unit"
+                for unit in sandbox.offer(site).units  # type: ignore[union-attr]
+            )
+        }
+        expected = {}
+        for row in sandbox.snapshot():
+            if row["establishment"] in sites or (
+                row["kind"] == "legal_entity"
+                and any(
+                    r["kind"] == "establishment" and r["parent"] == row["id"] and r["id"] in sites
+                    for r in sandbox.snapshot()
+                )
+            ):
+                expected[(row["kind"], row["id"])] = tuple(row[field] for field in FIELDS)
+        return expected
+
+    with (
+        open_store("memory://") as store,
+        Sync(settings, store=store, options=SyncOptions(data_dir=tmp_path / "data")) as sync,
+    ):
+        assert sync.pull().status is RunStatus.SUCCESS
+        expected = regional()
+        assert expected and len(expected) < len(everything)
+        assert rows(store) == expected
+        sandbox.clock.advance(seconds=30)
+        mutate_sandbox(sandbox, 6, seed=3, kinds=["rename", "contact_change", "new_unit"])
+        assert sync.sync().status is RunStatus.SUCCESS
+        expected, got = regional(), rows(store)
+        assert {key: got.get(key) for key in expected} == expected
+        outside = {key for key in got if key not in expected}
+        assert not outside, outside  # nothing of another region came in
+
+
 def test_faults_are_survived(tmp_path: Path) -> None:
     sandbox = start(establishments=8)
     try:

@@ -19,7 +19,7 @@ from rorclient.fhir._mapping import FhirAssembler
 from rorclient.fhir._parse import OrgNode, offer_id, org_node
 from rorclient.fhir._values import PARIS, FhirMappingError, Json, moment, referenced
 from rorclient.fhir.errors import FhirTruncatedError
-from rorclient.geography import region_of, region_of_id
+from rorclient.geography import region_of
 from rorclient.models import (
     Activity,
     Entity,
@@ -30,6 +30,7 @@ from rorclient.models import (
     Offer,
     Professional,
     Unit,
+    UnitLevel,
 )
 from rorclient.sources.base import ChangesTooLargeError
 
@@ -308,14 +309,14 @@ class FhirReads:
         return identifier, _subtree_of_unit(_assemble([owners, parts, below]), identifier)
 
     def in_scope(self, offer: Offer) -> bool:
-        """Whether an establishment's subtree belongs to the configured regions (always, when national)."""
+        """Whether an establishment's subtree belongs to the configured regions (always, when national):
+        as a regional ``$export`` decides, when one of its offers (elementary units, tagged with their
+        region) is in one of them."""
         if not self.regions:
             return True
         regions = set(self.regions)
-        if any(region_of(unit) in regions for unit in offer.units):
-            return True
         return any(
-            region_of_id(EntityKind.ESTABLISHMENT, item.id) in regions for item in offer.establishments
+            region_of(unit) in regions for unit in offer.units if unit.level is UnitLevel.ELEMENTARY_UNIT
         )
 
 
