@@ -631,6 +631,7 @@ def test_delta_searches_answer_as_a_search_over_all_the_data() -> None:
                     window = ("_lastUpdated", f"ge{since.strftime('%Y-%m-%dT%H:%M:%SZ')}")
                     face.delta_indexes = True
                     partial = keyed(list(fhir.search(resource_type, [window, *includes])))
+                    assert next(reversed(face._indexes))[2] is not None  # answered from the changes
                     face.delta_indexes = False
                     whole = keyed(list(fhir.search(resource_type, [window, *includes])))
                     assert partial == whole, (number, resource_type)

@@ -68,7 +68,9 @@ _KEPT_JOBS = 16
 #: Reverse includes that stay within an establishment's subtree.
 _LOCAL_REVINCLUDES = frozenset({("PractitionerRole", "service"), ("Organization", "partof")})
 
-_Scope = dt.datetime | frozenset[str] | None
+_PRACTITIONER_ROLES = ("PractitionerRole", "practitioner")
+
+_Scope = frozenset[str] | None
 
 
 def outcome_reply(
@@ -120,6 +122,7 @@ class FhirFace:
         self._index_lock = threading.Lock()
         self._stopping = threading.Event()
         self._mapper: Mapper | None = self.options.fhir_mapper
+        self._homes: tuple[int, dict[str, set[str]]] | None = None
         self.delta_indexes = True
         """Answer searches by identifier or ``_lastUpdated`` from the establishments concerned only
         (off: map everything for every search; the answers are the same)."""
@@ -254,26 +257,18 @@ class FhirFace:
         return self._mapper
 
     def _index(self, profile: int, scope: _Scope = None) -> FhirResources:
-        """The resources of the current data as ``profile`` sees it (built once per data version).
-
-        ``scope`` maps only some establishments (see :meth:`_scope`): an instant keeps those whose
-        subtree changed at or after it (an establishment's newest record bounds every resource made
-        from it), a set of establishment ids keeps those. A search answered from a scope gets what it
-        would get from all the data: an offer's graph stays within its establishment's subtree.
-        """
+        """The resources of the current data as ``profile`` sees it (built once per data version), or
+        of the establishments of ``scope`` only (see :meth:`_scope`)."""
         truth = self.app.truth
         with self._index_lock:
             key = (truth.version, profile, scope)
             index = self._indexes.get(key)
-            if index is None:
+            if index is not None:
+                self._indexes.move_to_end(key)
+            else:
                 offers: Iterable[Offer]
                 if scope is None:
                     offers = truth.offers()
-                elif isinstance(scope, dt.datetime):
-                    after = scope.astimezone(ROR_ZONE).replace(tzinfo=None, microsecond=0)
-                    changed = truth.changed_since(after - dt.timedelta(seconds=1))
-                    found = (truth.offer(summary.id) for summary in changed if not summary.removed)
-                    offers = [offer for offer in found if offer is not None]
                 else:
                     offers = [offer for offer in map(truth.offer, sorted(scope)) if offer is not None]
                 mapper = self.mapper()
@@ -288,15 +283,42 @@ class FhirFace:
             return index
 
     def _scope(self, query: SearchQuery) -> _Scope:
-        """The establishments a search can be answered from, ``None`` for all of them.
+        """The establishments a search can be answered from exactly, ``None`` for all of them.
 
-        By identifier: the establishment of an idNat_Struct or an identifiantOI / offer identifier
-        named by ``identifier`` or ``organization.identifier`` (identifiers are unique; any other value
-        needs all the data). By ``_lastUpdated``: those changed since its lower bound. Not when a
-        ``_revinclude`` may reach into other establishments (a practitioner's roles elsewhere).
+        An offer's graph stays within its establishment's subtree, so:
+
+        * by identifier: the establishment of an idNat_Struct, or of an identifiantOI / offer identifier,
+          named by ``identifier`` or ``organization.identifier`` (identifiers are unique; any other value
+          needs all the data);
+        * by ``_lastUpdated``: the establishments changed since its lower bound (an establishment's
+          newest record, its legal entity's included, bounds every resource made from it); with
+          ``_revinclude=PractitionerRole:practitioner``, also every establishment where the
+          professionals of those work.
+
+        Any other ``_revinclude`` may reach into other establishments: all the data then.
         """
-        if not self.delta_indexes or not set(query.revincludes) <= _LOCAL_REVINCLUDES:
+        if not self.delta_indexes:
             return None
+        truth = self.app.truth
+        revincludes = set(query.revincludes)
+        if revincludes <= _LOCAL_REVINCLUDES:
+            by_identifier = self._identified(query)
+            if by_identifier:
+                return by_identifier
+        bound = lower_bound(query)
+        if bound is None or not revincludes <= _LOCAL_REVINCLUDES | {_PRACTITIONER_ROLES}:
+            return None
+        after = bound.astimezone(ROR_ZONE).replace(tzinfo=None, microsecond=0) - dt.timedelta(seconds=1)
+        changed = {summary.id for summary in truth.changed_since(after) if not summary.removed}
+        if _PRACTITIONER_ROLES in revincludes:
+            homes = self._professional_homes()
+            for establishment_id in list(changed):
+                offer = truth.offer(establishment_id)
+                for professional in offer.professionals if offer is not None else ():
+                    changed |= homes.get(professional.id, set())
+        return frozenset(changed)
+
+    def _identified(self, query: SearchQuery) -> frozenset[str] | None:
         truth = self.app.truth
         establishments: set[str] = set()
         for name, _, value in query.filters:
@@ -311,11 +333,21 @@ class FhirFace:
                 if home is None:
                     return None
                 establishments.add(home)
-        if establishments:
-            return frozenset(establishments)
-        if query.revincludes:
-            return None
-        return lower_bound(query)
+        return frozenset(establishments) if establishments else None
+
+    def _professional_homes(self) -> dict[str, set[str]]:
+        """Professional id → the establishments whose offers hold them (once per data version)."""
+        truth = self.app.truth
+        with self._index_lock:
+            version = truth.version
+            if self._homes is None or self._homes[0] != version:
+                homes: dict[str, set[str]] = {}
+                for offer in truth.offers():
+                    establishment_id = offer.establishments[0].id
+                    for professional in offer.professionals:
+                        homes.setdefault(professional.id, set()).add(establishment_id)
+                self._homes = (version, homes)
+            return self._homes[1]
 
     # -- search -------------------------------------------------------------------------------------
 
