@@ -348,3 +348,24 @@ def test_an_internal_unit_with_its_own_activity_survives_the_round_trip() -> Non
     assert len(carriers) == 1
     back = entities_from_resources(resources)
     assert {_key(e): _without_provenance(e) for e in back} == {_key(e): e for e in offer.entities()}
+
+
+def test_a_residue_extension_cannot_move_a_row(region: list[Offer]) -> None:
+    """Only rorclient writes the residue extension; a server sending one that would re-identify or
+    re-parent an entity is refused, never followed."""
+    resources = _resources(region[:1])
+    offer = next(r for r in resources if r["resourceType"] == "HealthcareService")
+    hostile = copy.deepcopy(offer)
+    hostile["extension"] = [e for e in hostile["extension"] if e["url"] != RESIDUE]
+    hostile["extension"].append(
+        {"url": RESIDUE, "valueString": json.dumps({"establishment_id": "1999999999"})}
+    )
+    others = [r for r in resources if r is not offer]
+    with pytest.raises(FhirMappingError, match="may not set establishment_id"):
+        entities_from_resources([*others, hostile])
+    harmless = copy.deepcopy(hostile)
+    harmless["extension"][-1]["valueString"] = json.dumps({"name": "FROM RESIDUE"})
+    (unit,) = [
+        e for e in entities_from_resources([*others, harmless]) if e.id == offer["identifier"][0]["value"]
+    ]
+    assert unit.name == "FROM RESIDUE"

@@ -51,6 +51,16 @@ _MODELLED_TYPES: Final = frozenset(
 # -- residue ------------------------------------------------------------------------------------------
 
 
+#: Fields that say which row an entity is and where it belongs: they come from FHIR elements only, never
+#: from a residue extension (a hostile or broken server must not move a row by sending one).
+_PLACEMENT: Final = frozenset(
+    {
+        "id", "kind", "fhir", "legal_entity_id", "establishment_id", "parent_unit_id", "unit_id",
+        "establishment_ids", "unit_ids",
+    }
+)  # fmt: skip
+
+
 def _residue(original: Any, natural: Any) -> Json:
     """The fields of ``original`` that ``natural`` (parsed back from the natural rendering) lacks."""
     out: Json = {}
@@ -59,6 +69,10 @@ def _residue(original: Any, natural: Any) -> Json:
             continue
         value = getattr(original, name)
         if value != getattr(natural, name):
+            if name in _PLACEMENT:
+                raise FhirMappingError(
+                    f"the FHIR form of {original.kind.value} {original.id} does not give back its {name}"
+                )
             out[name] = to_jsonable_python(value)
     return out
 
@@ -66,6 +80,12 @@ def _residue(original: Any, natural: Any) -> Json:
 def _with_residue(natural: Any, residue: Mapping[str, Any] | None) -> Any:
     if not residue:
         return natural
+    placed = sorted(_PLACEMENT & set(residue))
+    if placed:
+        raise FhirMappingError(
+            f"a rorclient residue extension may not set {', '.join(placed)} "
+            f"({natural.kind.value} {getattr(natural, 'id', '')})"
+        )
     merged = {**natural.model_dump(mode="json"), **residue}
     return type(natural).model_validate_json(json.dumps(merged))
 
