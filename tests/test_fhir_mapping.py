@@ -369,3 +369,32 @@ def test_a_residue_extension_cannot_move_a_row(region: list[Offer]) -> None:
         e for e in entities_from_resources([*others, harmless]) if e.id == offer["identifier"][0]["value"]
     ]
     assert unit.name == "FROM RESIDUE"
+
+
+@pytest.mark.parametrize(
+    ("damage", "path"),
+    [
+        (lambda r: r.update(identifier="06/0099999"), "HealthcareService/"),
+        (lambda r: r.update(meta={"lastUpdated": "not a date"}), "HealthcareService/"),
+        (lambda r: r.update(specialty={"coding": "022"}), "HealthcareService/"),
+        (lambda r: r.update(providedBy="Organization/x"), "HealthcareService/"),
+    ],
+)
+def test_malformed_resources_are_typed_errors_naming_the_resource(
+    region: list[Offer], damage: Any, path: str
+) -> None:
+    resources = copy.deepcopy(_resources(region[:1]))
+    offer = next(r for r in resources if r["resourceType"] == "HealthcareService")
+    damage(offer)
+    with pytest.raises(FhirMappingError) as caught:
+        entities_from_resources(resources)
+    assert caught.value.path == f"{path}{offer['id']}"
+    lenient = FhirAssembler(strict=False)
+    for resource in resources:
+        lenient.add(resource)
+    assert len(list(lenient.entities())) > 0 and len(lenient.problems) >= 1
+
+
+def test_something_that_is_not_a_resource_is_refused() -> None:
+    with pytest.raises(FhirMappingError, match="not a FHIR resource"):
+        entities_from_resources(["Organization"])  # type: ignore[list-item]

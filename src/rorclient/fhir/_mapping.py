@@ -16,6 +16,7 @@ what rendering the parsed entity does not give back.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import tempfile
 from collections import defaultdict
@@ -27,7 +28,7 @@ from pydantic_core import to_jsonable_python
 from rorclient.fhir import _parse, _render
 from rorclient.fhir import _systems as S
 from rorclient.fhir._parse import OrgNode
-from rorclient.fhir._values import FhirMappingError, Json, logical_id, referenced, value_of
+from rorclient.fhir._values import PARIS, FhirMappingError, Json, logical_id, moment, referenced, value_of
 from rorclient.models import (
     Activity,
     Entity,
@@ -359,6 +360,25 @@ def resources_for(entities: Iterable[Entity]) -> Iterator[Json]:
 # -- resources → entities -----------------------------------------------------------------------------
 
 
+#: What a resource whose elements have the wrong JSON shape (a string where an object belongs...) raises
+#: while being mapped; turned into a :class:`FhirMappingError` naming the resource.
+_MALFORMED = (TypeError, AttributeError, KeyError, IndexError, ValueError)
+
+
+def _malformed(resource: Mapping[str, Any], error: Exception) -> FhirMappingError:
+    where = f"{resource.get('resourceType', 'resource')}/{resource.get('id')}"
+    return FhirMappingError(f"malformed resource ({type(error).__name__}: {error})", path=where)
+
+
+def _newness(resource: Mapping[str, Any]) -> str:
+    """``meta.lastUpdated`` as a comparable text (UTC), ``""`` when absent."""
+    text = (resource.get("meta") or {}).get("lastUpdated")
+    if not text:
+        return ""
+    stamp = moment(str(text)).replace(tzinfo=PARIS)
+    return stamp.astimezone(dt.UTC).isoformat()
+
+
 class _Spill:
     """Resources parked on disk (in memory while small), read back by offset: flat memory on exports."""
 
@@ -441,12 +461,17 @@ class FhirAssembler:
         found = self._slots.get((resource_type, logical))
         return self._spill.get(found[0]) if found is not None else None
 
-    def _problem(self, error: FhirMappingError) -> None:
+    def _problem(self, error: FhirMappingError, where: str | None = None) -> None:
+        if error.path is None and where is not None:
+            error = FhirMappingError(error.message, path=where)
         if self.strict:
             raise error
         self.problems.append(str(error))
 
     def add(self, resource: Mapping[str, Any]) -> None:
+        if not isinstance(resource, Mapping):
+            self._problem(FhirMappingError(f"not a FHIR resource: a JSON {type(resource).__name__}"))
+            return
         resource_type = str(resource.get("resourceType", ""))
         if resource_type not in _MODELLED_TYPES:
             self.ignored[resource_type or "?"] += 1
@@ -456,11 +481,11 @@ class FhirAssembler:
             self._problem(FhirMappingError("resource without a logical id", path=resource_type))
             return
         key = (resource_type, str(logical))
-        updated = str((resource.get("meta") or {}).get("lastUpdated", ""))
-        previous = self._slots.get(key)
-        if previous is not None and previous[1] > updated:
-            return
         try:
+            updated = _newness(resource)
+            previous = self._slots.get(key)
+            if previous is not None and previous[1] > updated:
+                return
             if resource_type == "Organization":
                 self._organizations[key[1]] = _parse.org_node(resource)
             elif resource_type == "HealthcareService":
@@ -473,7 +498,10 @@ class FhirAssembler:
                     )
                 self._roles[practitioner[1]].add(key[1])
         except FhirMappingError as error:
-            self._problem(error)
+            self._problem(error, f"{resource_type}/{logical}")
+            return
+        except _MALFORMED as error:
+            self._problem(_malformed(resource, error))
             return
         self._slots[key] = (self._spill.put(resource), updated)
 
@@ -483,17 +511,20 @@ class FhirAssembler:
         try:
             yield from self._organization_entities()
             for logical in list(self._offers):
-                yield from self._guarded(self._offer_entities, logical)
+                yield from self._guarded(self._offer_entities, logical, "HealthcareService")
             for key in [key for key in self._slots if key[0] == "Practitioner"]:
-                yield from self._guarded(self._professional_entities, key[1])
+                yield from self._guarded(self._professional_entities, key[1], "Practitioner")
         finally:
             self._spill.close()
 
-    def _guarded(self, build: Any, logical: str) -> Iterator[Entity]:
+    def _guarded(self, build: Any, logical: str, resource_type: str) -> Iterator[Entity]:
         try:
             built = list(build(logical))
         except FhirMappingError as error:
-            self._problem(error)
+            self._problem(error, f"{resource_type}/{logical}")
+            return
+        except _MALFORMED as error:
+            self._problem(_malformed({"resourceType": resource_type, "id": logical}, error))
             return
         yield from built
 
@@ -511,7 +542,7 @@ class FhirAssembler:
             self._organizations.items(), key=lambda item: (_KIND_ORDER[item[1].kind], self._depth(item[1]))
         )
         for logical, _node in order:
-            yield from self._guarded(self._organization_entity, logical)
+            yield from self._guarded(self._organization_entity, logical, "Organization")
 
     def _organization_entity(self, logical: str) -> Iterator[Entity]:
         raw = self._resource("Organization", logical)
