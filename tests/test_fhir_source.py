@@ -130,3 +130,14 @@ def test_reads_give_subtrees_and_an_unknown_identifier_is_an_error_never_a_delet
     assert is_unknown(caught.value, (404,))  # a unit refresh replaces it by nothing, as with CSD
     ((_, error),) = list(source.read_establishments(["1999999999"]))
     assert isinstance(error, UnknownIdentifierError)
+
+
+def test_establishments_are_read_concurrently_each_once(region: list[Offer]) -> None:
+    source = FhirSource("national", FakeFhirApi(_resources(region)))
+    sites = [offer.establishments[0].id for offer in region]
+    results = dict(source.read_establishments([*sites, "1999999999", sites[0]], concurrency=4))
+    assert set(results) == {*sites, "1999999999"}
+    assert isinstance(results["1999999999"], UnknownIdentifierError)
+    for offer in region:
+        read = results[offer.establishments[0].id]
+        assert isinstance(read, Offer) and _plain(read.entities()) == _plain(offer.entities())

@@ -10,6 +10,7 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -172,14 +173,34 @@ class FhirSource:
     def read_establishments(
         self, establishment_ids: Iterable[str], *, concurrency: int = 4
     ) -> Iterator[tuple[str, Offer | RorError]]:
-        for establishment_id in establishment_ids:
+        """Each establishment's graph, ``concurrency`` reads at a time (the client is thread-safe), in
+        the order they complete."""
+        ids = list(dict.fromkeys(establishment_ids))
+        if concurrency <= 1 or len(ids) <= 1:
+            for establishment_id in ids:
+                yield establishment_id, self._read_or_error(establishment_id)
+            return
+        with ThreadPoolExecutor(max_workers=min(concurrency, len(ids))) as pool:
+            futures = {
+                pool.submit(self._read_or_error, establishment_id): establishment_id
+                for establishment_id in ids
+            }
             try:
-                yield establishment_id, self.read_establishment(establishment_id)
-            except RorError as error:
-                yield establishment_id, error
+                for future in as_completed(futures):
+                    yield futures[future], future.result()
+            finally:
+                for future in futures:
+                    future.cancel()
+
+    def _read_or_error(self, establishment_id: str) -> Offer | RorError:
+        try:
+            return self.read_establishment(establishment_id)
+        except RorError as error:
+            return error
 
     def read_establishment(self, establishment_id: str) -> Offer:
-        prefetched = self._prefetched.pop(establishment_id, None)
+        with self._guard:
+            prefetched = self._prefetched.pop(establishment_id, None)
         if prefetched is not None:
             return prefetched
         found, offer = self.reads.establishment(establishment_id)
