@@ -94,6 +94,13 @@ def samples_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def fhir_samples_dir() -> Path:
+    """The official ROR FHIR example resources (shared/ror-spec/fhir-samples)."""
+    require_shared()
+    return FHIR_SAMPLES
+
+
+@pytest.fixture(scope="session")
 def csd_schema() -> Any:
     """The official CSD + ROR extension XSD (XSD 1.1), for validating what we write."""
     import xmlschema

@@ -174,8 +174,12 @@ def test_demo_runs_end_to_end_on_a_fresh_store(tmp_path: Path, capsys: pytest.Ca
     assert "sync demo: success" in out
     assert " moved " in out and " created " in out and " closed " in out
     assert "refresh of unit" in out
+    # the region then moves to the FHIR face: every row taken over (same identities), none created
+    (switch,) = [line for line in out.splitlines() if line.startswith("7. ")]
+    assert "pull demo-fhir: success" in switch and " updated" in switch and "created" not in switch
+    assert "sync demo-fhir: success" in out
     lines = export_lines(capsys, store)
-    assert {line["source"] for line in lines} == {"demo"}
+    assert {line["source"] for line in lines} == {"demo-fhir"}
     code, out, _ = run(capsys, "--store", store, "changes", "--since", "0")
     kinds = {json.loads(line)["change"] for line in out.splitlines()}
     assert {"created", "updated", "closed", "moved"} <= kinds

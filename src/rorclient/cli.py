@@ -226,6 +226,12 @@ def _build_parser() -> argparse.ArgumentParser:
         "--write-config", metavar="FILE", help="write a ready client config (TOML) here (default: none)"
     )
     sandbox.add_argument(
+        "--config-source",
+        choices=("csd", "fhir", "both"),
+        default="csd",
+        help="which sources --write-config writes: CSD services, FHIR API, or both (default: %(default)s)",
+    )
+    sandbox.add_argument(
         "--test-mode", action="store_true", help="enable the /_sandbox/ control API (default: off)"
     )
     sandbox.set_defaults(handler=_cmd_sandbox)
@@ -848,6 +854,7 @@ def _cmd_sandbox(args: argparse.Namespace, settings: Settings) -> int:
         establishments=args.establishments,
         tls_dir=Path(args.tls_dir) if args.tls_dir else None,
         write_config=Path(args.write_config) if args.write_config else None,
+        config_kinds=("csd", "fhir") if args.config_source == "both" else (args.config_source,),
         test_mode=args.test_mode,
         announce=lambda line: print(line, flush=True),
     )

@@ -15,6 +15,19 @@ The TOML format is a contract (docs/configuration.md)::
     password_env = "ROR_CERT_PASSWORD"
     ca_bundle = "/etc/app/igc-sante-chain.pem"
 
+    [[sources]]
+    name = "national"
+    kind = "fhir"                # the national ROR's FHIR API
+    base_url = "https://.../ws-diffusion-fhir"
+    token_url = "https://.../auth/realms/ror/protocol/openid-connect/token"
+    client_id = "my-app"
+    client_secret_env = "ROR_CLIENT_SECRET"   # profile 0; or client_cert (+ password_env...) for mTLS
+    profile_code = "CU22"
+    profile_system = "1.2.250.1.213.1.6.1.66"
+    role_code = "AUTOMATE"
+    role_system = "1.2.250.1.213.1.1.4.6"
+    regions = ["11"]             # optional: regional $export
+
 Environment variables: ``RORCLIENT_CONFIG`` (path of the TOML file), ``RORCLIENT_STORE_URL``,
 ``RORCLIENT_NOMENCLATURE`` (path of an ANS NOS export used to label codes).
 Without ``RORCLIENT_CONFIG`` the file ``config.toml`` under ``platformdirs.user_config_dir("rorclient")``
@@ -27,7 +40,7 @@ import os
 import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -52,11 +65,28 @@ class StoreSettings(_Section):
         yield "url", redact_url(self.url)
 
 
+#: Keys a ``kind = "fhir"`` source takes (issue 13), and those it requires.
+FHIR_KEYS: Final = frozenset(
+    {
+        "name", "kind", "base_url", "token_url", "client_id", "client_secret_env", "client_cert",
+        "client_key", "password_env", "password_file", "ca_bundle", "profile_code", "profile_system",
+        "role_code", "role_system", "regions",
+    }
+)  # fmt: skip
+FHIR_REQUIRED: Final = (
+    "base_url", "token_url", "client_id", "profile_code", "profile_system", "role_code", "role_system",
+)  # fmt: skip
+_FHIR_ONLY: Final = FHIR_KEYS - {
+    "name", "kind", "client_cert", "client_key", "password_env", "password_file", "ca_bundle",
+}  # fmt: skip
+
+
 class SourceSettings(_Section):
-    """One source of ROR data: a regional ROR's web services, or a set of open-data files."""
+    """One source of ROR data: a regional ROR's CSD web services, a set of open-data files, or the
+    national ROR's FHIR API."""
 
     name: str = Field(min_length=1)
-    kind: Literal["csd", "file"] = "csd"
+    kind: Literal["csd", "file", "fhir"] = "csd"
     soap_url: str | None = None
     extraction_url: str | None = None
     client_cert: Path | None = None
@@ -69,9 +99,44 @@ class SourceSettings(_Section):
     """Accept ``http://`` endpoints (a local test server only: warned about at each start)."""
     max_download_bytes: int = Field(default=16 * 1024**3, ge=1)
     """Largest extraction or file download accepted, in bytes (default 16 GiB)."""
+    # kind = "fhir" (docs/fhir.md)
+    base_url: str | None = None
+    token_url: str | None = None
+    client_id: str | None = None
+    client_secret_env: str | None = None
+    profile_code: str | None = None
+    profile_system: str | None = None
+    role_code: str | None = None
+    role_system: str | None = None
+    regions: tuple[str, ...] | None = None
 
     @model_validator(mode="after")
     def _check_kind(self) -> SourceSettings:
+        given = {key for key in self.model_fields_set if getattr(self, key) is not None}
+        if self.kind == "fhir":
+            unknown = sorted(given - FHIR_KEYS)
+            if unknown:
+                raise ValueError(
+                    f"source {self.name!r} of kind 'fhir' does not take {', '.join(unknown)} "
+                    f"(it takes: {', '.join(sorted(FHIR_KEYS))})"
+                )
+            missing = [key for key in FHIR_REQUIRED if key not in given]
+            if missing:
+                raise ValueError(f"source {self.name!r} of kind 'fhir' needs {', '.join(missing)}")
+            if "client_secret_env" not in given and "client_cert" not in given:
+                raise ValueError(
+                    f"source {self.name!r} of kind 'fhir' needs client_secret_env (access profile 0) "
+                    "or client_cert (mTLS, profiles 1-4)"
+                )
+            if self.regions is not None and not all(code.isalnum() for code in self.regions):
+                raise ValueError(f'source {self.name!r}: regions are TRE_R30 codes such as "11"')
+            return self
+        misplaced = sorted(given & _FHIR_ONLY)
+        if misplaced:
+            raise ValueError(
+                f"source {self.name!r} of kind {self.kind!r} does not take {', '.join(misplaced)} "
+                "(keys of kind 'fhir')"
+            )
         if self.kind == "file" and (self.soap_url or self.extraction_url):
             raise ValueError("a source of kind 'file' takes 'files', not web-service URLs")
         return self
@@ -166,5 +231,7 @@ def _describe(exc: ValidationError) -> str:
     for error in exc.errors():
         location = ".".join(str(item) for item in error["loc"])
         message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "Extra inputs are not permitted: unknown key"
         parts.append(f"{location}: {message}" if location else message)
     return "; ".join(parts)

@@ -4,8 +4,10 @@ It starts the sandbox (a local ROR simulator with mutual TLS and its own test ce
 generated region, pulls the extraction into a store of its own (``demo.sqlite3`` in the user data
 directory unless told otherwise: never the user's default store) as the source ``demo``, makes a round
 of changes in the sandbox (a rename, a new unit, a closure, a unit moving to another establishment),
-applies them with one delta sync, refreshes one unit by identifier, prints what changed at each step,
-and ends with the commands that query the demo's store.
+applies them with one delta sync, refreshes one unit by identifier, then moves the region to the
+sandbox's FHIR face (the national ROR FHIR API's dialect) as the source ``demo-fhir`` — same rows, same
+identities — and syncs a FHIR delta, printing what changed at each step, and ends with the commands
+that query the demo's store.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from rorclient.config import Settings
 from rorclient.models import EntityKind
 from rorclient.store import Change, redact_url
 
-__all__ = ["DEMO_SOURCE", "demo_store_url", "run_demo"]
+__all__ = ["DEMO_FHIR_SOURCE", "DEMO_SOURCE", "demo_store_url", "run_demo"]
 
 DEMO_SOURCE = "demo"
+DEMO_FHIR_SOURCE = "demo-fhir"
 #: One change of each kind a reader most wants to see, in an order the sandbox applies cleanly.
 DEMO_MUTATIONS = ("rename", "new_unit", "closure", "contact_change", "move")
 
@@ -57,7 +60,12 @@ def run_demo(
     with tempfile.TemporaryDirectory(prefix="rorclient-demo-") as tmp:
         work = Path(tmp)
         with Sandbox(establishments=establishments, seed=seed, tls_dir=work / "tls") as sandbox:
-            config = sandbox.write_client_config(work / "client.toml", source_name=DEMO_SOURCE)
+            config = sandbox.write_client_config(
+                work / "client.toml",
+                source_name=DEMO_SOURCE,
+                kinds=("csd", "fhir"),
+                fhir_source_name=DEMO_FHIR_SOURCE,
+            )
             demo_settings = Settings.load(config, environ={}, store_url=store_url)
             say(f"1. sandbox ROR on {sandbox.base_url} (mutual TLS, {establishments} establishments)")
             options = SyncOptions(data_dir=work / "downloads")
@@ -95,8 +103,21 @@ def run_demo(
                     f"6. store: {status.entities} live entities, watermark {watermark}, "
                     f"{len(status.pending)} pending"
                 )
+            with Sync(demo_settings, source=DEMO_FHIR_SOURCE, options=options) as fhir:
+                report = fhir.pull()
+                say(f"7. the same region over FHIR ($export, OAuth2): {report.summary()}")
+                sandbox.clock.advance(minutes=1)
+                for mutation in sandbox.mutate(count=2, kinds=["rename", "new_unit"], seed=seed + 99):
+                    say(f"8. the ROR changes: {mutation.kind} in {mutation.establishment}")
+                sandbox.clock.advance(minutes=1)
+                changes = []
+                subscription = fhir.on_change(changes.append)
+                report = fhir.sync()
+                subscription.cancel()
+                say(f"9. FHIR delta sync (_lastUpdated + graph reads): {report.summary()}")
+                _show(changes, say)
     store_option = f"{_program()} --store {shlex.quote(redact_url(store_url))}"
-    say(f"7. the demo's store is {redact_url(store_url)} (your default store was not touched); query it:")
+    say(f"10. the demo's store is {redact_url(store_url)} (your default store was not touched); query it:")
     say(f"   {store_option} status")
     say(f"   {store_option} export --format jsonl")
     say(f"   {store_option} changes --since 0")

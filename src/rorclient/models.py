@@ -46,6 +46,7 @@ __all__ = [
     "Equipment",
     "Establishment",
     "ExtraElement",
+    "FhirResource",
     "Geocode",
     "Identifier",
     "LegalEntity",
@@ -146,6 +147,20 @@ class ExtraElement(_Model):
 
     name: str
     xml: str
+
+
+class FhirResource(_Model):
+    """A FHIR resource an entity was read from (national ROR FHIR API).
+
+    ``resource_type`` and ``id`` are the resource's type and logical id (technical; the entity's ``id``
+    stays the business identifier shared with CSD). ``elements`` is the JSON object of the resource's
+    elements rorclient does not model, kept verbatim so that nothing read is lost (``{}`` when the model
+    carries everything).
+    """
+
+    resource_type: str
+    id: str
+    elements: str = "{}"
 
 
 class RecordMeta(_Model):
@@ -310,6 +325,8 @@ class _Organization(_Model):
     record: RecordMeta
     extras: tuple[ExtraElement, ...] = ()
     extension_extras: tuple[ExtraElement, ...] = ()
+    #: The FHIR resources this entity was read from (empty when read from CSD).
+    fhir: tuple[FhirResource, ...] = _kept()
 
     @property
     def closure(self) -> Closure | None:
@@ -374,6 +391,8 @@ class Unit(_Model):
     record: RecordMeta
     extras: tuple[ExtraElement, ...] = ()
     extension_extras: tuple[ExtraElement, ...] = ()
+    #: The FHIR resources this entity was read from (empty when read from CSD).
+    fhir: tuple[FhirResource, ...] = _kept()
 
     @property
     def level(self) -> UnitLevel:
@@ -475,6 +494,8 @@ class Professional(_Model):
     record: RecordMeta
     extras: tuple[ExtraElement, ...] = ()
     extension_extras: tuple[ExtraElement, ...] = ()
+    #: The FHIR resources this entity was read from (empty when read from CSD).
+    fhir: tuple[FhirResource, ...] = _kept()
 
     @property
     def parent_id(self) -> str | None:

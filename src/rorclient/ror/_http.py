@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import io
 import logging
 import math
 import socket
@@ -112,6 +113,13 @@ class StreamedReply:
         except httpx.HTTPError as exc:
             raise self._session.translate(exc, self._operation, self.url) from exc
 
+    def iter_bytes(self) -> Iterator[bytes]:
+        """The body with its ``Content-Encoding`` (gzip...) undone, in chunks."""
+        try:
+            yield from self._response.iter_bytes()
+        except httpx.HTTPError as exc:
+            raise self._session.translate(exc, self._operation, self.url) from exc
+
 
 class HttpSession:
     """One pooled ``httpx.Client`` with the source's TLS context, timeouts and concurrency bound.
@@ -159,6 +167,19 @@ class HttpSession:
         self, url: str, body: bytes, headers: Mapping[str, str], *, operation: str, total: float | None
     ) -> HttpReply:
         """POST ``body`` and read the whole answer within ``total`` seconds (``None``: no overall limit)."""
+        return self.request("POST", url, headers, body=body, operation=operation, total=total)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        *,
+        body: bytes | None = None,
+        operation: str,
+        total: float | None,
+    ) -> HttpReply:
+        """Send ``method`` (with ``body``, if any) and read the whole answer within ``total`` seconds."""
         deadline = time.monotonic() + total if total is not None else None
         started = time.perf_counter()
         spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, prefix="rorclient-answer-")  # noqa: SIM115 - handed to the reply
@@ -167,7 +188,7 @@ class HttpSession:
                 try:
                     timeout = _httpx_timeout(self.timeouts, deadline)
                     with self._client.stream(
-                        "POST", url, content=body, headers=dict(headers), timeout=timeout
+                        method, url, content=body, headers=dict(headers), timeout=timeout
                     ) as r:
                         size = self._read_body(r, spool, deadline, operation, url)
                 except httpx.HTTPError as exc:
@@ -182,17 +203,25 @@ class HttpSession:
             spool.close()
             raise
         _log.debug(
-            "%s POST %s -> %d (%d bytes, %.0f ms)",
+            "%s %s %s -> %d (%d bytes, %.0f ms)",
             operation,
+            method,
             safe_url(url),
             r.status_code,
             size,
             (time.perf_counter() - started) * 1000,
         )
+        content: IO[bytes] = spool
+        if size <= SPOOL_IN_MEMORY:
+            # Still in memory: hand over plain bytes, so a caller that only reads ``body`` leaves no
+            # temporary file to close; a larger answer keeps its private file until ``close()``.
+            spool.seek(0)
+            content = io.BytesIO(spool.read())
+            spool.close()
         return HttpReply(
             status=r.status_code,
             headers={name.lower(): value for name, value in r.headers.items()},
-            content=spool,
+            content=content,
             size=size,
             url=url,
         )

@@ -81,6 +81,9 @@ class SandboxApp:
         )
         self._stats_lock = threading.Lock()
         self._stats: dict[str, int] = {}
+        from rorclient.sandbox._fhir import FhirFace
+
+        self.fhir = FhirFace(self, work_dir)
         self._mutation_lock = threading.Lock()
         self._mutation_rng = random.Random(f"rorclient-sandbox-mutations:{options.seed}")  # noqa: S311
 
@@ -91,7 +94,8 @@ class SandboxApp:
             self._stats[name] = self._stats.get(name, 0) + amount
 
     def stats(self) -> dict[str, int]:
-        """Requests per operation (``notif``, ``lecture``, ``extraction``, ``control``, ``other``), plus
+        """Requests per operation (``notif``, ``lecture``, ``extraction``, ``fhir_token``, ``fhir_search``,
+        ``fhir_read``, ``fhir_export``, ``fhir_status``, ``fhir_download``, ``control``, ``other``), plus
         ``soap_faults``, ``inline_errors``, ``tls_failures`` and ``fault.<kind>`` per injected fault."""
         with self._stats_lock:
             counts = dict(self._stats)

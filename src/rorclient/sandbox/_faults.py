@@ -12,8 +12,31 @@ from rorclient.errors import ConfigError
 
 __all__ = ["FAULT_KINDS", "OPERATIONS", "FaultInjector", "FaultKind", "FaultRule", "Operation"]
 
-Operation = Literal["notif", "lecture", "extraction", "*"]
-FaultKind = Literal["latency", "503", "500", "reset", "truncate", "trickle", "soap_fault", "content_type"]
+Operation = Literal[
+    "notif",
+    "lecture",
+    "extraction",
+    "fhir_token",
+    "fhir_search",
+    "fhir_read",
+    "fhir_export",
+    "fhir_status",
+    "fhir_download",
+    "*",
+]
+FaultKind = Literal[
+    "latency",
+    "503",
+    "500",
+    "reset",
+    "truncate",
+    "trickle",
+    "soap_fault",
+    "content_type",
+    "429",
+    "outcome",
+    "expire_token",
+]
 
 OPERATIONS: tuple[str, ...] = get_args(Operation)
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
@@ -31,7 +54,11 @@ class FaultRule(BaseModel):
     ``truncate`` (``Content-Length`` announces the whole body, half is sent, then the connection closes),
     ``trickle`` (the body in 16 pieces, ``delay`` seconds apart), ``soap_fault`` (a SOAP 1.2
     ``soap:Receiver`` fault with a ``ror:erreur`` detail), ``content_type`` (the right body under a
-    ``text/html`` Content-Type).
+    ``text/html`` Content-Type), ``429`` (with ``Retry-After: retry_after``).
+
+    FHIR operations (``fhir_*``) also take ``outcome`` (HTTP 500 with a transient OperationOutcome;
+    ``soap_fault`` answers the same there) and ``expire_token`` (the request's token expires now: a
+    download is cut halfway, any other call answers 401).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -12,10 +12,11 @@ import threading
 from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from rorclient.sandbox._app import Reply, SandboxApp
 from rorclient.sandbox._faults import FaultRule
+from rorclient.sandbox._fhir import FhirRequest, outcome_reply
 from rorclient.sandbox._soap import peek_operation
 
 __all__ = ["SandboxHTTPServer"]
@@ -141,6 +142,9 @@ class _Handler(BaseHTTPRequestHandler):
             reply = self._early_fault(rule, "extraction") or app.extraction(
                 query, _lowercase(self.headers.items()), head=method == "HEAD"
             )
+        elif (fhir_operation := app.fhir.operation(method, unquote(path))) is not None:
+            rule = app.faults.pick(fhir_operation)
+            reply, rule = self._fhir(fhir_operation, rule, method, unquote(path), url.query, body)
         elif options.test_mode and (path == "/_sandbox" or path.startswith("/_sandbox/")):
             rule = None
             reply = app.control(method, path, body)
@@ -154,6 +158,56 @@ class _Handler(BaseHTTPRequestHandler):
             app.count("other")
             reply = Reply(404, "text/plain; charset=utf-8", f"nothing at {path}\n".encode())
         self._transmit(reply, rule, head=method == "HEAD")
+
+    def _fhir(
+        self, operation: str, rule: FaultRule | None, method: str, path: str, query: str, body: bytes
+    ) -> tuple[Reply, FaultRule | None]:
+        """Answer a request of the FHIR face, with the faults that only make sense there."""
+        app = self.server.app
+        headers = _lowercase(self.headers.items())
+        if rule is not None and rule.kind in ("429", "outcome", "soap_fault", "503", "500"):
+            app.count(operation)
+            if rule.kind == "429":
+                reply = outcome_reply(429, "throttled", "too many requests (injected)", operation=operation)
+                reply.headers.append(("Retry-After", str(rule.retry_after)))
+                return reply, None
+            if rule.kind == "503":
+                reply = outcome_reply(503, "transient", "service unavailable (injected)", operation=operation)
+                reply.headers.append(("Retry-After", str(rule.retry_after)))
+                return reply, None
+            if rule.kind == "500":
+                return Reply(
+                    500, "text/html; charset=utf-8", b"<html><body>Internal Server Error</body></html>\n"
+                ), None
+            return outcome_reply(500, "transient", "temporary failure (injected)", operation=operation), None
+        if rule is not None and rule.kind == "expire_token":
+            if operation != "fhir_download":
+                app.fhir.revoke(headers)
+                app.count(operation)
+                reply = outcome_reply(401, "login", "expired access token (injected)", operation=operation)
+                return reply, None
+            # The token expires while the file streams: half the body, then the connection closes.
+            reply = app.fhir.handle(operation, self._fhir_request(method, path, query, headers, body))
+            app.fhir.revoke(headers)
+            return reply, rule.model_copy(update={"kind": "truncate"})
+        reply = app.fhir.handle(operation, self._fhir_request(method, path, query, headers, body))
+        return reply, rule
+
+    def _fhir_request(
+        self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
+    ) -> FhirRequest:
+        options = self.server.app.options
+        host = headers.get("host") or f"{options.host}:{self.server.server_address[1]}"
+        certificate = isinstance(self.connection, ssl.SSLSocket) and bool(self.connection.getpeercert())
+        return FhirRequest(
+            method=method,
+            path=path if path == options.fhir_token_path else path.removeprefix(options.fhir_path),
+            query=parse_qsl(query, keep_blank_values=True),
+            headers=headers,
+            body=body,
+            client_certificate=certificate,
+            base_url=f"https://{host}{options.fhir_path}",
+        )
 
     def _read_body(self) -> bytes | None:
         if self.headers.get("Transfer-Encoding", "").lower() not in ("", "identity"):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rorclient.csd.writer import WriterOptions
+from rorclient.models import Entity
 from rorclient.sandbox.dataset import MAX_ESTABLISHMENTS
 
 __all__ = ["ErrorCodes", "SandboxOptions"]
@@ -85,7 +87,39 @@ class SandboxOptions(BaseModel):
     fault_seed: int | None = None
     """Seed of the rate-based fault injection; default: ``seed``."""
 
-    @field_validator("soap_path", "extraction_path")
+    # -- FHIR face (docs/sandbox.md, "The FHIR face") --
+    fhir_path: str = "/ws-diffusion-fhir"
+    """FHIR base path, as on the national ROR."""
+    fhir_token_path: str = "/auth/realms/ror/protocol/openid-connect/token"  # noqa: S105 - a path
+    fhir_client_id: str = "rorclient-sandbox"
+    fhir_client_secret: str | None = "sandbox-secret"  # noqa: S105 - the sandbox's published test secret
+    """Secret of access profile 0; a client presenting a valid certificate needs none (``None``: the
+    token endpoint only takes certificates)."""
+    fhir_token_lifetime: float = Field(default=300.0, gt=0)
+    """Seconds a token is valid (real time, not the sandbox clock)."""
+    fhir_page_size: int = Field(default=200, ge=1)
+    """``_count`` of a search that does not give one."""
+    fhir_max_page_size: int = Field(default=1000, ge=1)
+    fhir_search_limit: int = Field(default=10_000, ge=1)
+    """Results a search returns at most (10,000 on the national ROR); set it low in tests."""
+    fhir_truncation: Literal["total", "capped", "outcome", "none"] = "total"
+    """What a truncated search says: its true ``total``; a ``total`` equal to the limit; no ``total``
+    but an OperationOutcome entry; or nothing at all (no ``total`` on any search)."""
+    fhir_export_format: Literal["bundle", "ndjson"] = "bundle"
+    """Export files as one JSON Bundle each, or NDJSON (the ROR's choice is not documented)."""
+    fhir_export_layout: Literal["mixed", "by_type"] = "mixed"
+    """Files hold every resource type in tranches, or one type each (as Bulk Data says)."""
+    fhir_export_file_resources: int = Field(default=5000, ge=1)
+    """Resources per export file."""
+    fhir_export_polls: int = Field(default=1, ge=0)
+    """Status polls answered 202 before the manifest (at least until the files are built)."""
+    fhir_poll_retry_after: int = Field(default=1, ge=0)
+    """``Retry-After`` of a 202 status answer."""
+    fhir_kickoff_status: Literal[200, 202] = 202
+    fhir_mapper: Callable[[Iterable[Entity]], Iterable[dict[str, Any]]] | None = None
+    """Entities → FHIR resources; default: :func:`rorclient.fhir._mapping.resources_for`."""
+
+    @field_validator("soap_path", "extraction_path", "fhir_path", "fhir_token_path")
     @classmethod
     def _absolute_path(cls, value: str) -> str:
         if not value.startswith("/") or value.startswith("/_sandbox"):

@@ -4,10 +4,12 @@ themselves so that adding an option touches two short lists, not one long file).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Literal, TypedDict
+from typing import Any, Literal, TypedDict
 
 from rorclient.csd.writer import WriterOptions
+from rorclient.models import Entity
 from rorclient.sandbox._options import ErrorCodes
 
 __all__ = ["SandboxSettings"]
@@ -44,3 +46,19 @@ class SandboxSettings(TypedDict, total=False):
     error_codes: ErrorCodes
     writer_options: WriterOptions | None
     fault_seed: int | None
+    fhir_path: str
+    fhir_token_path: str
+    fhir_client_id: str
+    fhir_client_secret: str | None
+    fhir_token_lifetime: float
+    fhir_page_size: int
+    fhir_max_page_size: int
+    fhir_search_limit: int
+    fhir_truncation: Literal["total", "capped", "outcome", "none"]
+    fhir_export_format: Literal["bundle", "ndjson"]
+    fhir_export_layout: Literal["mixed", "by_type"]
+    fhir_export_file_resources: int
+    fhir_export_polls: int
+    fhir_poll_retry_after: int
+    fhir_kickoff_status: Literal[200, 202]
+    fhir_mapper: Callable[[Iterable[Entity]], Iterable[dict[str, Any]]] | None

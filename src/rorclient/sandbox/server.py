@@ -121,6 +121,7 @@ class Sandbox:
         if server is None or app is None:
             return
         app.truth.close()
+        app.fhir.close()
         server.stop()
         app.extraction_cache.close()
         for thread in self._threads:
@@ -165,6 +166,16 @@ class Sandbox:
     @property
     def extraction_url(self) -> str:
         return self.base_url + self.options.extraction_path
+
+    @property
+    def fhir_url(self) -> str:
+        """The FHIR base (``https://<host>:<port>/ws-diffusion-fhir``)."""
+        return self.base_url + self.options.fhir_path
+
+    @property
+    def token_url(self) -> str:
+        """The OAuth2 token endpoint of the FHIR face."""
+        return self.base_url + self.options.fhir_token_path
 
     @property
     def pki(self) -> TestPki:
@@ -224,29 +235,66 @@ class Sandbox:
         return app.truth.remove(establishment_id, app.clock.now())
 
     def write_client_config(
-        self, path: str | Path, source_name: str = "sandbox", *, store_url: str | None = None
+        self,
+        path: str | Path,
+        source_name: str = "sandbox",
+        *,
+        store_url: str | None = None,
+        kinds: Sequence[Literal["csd", "fhir"]] = ("csd",),
+        fhir_source_name: str | None = None,
+        fhir_secret_env: str | None = None,
     ) -> Path:
         """Write a rorclient TOML configuration (docs/configuration.md) for this sandbox and return its path.
 
-        The source points at the PKCS#12 client certificate, a 0600 password file beside it and the CA
+        ``kinds`` chooses the sources written: ``csd`` (named ``source_name``) and/or ``fhir`` (named
+        ``fhir_source_name``, default ``source_name`` alone or ``<source_name>-fhir`` beside a csd one).
+        A source points at the PKCS#12 client certificate, a 0600 password file beside it and the CA
         bundle; these live in the PKI directory (``tls_dir``, or a temporary one removed by :meth:`stop`).
+        The fhir source authenticates with the certificate (access profile 1, ``CU22``), or, given
+        ``fhir_secret_env``, with the secret read from that environment variable (profile 0, ``CU23``).
         """
+        if not kinds:
+            raise ConfigError("write_client_config needs at least one source kind")
         pki = self.pki
         password_file = pki.directory / _PASSWORD_FILE
         _write_private(password_file, pki.password.get_secret_value() + "\n")
         lines = []
         if store_url is not None:
             lines += ["[store]", f"url = {_toml(store_url)}", ""]
-        lines += [
-            "[[sources]]",
-            f"name = {_toml(source_name)}",
-            'kind = "csd"',
-            f"soap_url = {_toml(self.soap_url)}",
-            f"extraction_url = {_toml(self.extraction_url)}",
+        certificate = [
             f"client_cert = {_toml(str(pki.client.pkcs12))}",
             f"password_file = {_toml(str(password_file))}",
-            f"ca_bundle = {_toml(str(pki.ca_bundle))}",
         ]
+        if "csd" in kinds:
+            lines += [
+                "[[sources]]",
+                f"name = {_toml(source_name)}",
+                'kind = "csd"',
+                f"soap_url = {_toml(self.soap_url)}",
+                f"extraction_url = {_toml(self.extraction_url)}",
+                *certificate,
+                f"ca_bundle = {_toml(str(pki.ca_bundle))}",
+            ]
+        if "fhir" in kinds:
+            name = fhir_source_name or (f"{source_name}-fhir" if "csd" in kinds else source_name)
+            if lines:
+                lines.append("")
+            auth = [f"client_secret_env = {_toml(fhir_secret_env)}"] if fhir_secret_env else certificate
+            profile = "CU23" if fhir_secret_env else "CU22"
+            lines += [
+                "[[sources]]",
+                f"name = {_toml(name)}",
+                'kind = "fhir"',
+                f"base_url = {_toml(self.fhir_url)}",
+                f"token_url = {_toml(self.token_url)}",
+                f"client_id = {_toml(self.options.fhir_client_id)}",
+                *auth,
+                f"ca_bundle = {_toml(str(pki.ca_bundle))}",
+                f'profile_code = "{profile}"',
+                'profile_system = "1.2.250.1.213.1.6.1.66"',
+                'role_code = "AUTOMATE"',
+                'role_system = "1.2.250.1.213.1.1.4.6"',
+            ]
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -324,6 +372,7 @@ def serve_forever(
     establishments: int = 200,
     tls_dir: Path | None = None,
     write_config: Path | None = None,
+    config_kinds: Sequence[Literal["csd", "fhir"]] = ("csd",),
     test_mode: bool = False,
     platines_fixture: bool = True,
     host: str = "127.0.0.1",
@@ -334,9 +383,9 @@ def serve_forever(
     """Run a sandbox until Ctrl-C, SIGTERM or ``stop`` is set (the ``rorclient sandbox`` command).
 
     ``tls_dir`` defaults to :func:`default_tls_dir` (reused across runs); ``write_config`` writes a
-    client configuration there; ``announce`` receives the human-readable lines (endpoints, files).
-    Other keyword arguments are :class:`SandboxOptions` fields. Raises :class:`ConfigError` when the port
-    is taken or an option is invalid.
+    client configuration there, with a source of each of ``config_kinds``; ``announce`` receives the
+    human-readable lines (endpoints, files). Other keyword arguments are :class:`SandboxOptions`
+    fields. Raises :class:`ConfigError` when the port is taken or an option is invalid.
     """
     stop = stop or threading.Event()
     sandbox = Sandbox(
@@ -355,6 +404,10 @@ def serve_forever(
         announce(f"ROR sandbox listening on {sandbox.base_url} ({size})")
         announce(f"  SOAP (Notif, Lecture): {sandbox.soap_url}")
         announce(f"  extraction:            {sandbox.extraction_url}  (?format=xml|gzip|zip)")
+        announce(f"  FHIR base:             {sandbox.fhir_url}")
+        announce(
+            f"  FHIR token endpoint:   {sandbox.token_url}  (client_id {sandbox.options.fhir_client_id})"
+        )
         announce(
             f"  client certificate:    {pki.client.pkcs12} (PEM: {pki.client.certificate}, {pki.client.key})"
         )
@@ -364,7 +417,8 @@ def serve_forever(
         if test_mode:
             announce(f"  control API:           {sandbox.base_url}/_sandbox/")
         if write_config is not None:
-            announce(f"  client configuration:  {sandbox.write_client_config(write_config)}")
+            written = sandbox.write_client_config(write_config, kinds=config_kinds)
+            announce(f"  client configuration:  {written} ({' and '.join(config_kinds)} source)")
         announce("Press Ctrl-C to stop.")
         try:
             while not (stop.is_set() or signalled.requested):

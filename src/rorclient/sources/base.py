@@ -33,7 +33,21 @@ from rorclient.models import Entity, Offer
 if TYPE_CHECKING:
     from rorclient.tls import CertificateInfo
 
-__all__ = ["DownloadProgress", "EstablishmentReads", "Snapshot", "Source", "SourceTraits"]
+__all__ = [
+    "ChangesTooLargeError",
+    "DownloadProgress",
+    "EstablishmentReads",
+    "Snapshot",
+    "Source",
+    "SourceTraits",
+]
+
+
+class ChangesTooLargeError(RorError):
+    """:meth:`Source.changed_establishments` cannot list the changes completely (FHIR: more results than
+    the server returns, even in the shortest window). Nothing was applied; the engine takes a snapshot
+    instead of a delta."""
+
 
 #: ``progress(done, total)`` in bytes (``total`` ``None`` when unknown). What it raises stops the
 #: snapshot and propagates (the engine stops a pull this way).
@@ -51,7 +65,8 @@ class SourceTraits:
     """:meth:`Source.read_establishment` and friends work (``refresh``; delta cycles need them too)."""
     rereads_prove_deletions: bool
     """A complete re-read of an establishment proves that what is missing inside it is deleted (CSD
-    Lecture: yes). When ``False`` (FHIR: deltas never delete), what an answer lacks is kept."""
+    Lecture: yes). When ``False`` (FHIR: deltas never delete), a delta cycle keeps what an answer lacks
+    (``rorclient.sync._plan.keep_missing``); ``refresh`` still replaces the subtree it was asked for."""
 
 
 @dataclass(frozen=True)

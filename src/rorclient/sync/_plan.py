@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rorclient.errors import DataError, RemoteError, RorError
-from rorclient.models import EntityKind, Offer
+from rorclient.models import Entity, EntityKind, Offer
 from rorclient.sources.base import EstablishmentReads
 from rorclient.store.base import ChangeKind, ChangeSet, EntityQuery, Store, StoredEntity, content_hash
 
@@ -335,6 +335,25 @@ def refuse_stale(store: Store, source: str, batch: Batch) -> None:
         del batch.offers[establishment_id]
         batch.failed[establishment_id] = DataError(reason)
         batch.stale += 1
+
+
+def keep_missing(store: Store, source: str, batch: Batch) -> None:
+    """Make each offer of ``batch`` also hold what the store has under its establishment (rows of
+    ``source``) and no offer of the batch holds: for a source whose re-reads do not prove deletions
+    (FHIR: an answer lacks what the access profile hides), a delta cycle then updates and creates but
+    never deletes. Rows another offer of the batch holds are left to it (a unit that moved)."""
+    read = {(entity.kind, entity.id) for offer in batch.offers.values() for entity in offer.entities()}
+    for establishment_id, offer in list(batch.offers.items()):
+        kept: list[Entity] = []
+        offset: int | None = 0
+        while offset is not None:
+            page = store.find(
+                EntityQuery(establishment=establishment_id, source=source, limit=10_000, offset=offset)
+            )
+            kept.extend(item.entity for item in page.items if (item.kind, item.id) not in read)
+            offset = page.next_offset
+        if kept:
+            batch.offers[establishment_id] = Offer.of([*offer.entities(), *kept])
 
 
 def plan_batch(store: Store, source: str, batch: Batch) -> None:

@@ -43,7 +43,7 @@ from rorclient._lock import sync_lock_name, writer_lock
 from rorclient.config import Settings, SourceSettings
 from rorclient.errors import ConfigError, DataError, RorError
 from rorclient.models import EntityKind, Offer
-from rorclient.sources import CsdSource, Snapshot, Source, source_from_settings
+from rorclient.sources import ChangesTooLargeError, CsdSource, Snapshot, Source, source_from_settings
 from rorclient.sources._client import SyncClient
 from rorclient.store.base import BreakerLatch, ChangeKind, ChangeSet, Store, SyncState, utcnow
 from rorclient.store.registry import open_store
@@ -346,7 +346,12 @@ class Sync:
             try:
                 if not self.origin.traits.deltas:
                     return self._sync_without_deltas(run, state, force=force, dry_run=dry_run)
-                return self._sync(run, state, force=force, dry_run=dry_run)
+                try:
+                    return self._sync(run, state, force=force, dry_run=dry_run)
+                except ChangesTooLargeError as error:
+                    # Nothing was applied (a delta is read whole first): take a full snapshot instead.
+                    _log.warning("sync of source %r: %s — pulling instead", self.source, error)
+                    return self._pull(run, force=force, dry_run=dry_run)
             except _plan.Interrupted:
                 return self._interrupted(run)
             except SafetyBreakerError:
@@ -612,7 +617,9 @@ class Sync:
                     batches[-1].spill(Path(spill.name))
                 batch = _plan.Batch(zone=self._zone)
                 chunk = order[start : start + options.batch_size]
-                self._read_and_plan(run, batch, chunk, on_read)
+                self._read_and_plan(
+                    run, batch, chunk, on_read, keep_missing=not self.origin.traits.rereads_prove_deletions
+                )
                 read_ids += len(chunk)
                 for kind, number in batch.planned_counts().items():
                     planned_total[kind] += number
@@ -700,7 +707,13 @@ class Sync:
         return report
 
     def _read_and_plan(
-        self, run: _Run, batch: _plan.Batch, ids: list[str], on_read: Callable[[], None] | None = None
+        self,
+        run: _Run,
+        batch: _plan.Batch,
+        ids: list[str],
+        on_read: Callable[[], None] | None = None,
+        *,
+        keep_missing: bool = False,
     ) -> None:
         options = self.options
         _plan.fetch_batch(
@@ -713,6 +726,8 @@ class Sync:
             on_read=on_read,
         )
         _plan.refuse_stale(self.store, self.source, batch)
+        if keep_missing:
+            _plan.keep_missing(self.store, self.source, batch)
         run.emit("plan", len(batch.offers), len(ids))
         if options.resolve_lost_units:
             _plan.resolve_lost_units(
