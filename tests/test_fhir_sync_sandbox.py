@@ -18,11 +18,12 @@ from rorclient.config import Settings
 from rorclient.daemon import Daemon, DaemonOptions
 from rorclient.health import read_health
 from rorclient.models import EntityKind
+from rorclient.progress import describe_progress
 from rorclient.sandbox import Sandbox
 from rorclient.sandbox.mutations import MUTATION_KINDS
 from rorclient.store import open_store
 from rorclient.store.base import Store
-from rorclient.sync import RunStatus, Sync, SyncOptions
+from rorclient.sync import ProgressEvent, RunStatus, Sync, SyncOptions
 from tests._sync_fakes import mutate_sandbox
 
 SOURCE = "sandbox"
@@ -301,3 +302,21 @@ def test_the_cli_pulls_syncs_and_refreshes_a_fhir_source(sandbox: Sandbox, tmp_p
     assert main([*base, "refresh", "--unit", unit]) == 0
     with open_store(f"sqlite:///{tmp_path / 'ror.db'}") as store:
         assert rows(store) == truth(sandbox)
+
+
+def test_a_pull_shows_the_exports_x_progress_in_the_progress_display(tmp_path: Path) -> None:
+    sandbox = start(fhir_export_polls=2)
+    try:
+        settings = fhir_settings(sandbox, tmp_path / "ror.toml")
+        events: list[ProgressEvent] = []
+        with (
+            open_store(f"sqlite:///{tmp_path / 'ror.db'}") as store,
+            Sync(settings, store=store, options=SyncOptions(data_dir=tmp_path / "data")) as sync,
+        ):
+            assert sync.pull(progress=events.append).status is RunStatus.SUCCESS
+    finally:
+        sandbox.stop()
+    notes = [event.note for event in events if event.phase == "download" and event.note]
+    assert any(note.startswith("export: Build in progress") for note in notes)  # the server's X-Progress
+    line = describe_progress("pull", "download", 0, None, "bytes", elapsed=3, note=notes[0])
+    assert line.endswith(notes[0])

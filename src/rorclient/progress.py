@@ -59,7 +59,7 @@ class ProgressLine:
 
     def update(self, event: ProgressEvent) -> None:
         """A sync engine event (pull, sync, refresh)."""
-        self._progress(event.operation, event.phase, event.done, event.total, event.unit)
+        self._progress(event.operation, event.phase, event.done, event.total, event.unit, note=event.note)
 
     def update_load(self, progress: LoadProgress) -> None:
         """A ``rorclient load`` event."""
@@ -71,7 +71,9 @@ class ProgressLine:
         """A ``rorclient ror download`` event."""
         self._progress("ror", "download", done, total, "bytes")
 
-    def _progress(self, operation: str, phase: str, done: int, total: int | None, unit: str) -> None:
+    def _progress(
+        self, operation: str, phase: str, done: int, total: int | None, unit: str, *, note: str | None = None
+    ) -> None:
         if not self._enabled:
             return
         now = time.monotonic()
@@ -81,7 +83,8 @@ class ProgressLine:
             return
         elapsed = now - self._phase_started
         rate = (done - self._phase_base) / elapsed if elapsed > 0.5 else None
-        self._draw(describe_progress(operation, phase, done, total, unit, rate=rate, elapsed=elapsed), now)
+        line = describe_progress(operation, phase, done, total, unit, rate=rate, elapsed=elapsed, note=note)
+        self._draw(line, now)
 
     def show(self, text: str) -> None:
         """Any one-line text (throttled like the progress lines)."""
@@ -115,9 +118,11 @@ def describe_progress(
     *,
     rate: float | None = None,
     elapsed: float = 0.0,
+    note: str | None = None,
 ) -> str:
-    """One progress line: ``operation: phase  percent  done/total unit  rate  ETA``; parts that are not
-    known (no total, no rate yet) are left out. A phase with nothing counted yet shows its elapsed time."""
+    """One progress line: ``operation: phase  percent  done/total unit  rate  ETA  note``; parts that are
+    not known (no total, no rate yet) are left out. A phase with nothing counted yet shows its elapsed
+    time; ``note`` is what the source says in words (a FHIR export's ``X-Progress``)."""
     parts = [f"{operation}: {phase}"]
     if total:
         parts.append(f"{min(100.0, 100 * done / total):5.1f}%")
@@ -134,6 +139,8 @@ def describe_progress(
             parts.append(f"{rate:,.0f}/s")
     if total and rate and rate > 0 and done < total:
         parts.append(f"ETA {_clock((total - done) / rate)}")
+    if note:
+        parts.append(note)
     return "  ".join(parts)
 
 

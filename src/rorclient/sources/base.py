@@ -22,7 +22,7 @@ docs/architecture.md.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -49,9 +49,12 @@ class ChangesTooLargeError(RorError):
     instead of a delta."""
 
 
-#: ``progress(done, total)`` in bytes (``total`` ``None`` when unknown). What it raises stops the
-#: snapshot and propagates (the engine stops a pull this way).
-DownloadProgress = Callable[[int, int | None], None]
+class DownloadProgress(Protocol):
+    """``progress(done, total)`` in bytes (``total`` ``None`` when unknown), or ``progress(0, None,
+    note=...)`` for what a source can only say in words (a FHIR export's ``X-Progress``, the resources
+    read so far). What it raises stops the snapshot and propagates (the engine stops a pull this way)."""
+
+    def __call__(self, done: int, total: int | None, /, *, note: str | None = None) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -119,15 +119,15 @@ class FhirSource:
         streamed from a spill file. The watermark is the export's ``transactionTime`` (else the kick-off
         time), in the ROR's time frame."""
 
-        def on_progress(text: str | None) -> None:
+        def on_progress(text: str | None) -> None:  # each poll of the export job
             if text:
                 _log.info("FHIR export of source %s: %s", self._name, text)
             if progress is not None:
-                progress(0, None)
+                progress(0, None, note=f"export: {text}" if text else "export: in progress")
 
-        def on_resource(count: int) -> None:
+        def on_resource(count: int) -> None:  # the files, once the job is complete
             if progress is not None:
-                progress(count, None)
+                progress(0, None, note=f"{count:,} resources read")
 
         with self.reads.export(on_progress=on_progress, on_resource=on_resource) as pulled:
             stamp = pulled.transaction_time or pulled.requested_at

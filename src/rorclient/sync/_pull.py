@@ -18,7 +18,7 @@ from rorclient._private_files import private_directory
 from rorclient.csd.reader import read_csd
 from rorclient.errors import DataError, RemoteError
 from rorclient.models import Entity
-from rorclient.sources.base import Snapshot, Source
+from rorclient.sources.base import DownloadProgress, Snapshot, Source
 from rorclient.store._rows import StagesRows
 from rorclient.store.base import BulkLoad, ChangeKind, Store, SyncState
 from rorclient.sync._plan import Interrupted, StopFlag, to_frame
@@ -52,16 +52,16 @@ def take_snapshot(
     workdir: Path,
     *,
     stop: StopFlag,
-    on_progress: Callable[[int, int | None], None] | None = None,
+    on_progress: DownloadProgress | None = None,
 ) -> Snapshot:
     """``source.snapshot(workdir)``, stopped (raising :class:`Interrupted`) when ``stop`` is set."""
     private_directory(workdir)  # 0700: a snapshot holds the ROR's confidential contacts
 
-    def progress(done: int, total: int | None) -> None:
+    def progress(done: int, total: int | None, /, *, note: str | None = None) -> None:
         if stop.is_set():
             raise _StopDownload
         if on_progress is not None:
-            on_progress(done, total)
+            on_progress(done, total, note=note)
 
     try:
         return source.snapshot(workdir, progress=progress)

@@ -452,12 +452,11 @@ class Sync:
     # ---- pull internals ----------------------------------------------------------------------------
     def _pull(self, run: _Run, *, force: bool, dry_run: bool) -> SyncReport:
         clock_start = self._clock()
-        snapshot = _pull.take_snapshot(
-            self.origin,
-            self._workdir(),
-            stop=run.stop,
-            on_progress=lambda done, total: run.emit("download", done, total, "bytes"),
-        )
+
+        def downloading(done: int, total: int | None, /, *, note: str | None = None) -> None:
+            run.emit("download", done, total, "bytes", note=note)
+
+        snapshot = _pull.take_snapshot(self.origin, self._workdir(), stop=run.stop, on_progress=downloading)
         try:
             return self._load_pulled(run, snapshot, clock_start, force=force, dry_run=dry_run)
         finally:

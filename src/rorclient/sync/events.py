@@ -186,6 +186,8 @@ class ProgressEvent(BaseModel):
     """The file being read (phase ``load``)."""
     entities: int | None = None
     """Entities read so far (phase ``load``)."""
+    note: str | None = None
+    """What the source says in words, e.g. a FHIR export's ``X-Progress`` (phase ``download``)."""
 
     def describe(self) -> str:
         """One line, e.g. ``sync: read 120/400 establishments`` or ``pull: download 12.5/80.0 MB``."""
@@ -195,7 +197,8 @@ class ProgressEvent(BaseModel):
         else:
             amount = f"{self.done:,}/{self.total:,}" if self.total is not None else f"{self.done:,}"
             amount += f" {self.unit}"
-        return f"{self.operation}: {self.phase} {amount}"
+        line = f"{self.operation}: {self.phase} {amount}"
+        return f"{line} ({self.note})" if self.note else line
 
 
 ProgressCallback = Callable[[ProgressEvent], None]
