@@ -141,7 +141,8 @@ class SyncReport(_Model):
         if self.retried:
             parts.append(f"{self.retried} retried")
         if self.operation in ("pull", "load"):
-            parts.append(f"{self.entities} entities, {self.bytes / 1e6:.1f} MB")
+            size = f", {self.bytes / 1e6:.1f} MB" if self.bytes else ""  # a stream of entities has no size
+            parts.append(f"{self.entities} entities{size}")
         parts.append(changes or "no change")
         if self.failed:
             parts.append(f"{len(self.failed)} failed")
