@@ -337,12 +337,21 @@ def refuse_stale(store: Store, source: str, batch: Batch) -> None:
         batch.stale += 1
 
 
-def keep_missing(store: Store, source: str, batch: Batch) -> None:
+def keep_missing(
+    store: Store, source: str, batch: Batch, seen: set[tuple[EntityKind, str]] | None = None
+) -> None:
     """Make each offer of ``batch`` also hold what the store has under its establishment (rows of
     ``source``) and no offer of the batch holds: for a source whose re-reads do not prove deletions
     (FHIR: an answer lacks what the access profile hides), a delta cycle then updates and creates but
-    never deletes. Rows another offer of the batch holds are left to it (a unit that moved)."""
+    never deletes. Rows another offer of the batch holds are left to it (a unit that moved).
+
+    ``seen``: what the cycle's earlier batches read (updated with this batch's). A cycle plans every
+    batch before applying any, so the store still shows a unit an earlier batch moves away under its
+    former establishment: without ``seen``, its stored copy would be put back there."""
     read = {(entity.kind, entity.id) for offer in batch.offers.values() for entity in offer.entities()}
+    if seen is not None:
+        seen.update(read)
+        read = seen
     for establishment_id, offer in list(batch.offers.items()):
         kept: list[Entity] = []
         offset: int | None = 0

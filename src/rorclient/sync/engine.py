@@ -604,6 +604,7 @@ class Sync:
         # cycle: a breaker checked batch by batch let earlier batches commit, and each retry of the
         # blocked cycle committed a few more of a bad answer's deletions (issue 14, the ratchet).
         batches: list[_plan.Batch] = []
+        seen: set[tuple[EntityKind, str]] = set()  # what the cycle read so far (keep_missing)
         read_ids = 0
         # Offers of planned batches wait on disk while later ones are read: memory stays at one batch.
         spill = (
@@ -618,7 +619,12 @@ class Sync:
                 batch = _plan.Batch(zone=self._zone)
                 chunk = order[start : start + options.batch_size]
                 self._read_and_plan(
-                    run, batch, chunk, on_read, keep_missing=not self.origin.traits.rereads_prove_deletions
+                    run,
+                    batch,
+                    chunk,
+                    on_read,
+                    keep_missing=not self.origin.traits.rereads_prove_deletions,
+                    seen=seen,
                 )
                 read_ids += len(chunk)
                 for kind, number in batch.planned_counts().items():
@@ -714,6 +720,7 @@ class Sync:
         on_read: Callable[[], None] | None = None,
         *,
         keep_missing: bool = False,
+        seen: set[tuple[EntityKind, str]] | None = None,
     ) -> None:
         options = self.options
         _plan.fetch_batch(
@@ -727,7 +734,7 @@ class Sync:
         )
         _plan.refuse_stale(self.store, self.source, batch)
         if keep_missing:
-            _plan.keep_missing(self.store, self.source, batch)
+            _plan.keep_missing(self.store, self.source, batch, seen)
         run.emit("plan", len(batch.offers), len(ids))
         if options.resolve_lost_units:
             _plan.resolve_lost_units(
