@@ -552,7 +552,9 @@ class Sync:
         return report
 
     def _sync_without_deltas(self, run: _Run, state: SyncState, *, force: bool, dry_run: bool) -> SyncReport:
-        if self.origin.snapshot_changed(state.last_full_pull):
+        # Compared with when the last pull (or check) started, not when it ended: a file replaced while
+        # it was being loaded is newer than what was loaded.
+        if self.origin.snapshot_changed(state.taken_at):
             return self._pull(run, force=force, dry_run=dry_run)
         status = RunStatus.DRY_RUN if dry_run else RunStatus.SUCCESS
         report = run.report(status, watermark_before=state.watermark, watermark=state.watermark)
