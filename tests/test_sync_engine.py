@@ -666,11 +666,17 @@ def test_a_unit_moving_across_batches_of_a_source_whose_rereads_prove_nothing_la
     )
     engine.pull()
     source, unit, target = "1600000017", "32/1017005", "1880000042"
+    hidden = next(u for key, u in ror.movable() if key == target)
     ror.move(unit, source, target)
+    truth = ror.snapshot()
+    ror.delete_unit(target, hidden)  # the target's answer now lacks it (an access profile): no proof
     ror.notif_order = lambda ids: sorted(
         ids, key=lambda key: (key != target) if target_first else (key == target)
     )
-    engine.sync()
+    report = engine.sync()
     assert unit_of(store, unit) == (target, target, False)
     assert ChangeKind.DELETED not in changes_of(store, unit)
-    assert live_rows(store) == ror.snapshot()
+    assert unit_of(store, hidden) is not None and unit_of(store, hidden)[2] is False  # type: ignore[index]
+    assert ChangeKind.DELETED not in changes_of(store, hidden)
+    assert report.counts["deleted"] == 0  # a delta of such a source never deletes
+    assert {row[1] for row in live_rows(store)} >= {row[1] for row in truth}

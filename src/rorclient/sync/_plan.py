@@ -347,11 +347,13 @@ def keep_missing(
 
     ``seen``: what the cycle's earlier batches read (updated with this batch's). A cycle plans every
     batch before applying any, so the store still shows a unit an earlier batch moves away under its
-    former establishment: without ``seen``, its stored copy would be put back there."""
+    former establishment: its stored copy is not put back there, and the unit is protected (``keep``)
+    rather than lost — no extra read, whose answer would not be completed like this one."""
     read = {(entity.kind, entity.id) for offer in batch.offers.values() for entity in offer.entities()}
+    earlier: set[tuple[EntityKind, str]] = set()
     if seen is not None:
+        earlier = seen - read
         seen.update(read)
-        read = seen
     for establishment_id, offer in list(batch.offers.items()):
         kept: list[Entity] = []
         offset: int | None = 0
@@ -359,7 +361,13 @@ def keep_missing(
             page = store.find(
                 EntityQuery(establishment=establishment_id, source=source, limit=10_000, offset=offset)
             )
-            kept.extend(item.entity for item in page.items if (item.kind, item.id) not in read)
+            for item in page.items:
+                key = (item.kind, item.id)
+                if key in earlier:
+                    if item.kind is EntityKind.UNIT:
+                        batch.protected.add(item.id)  # an earlier batch moves it: not deleted here
+                elif key not in read:
+                    kept.append(item.entity)
             offset = page.next_offset
         if kept:
             batch.offers[establishment_id] = Offer.of([*offer.entities(), *kept])
