@@ -862,7 +862,9 @@ class Sync:
     def _breaker(self, planned: dict[ChangeKind, int], live: int, force: bool) -> BreakerVerdict:
         deletions, closures = planned[ChangeKind.DELETED], planned[ChangeKind.CLOSED]
         limit = max(math.ceil(self.options.breaker_share * live), self.options.breaker_floor)
-        tripped = deletions + closures > limit
+        # Deleting every live entity of a source is never small, whatever the floor: an empty answer
+        # would otherwise wipe a source of up to ``breaker_floor`` entities without a word.
+        tripped = deletions + closures > limit or _wipes(deletions, live)
         return BreakerVerdict(
             deletions=deletions,
             closures=closures,
@@ -882,6 +884,13 @@ class Sync:
         **fields: Any,
     ) -> NoReturn:
         verdict = verdict.model_copy(update={"latched": True})
+        if verdict.deletions + verdict.closures > verdict.limit:
+            why = (
+                f"exceed the limit of {verdict.limit} (the larger of {self.options.breaker_share:.0%} "
+                f"of {verdict.live} live entities and the floor of {self.options.breaker_floor})"
+            )
+        else:
+            why = f"would delete every live entity of the source ({verdict.live})"
         report = run.report(
             RunStatus.BLOCKED,
             counts=_counts(planned),
@@ -889,8 +898,7 @@ class Sync:
             pending=len(self.store.pending(self.source)),
             error=(
                 f"safety breaker: {scope}{verdict.deletions} deletions + {verdict.closures} closures "
-                f"exceed the limit of {verdict.limit} (the larger of {self.options.breaker_share:.0%} "
-                f"of {verdict.live} live entities and the floor of {self.options.breaker_floor}); "
+                f"{why}; "
                 f"nothing was committed and the breaker of source {self.source!r} is latched: the "
                 "daemon applies nothing from it until `rorclient sync --force` (or pull --force) or "
                 "`rorclient breaker reset` — check the ROR's answer first (keep_extraction keeps a "
@@ -1023,6 +1031,11 @@ def _only_source_name(settings: Settings | None) -> str | None:
     if settings is not None and len(settings.sources) == 1:
         return settings.sources[0].name
     return None
+
+
+def _wipes(deletions: int, live: int) -> bool:
+    """Whether a run deletes every live entity of its source."""
+    return live > 0 and deletions >= live
 
 
 def _counts(counts: dict[ChangeKind, int]) -> dict[str, int]:
