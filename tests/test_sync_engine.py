@@ -680,3 +680,31 @@ def test_a_unit_moving_across_batches_of_a_source_whose_rereads_prove_nothing_la
     assert ChangeKind.DELETED not in changes_of(store, hidden)
     assert report.counts["deleted"] == 0  # a delta of such a source never deletes
     assert {row[1] for row in live_rows(store)} >= {row[1] for row in truth}
+
+
+def test_refreshing_one_establishment_of_a_source_whose_rereads_prove_nothing_deletes_nothing_elsewhere(
+    ror: FakeRor, store: MemoryStore, tmp_path: Path
+) -> None:
+    # refresh(A) replaces A's subtree. A unit that left A is followed to its new establishment B, which
+    # is read to place it: for a FHIR-like source, B's answer proves nothing about what it lacks (an
+    # access profile hides it), so B's rows are updated and created, never deleted.
+    from rorclient.sources import CsdSource, SourceTraits
+
+    class NoProofSource(CsdSource):
+        traits = SourceTraits(deltas=True, reads=True, rereads_prove_deletions=False)
+
+    engine = Sync(
+        store=store,
+        source=NoProofSource(SOURCE, ror),
+        options=SyncOptions(data_dir=tmp_path / "data"),
+        clock=lambda: ror.now,
+    )
+    engine.pull()
+    source, unit, target = "1600000017", "32/1017005", "1880000042"
+    hidden = next(u for key, u in ror.movable() if key == target)
+    ror.move(unit, source, target)
+    ror.delete_unit(target, hidden)  # B's answer lacks it: no proof it is gone
+    engine.refresh(establishment=source)
+    assert unit_of(store, unit) == (target, target, False)
+    assert unit_of(store, hidden) is not None and unit_of(store, hidden)[2] is False  # type: ignore[index]
+    assert ChangeKind.DELETED not in changes_of(store, hidden)

@@ -414,8 +414,13 @@ def resolve_lost_units(
     concurrency: int,
     unknown_codes: tuple[int | None, ...],
     stop: StopFlag,
+    complete_targets: bool = False,
 ) -> None:
-    """Plan, and tell moved units from deleted ones until the plan deletes no unit of unknown fate."""
+    """Plan, and tell moved units from deleted ones until the plan deletes no unit of unknown fate.
+
+    ``complete_targets``: the establishments read to place a moved unit are completed with what the
+    store holds (:func:`keep_missing`) — for a source whose re-reads prove no deletion, nobody asked to
+    replace them."""
     plan_batch(store, source, batch)
     for _ in range(MAX_RESOLVE_ROUNDS):
         lost = lost_units(batch)
@@ -423,7 +428,18 @@ def resolve_lost_units(
             return
         targets = _ask_units(client, batch, lost, unknown_codes, stop)
         if targets:
-            _fetch_targets(client, store, source, batch, targets, lost, concurrency, unknown_codes, stop)
+            _fetch_targets(
+                client,
+                store,
+                source,
+                batch,
+                targets,
+                lost,
+                concurrency,
+                unknown_codes,
+                stop,
+                complete_targets,
+            )
         plan_batch(store, source, batch)
     left = lost_units(batch)
     if left:
@@ -481,10 +497,14 @@ def _fetch_targets(
     concurrency: int,
     unknown_codes: tuple[int | None, ...],
     stop: StopFlag,
+    complete: bool = False,
 ) -> None:
     extra = Batch(zone=batch.zone)
     fetch_batch(client, list(targets), extra, concurrency=concurrency, unknown_codes=unknown_codes, stop=stop)
     refuse_stale(store, source, extra)  # a stale target is a failed one: the units moving there are kept
+    if complete:  # not what the batch's own offers hold (a unit moving the other way)
+        held = {(entity.kind, entity.id) for offer in batch.offers.values() for entity in offer.entities()}
+        keep_missing(store, source, extra, held)
     batch.stale += extra.stale
     for establishment_id, offer in extra.offers.items():
         batch.add_offer(establishment_id, offer)

@@ -747,6 +747,7 @@ class Sync:
                 concurrency=options.concurrency,
                 unknown_codes=options.unknown_codes,
                 stop=run.stop,
+                complete_targets=not self.origin.traits.rereads_prove_deletions,
             )
         else:
             _plan.plan_batch(self.store, self.source, batch)
