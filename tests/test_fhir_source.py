@@ -177,3 +177,23 @@ def test_an_http_404_from_the_fhir_api_never_tombstones_an_establishment(
         assert sync.status().entities == live
     ((_, error),) = list(broken.read_establishments([site]))
     assert isinstance(error, RorError) and not is_unknown(error, (404,))
+
+
+def test_an_export_stamped_in_the_future_never_moves_the_watermark_past_the_pull(
+    region: list[Offer], tmp_path: Path
+) -> None:
+    # A transactionTime later than the pull (a hostile or skewed server) would make every later delta
+    # start after changes it never saw: they would be skipped for good. The watermark is bounded by our
+    # clock when the pull started, as a CSD pull's is.
+    from rorclient.sync import Sync
+
+    started = dt.datetime(2024, 6, 1, 11, 0)  # the export says noon (Paris)
+    with Sync(
+        source=FhirSource("national", FakeFhirApi(_resources(region))),
+        store="memory://",
+        clock=lambda: started,
+    ) as sync:
+        report = sync.pull()
+        state = sync.store.sync_state("national")
+    assert state is not None and state.watermark is not None
+    assert state.watermark <= started and report.watermark is not None and report.watermark <= started

@@ -497,7 +497,9 @@ class Sync:
             # time from below, in the ROR's own clock, whatever ours says. A source that knows its
             # snapshot's time (FHIR $export) says so.
             if snapshot.watermark is not None:
-                watermark = snapshot.watermark
+                # Never later than our clock when the pull began: a snapshot stamped in the future (a
+                # skewed or hostile server) would make every later delta skip what it never saw.
+                watermark = min(snapshot.watermark, clock_start)
             else:
                 watermark = min(clock_start, newest) if newest is not None else clock_start
             states.append(
