@@ -684,3 +684,58 @@ def test_fhir_errors_survive_pickling_with_their_attributes() -> None:
     assert type(copy) is FhirTruncatedError and str(copy) == str(error)
     assert (copy.resource_type, copy.limit, copy.total, copy.issues) == ("Location", 10, 12, (issue,))
     assert pickle.loads(pickle.dumps(FhirTransientError("x"))).retryable
+
+
+def test_an_export_file_with_fewer_resources_than_its_manifest_counts_is_refused(
+    server: FhirTestServer, waits: list[float]
+) -> None:
+    # A file that ends cleanly but short (a proxy, a server cut at a line boundary) must not pass for the
+    # whole export: what it lacks would be tombstoned, below the breaker's share unnoticed.
+    resources = [org(n) for n in range(10)]
+    serve_export(
+        server,
+        [resources],
+        shape="ndjson",
+        manifest_extra={
+            "output": [{"type": "Organization", "url": f"{server.base_url}/files/file-0.json", "count": 11}]
+        },
+    )
+    with FhirClient(options(server)) as fhir, fhir.export() as export, pytest.raises(FhirError) as caught:
+        list(export.resources())
+    assert "11" in str(caught.value) and "10" in str(caught.value)
+    downloads = [r for r in server.api_requests() if r.path.endswith("/files/file-0.json")]
+    assert len(downloads) > 1  # fetched again before giving up: a short file may be a transient cut
+
+
+def test_an_export_file_with_the_count_its_manifest_announces_is_read(
+    server: FhirTestServer, waits: list[float]
+) -> None:
+    resources = [org(n) for n in range(3)]
+    serve_export(
+        server,
+        [resources],
+        shape="ndjson",
+        manifest_extra={
+            "output": [{"type": "Organization", "url": f"{server.base_url}/files/file-0.json", "count": 3}]
+        },
+    )
+    with FhirClient(options(server)) as fhir, fhir.export() as export:
+        assert [r["id"] for r in export.resources()] == ["org-0", "org-1", "org-2"]
+
+
+@pytest.mark.parametrize(
+    "errors",
+    [
+        [{"type": "OperationOutcome"}],  # an error file without its url
+        ["errors.ndjson"],
+        {"type": "OperationOutcome", "url": "errors.ndjson"},  # not a list
+        "errors.ndjson",
+    ],
+)
+def test_an_export_manifest_with_unreadable_error_entries_is_refused(
+    server: FhirTestServer, waits: list[float], errors: Any
+) -> None:
+    # The server says something went wrong, in a shape we cannot read: that is no proof of completeness.
+    serve_export(server, [[org(1)]], manifest_extra={"error": errors})
+    with FhirClient(options(server)) as fhir, pytest.raises(FhirError, match="error"), fhir.export():
+        pass

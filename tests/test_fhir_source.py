@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from rorclient.errors import RorError
 from rorclient.fhir import resources_for
 from rorclient.fhir._reads import DeltaTooLargeError
 from rorclient.models import Entity, Offer, UnitLevel
@@ -141,3 +142,58 @@ def test_establishments_are_read_concurrently_each_once(region: list[Offer]) -> 
     for offer in region:
         read = results[offer.establishments[0].id]
         assert isinstance(read, Offer) and _plain(read.entities()) == _plain(offer.entities())
+
+
+class _NotFoundApi(FakeFhirApi):
+    """A FHIR API whose searches answer HTTP 404 (a proxy route gone, a base URL cut): no statement about
+    any establishment."""
+
+    def search(self, resource_type: str, params: Any) -> Any:
+        from rorclient.fhir import FhirError
+
+        raise FhirError("FHIR search answered HTTP 404", status=404)
+
+
+def test_an_http_404_from_the_fhir_api_never_tombstones_an_establishment(
+    region: list[Offer], tmp_path: Path
+) -> None:
+    from rorclient.store.base import EntityKind
+    from rorclient.sync import Sync
+
+    api = FakeFhirApi(_resources(region))
+    site = region[1].establishments[0].id
+    with Sync(source=FhirSource("national", api), store=f"sqlite:///{tmp_path / 'ror.db'}") as sync:
+        sync.pull()
+        live = sync.status().entities
+        broken = FhirSource("national", _NotFoundApi([]))
+        with Sync(source=broken, store=sync.store) as failing:
+            with pytest.raises(RorError):
+                failing.refresh(establishment=site)
+            unit = region[1].units[-1].id
+            with pytest.raises(RorError):
+                failing.refresh(unit=unit)
+        assert sync.store.get(EntityKind.ESTABLISHMENT, site) is not None
+        assert sync.store.get(EntityKind.UNIT, unit) is not None
+        assert sync.status().entities == live
+    ((_, error),) = list(broken.read_establishments([site]))
+    assert isinstance(error, RorError) and not is_unknown(error, (404,))
+
+
+def test_an_export_stamped_in_the_future_never_moves_the_watermark_past_the_pull(
+    region: list[Offer], tmp_path: Path
+) -> None:
+    # A transactionTime later than the pull (a hostile or skewed server) would make every later delta
+    # start after changes it never saw: they would be skipped for good. The watermark is bounded by our
+    # clock when the pull started, as a CSD pull's is.
+    from rorclient.sync import Sync
+
+    started = dt.datetime(2024, 6, 1, 11, 0)  # the export says noon (Paris)
+    with Sync(
+        source=FhirSource("national", FakeFhirApi(_resources(region))),
+        store="memory://",
+        clock=lambda: started,
+    ) as sync:
+        report = sync.pull()
+        state = sync.store.sync_state("national")
+    assert state is not None and state.watermark is not None
+    assert state.watermark <= started and report.watermark is not None and report.watermark <= started

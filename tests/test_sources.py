@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import time
 import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -275,3 +276,27 @@ def test_a_sync_built_on_a_client_drives_it_as_a_web_service_source(tmp_path: Pa
         sync.pull()
         assert ror.calls["extraction"] == 1
         assert not list((tmp_path / "t").iterdir())  # the downloaded extraction is not kept
+
+
+def test_a_file_replaced_while_it_is_being_pulled_is_pulled_again_by_the_next_sync(tmp_path: Path) -> None:
+    # The operator (or a cron job) drops the new weekly file while the old one is being loaded: the next
+    # sync must see it, not take it for the file it has just loaded.
+    path = tmp_path / "od.xml"
+    write_extraction(path, seed=5, establishments=4)
+    newer = tmp_path / "od.new.xml"
+    write_extraction(newer, seed=5, establishments=5)
+    replaced: list[bool] = []
+
+    def replace_once(event: object) -> None:
+        if getattr(event, "phase", None) == "commit" and not replaced:  # read, not yet swapped
+            os.replace(newer, path)
+            now = time.time_ns()  # the file system's own stamps are coarser than our clock
+            os.utime(path, ns=(now, now))
+            replaced.append(True)
+
+    with MemoryStore() as store, Sync(source=FileSource("od", [path]), store=store) as sync:
+        sync.pull(progress=replace_once)
+        assert replaced and store.stats().by_source["od"] == distinct(generate_dataset(5, 4))
+        again = sync.sync()
+        assert again.counts["created"] > 0
+        assert store.stats().by_source["od"] == distinct(generate_dataset(5, 5))

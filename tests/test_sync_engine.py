@@ -643,3 +643,68 @@ def test_importing_the_engine_does_not_import_the_network_libraries() -> None:
     code = "import sys, rorclient.sync, rorclient.daemon; print(sorted({'httpx', 'zeep'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("target_first", [True, False])
+def test_a_unit_moving_across_batches_of_a_source_whose_rereads_prove_nothing_lands_where_it_went(
+    ror: FakeRor, store: MemoryStore, tmp_path: Path, target_first: bool
+) -> None:
+    # FHIR-like: a delta keeps what an answer lacks (keep_missing). The cycle plans every batch before
+    # applying any, so the batch holding the unit's former establishment must not put back there the
+    # stored copy of a unit another batch moves away — a row written where it does not belong, for good
+    # (the next delta does not list it again).
+    from rorclient.sources import CsdSource, SourceTraits
+
+    class NoProofSource(CsdSource):
+        traits = SourceTraits(deltas=True, reads=True, rereads_prove_deletions=False)
+
+    engine = Sync(
+        store=store,
+        source=NoProofSource(SOURCE, ror),
+        options=SyncOptions(data_dir=tmp_path / "data", batch_size=1),
+        clock=lambda: ror.now,
+    )
+    engine.pull()
+    source, unit, target = "1600000017", "32/1017005", "1880000042"
+    hidden = next(u for key, u in ror.movable() if key == target)
+    ror.move(unit, source, target)
+    truth = ror.snapshot()
+    ror.delete_unit(target, hidden)  # the target's answer now lacks it (an access profile): no proof
+    ror.notif_order = lambda ids: sorted(
+        ids, key=lambda key: (key != target) if target_first else (key == target)
+    )
+    report = engine.sync()
+    assert unit_of(store, unit) == (target, target, False)
+    assert ChangeKind.DELETED not in changes_of(store, unit)
+    assert unit_of(store, hidden) is not None and unit_of(store, hidden)[2] is False  # type: ignore[index]
+    assert ChangeKind.DELETED not in changes_of(store, hidden)
+    assert report.counts["deleted"] == 0  # a delta of such a source never deletes
+    assert {row[1] for row in live_rows(store)} >= {row[1] for row in truth}
+
+
+def test_refreshing_one_establishment_of_a_source_whose_rereads_prove_nothing_deletes_nothing_elsewhere(
+    ror: FakeRor, store: MemoryStore, tmp_path: Path
+) -> None:
+    # refresh(A) replaces A's subtree. A unit that left A is followed to its new establishment B, which
+    # is read to place it: for a FHIR-like source, B's answer proves nothing about what it lacks (an
+    # access profile hides it), so B's rows are updated and created, never deleted.
+    from rorclient.sources import CsdSource, SourceTraits
+
+    class NoProofSource(CsdSource):
+        traits = SourceTraits(deltas=True, reads=True, rereads_prove_deletions=False)
+
+    engine = Sync(
+        store=store,
+        source=NoProofSource(SOURCE, ror),
+        options=SyncOptions(data_dir=tmp_path / "data"),
+        clock=lambda: ror.now,
+    )
+    engine.pull()
+    source, unit, target = "1600000017", "32/1017005", "1880000042"
+    hidden = next(u for key, u in ror.movable() if key == target)
+    ror.move(unit, source, target)
+    ror.delete_unit(target, hidden)  # B's answer lacks it: no proof it is gone
+    engine.refresh(establishment=source)
+    assert unit_of(store, unit) == (target, target, False)
+    assert unit_of(store, hidden) is not None and unit_of(store, hidden)[2] is False  # type: ignore[index]
+    assert ChangeKind.DELETED not in changes_of(store, hidden)

@@ -376,3 +376,29 @@ def test_a_unit_moving_to_an_establishment_whose_answer_is_stale_is_kept(
     row = store.get(EntityKind.UNIT, unit_id)
     assert row is not None and not row.deleted
     assert report.stale == 1 and {item.establishment_id for item in store.pending()} >= {source, target}
+
+
+def test_an_empty_answer_never_wipes_a_small_source_below_the_breakers_floor(tmp_path: Path) -> None:
+    # A source of 2 establishments (~20 entities) sits under the floor of 50: an empty snapshot (an empty
+    # FHIR manifest, a regional filter that suddenly matches nothing, an empty file) would delete all of
+    # it without a word. Deleting every live entity of a source is never judged small.
+    from rorclient.sandbox.dataset import write_extraction
+    from rorclient.sources import FileSource
+
+    full, empty = tmp_path / "full.xml", tmp_path / "empty.xml"
+    write_extraction(full, seed=5, establishments=2)
+    write_csd([], empty)
+    with MemoryStore() as store:
+        with Sync(source=FileSource("od", [full]), store=store) as sync:
+            sync.pull()
+        before = live_rows(store)
+        assert 0 < len(before) <= SyncOptions().breaker_floor
+        with (
+            Sync(source=FileSource("od", [empty]), store=store) as sync,
+            pytest.raises(SafetyBreakerError, match="every live entity"),
+        ):
+            sync.pull()
+        assert live_rows(store) == before
+        with Sync(source=FileSource("od", [empty]), store=store) as sync:
+            assert sync.pull(force=True).counts["deleted"] == len(before)  # an operator's decision
+        assert live_rows(store) == set()

@@ -189,7 +189,9 @@ class FhirExport:
         renewed between and, after a 401, within downloads; a file cut short is fetched again and the
         resources already yielded are skipped."""
         for file in self.files:
-            yield from self._client._file_resources(file.url, requires_token=self._requires_token)
+            yield from self._client._file_resources(
+                file.url, requires_token=self._requires_token, count=file.count
+            )
 
 
 class FhirClient:
@@ -486,10 +488,19 @@ class FhirClient:
         )
 
     def _check_error_files(self, manifest: Mapping[str, Any], requires_token: bool) -> None:
-        """Refuse an export whose ``error`` files report errors (warnings are logged)."""
-        for item in manifest.get("error") or ():
+        """Refuse an export whose ``error`` files report errors (warnings are logged), or whose ``error``
+        entries cannot be read: what the server flags without our being able to read it proves nothing
+        complete."""
+        errors = manifest.get("error") or []
+        if not isinstance(errors, list):
+            raise FhirError(
+                "FHIR $export manifest: its error entry is not a list; the export may be incomplete"
+            )
+        for item in errors:
             if not isinstance(item, dict) or not isinstance(item.get("url"), str):
-                continue
+                raise FhirError(
+                    "FHIR $export manifest: an error entry without a url; the export may be incomplete"
+                )
             url = urljoin(self.options.base_url + "/", item["url"])
             if requires_token:
                 self._own_url(url, "export error file")
@@ -512,7 +523,11 @@ class FhirClient:
         if reply.status not in (200, 202, 204, 404):
             _log.warning("deleting the FHIR export job %s answered HTTP %d", safe_url(url), reply.status)
 
-    def _file_resources(self, url: str, *, requires_token: bool) -> Iterator[dict[str, Any]]:
+    def _file_resources(
+        self, url: str, *, requires_token: bool, count: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """The resources of one export file. ``count`` (the manifest's): a file that ends cleanly with
+        fewer resources is fetched again, then refused — never handed over as the whole file."""
         operation = "FHIR $export download"
         yielded = 0
         failures = 0
@@ -526,6 +541,11 @@ class FhirClient:
                             continue
                         yielded += 1
                         yield resource
+                if count is not None and yielded < count:
+                    raise FhirTransientError(
+                        f"{operation}: {safe_url(url)} holds {yielded} resources, the manifest announced "
+                        f"{count}; the export is incomplete"
+                    )
                 return
             except RorError as error:
                 failures += 1

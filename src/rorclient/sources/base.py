@@ -79,8 +79,8 @@ class Snapshot:
     The engine stages ``files`` (CSD, plain/gzip/zip; read by parallel reader processes when large) and
     then ``entities`` into one bulk load, and swaps it in atomically: what none of them holds becomes a
     tombstone. The watermark written with the swap is ``watermark`` when the source knows it (the FHIR
-    ``$export`` transaction time), else the newest ``record/updated`` read, bounded above by the ROR
-    clock when the pull started.
+    ``$export`` transaction time), else the newest ``record/updated`` read — either bounded above by the
+    ROR clock when the pull started.
     """
 
     files: tuple[Path, ...] = ()

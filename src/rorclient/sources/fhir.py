@@ -6,6 +6,7 @@ this class is the :class:`~rorclient.sources.Source` the engine drives. See docs
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import logging
 import threading
@@ -203,7 +204,10 @@ class FhirSource:
             prefetched = self._prefetched.pop(establishment_id, None)
         if prefetched is not None:
             return prefetched
-        found, offer = self.reads.establishment(establishment_id)
+        try:
+            found, offer = self.reads.establishment(establishment_id)
+        except RorError as error:
+            raise _no_verdict(error) from error
         if found is None:
             raise FhirUnknownIdentifierError(
                 f"the FHIR API returns no establishment {establishment_id} (source {self._name})"
@@ -211,7 +215,10 @@ class FhirSource:
         return offer
 
     def read_unit(self, unit_id: str) -> Offer:
-        _, offer = self.reads.unit(unit_id)
+        try:
+            _, offer = self.reads.unit(unit_id)
+        except RorError as error:
+            raise _no_verdict(error) from error
         if not offer.units:
             raise FhirUnknownIdentifierError(
                 f"the FHIR API returns no unit {unit_id} (source {self._name})", UNKNOWN_UNIT_CODE
@@ -224,6 +231,17 @@ class FhirSource:
         close = getattr(api, "close", None)
         if api is not None and self._owns_api and close is not None:
             close()
+
+
+def _no_verdict(error: RorError) -> RorError:
+    """``error`` without a code the engine could take for "unknown identifier": an HTTP 404 from a search
+    (a proxy route gone, a wrong base path) says nothing about an establishment or a unit; only
+    :class:`FhirUnknownIdentifierError` does. The HTTP status stays in ``error.status``."""
+    if not isinstance(error, RemoteError) or error.code is None:
+        return error
+    quiet = copy.copy(error)
+    quiet.code = None
+    return quiet
 
 
 def _ror_time(moment: dt.datetime) -> dt.datetime:

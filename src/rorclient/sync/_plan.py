@@ -337,12 +337,23 @@ def refuse_stale(store: Store, source: str, batch: Batch) -> None:
         batch.stale += 1
 
 
-def keep_missing(store: Store, source: str, batch: Batch) -> None:
+def keep_missing(
+    store: Store, source: str, batch: Batch, seen: set[tuple[EntityKind, str]] | None = None
+) -> None:
     """Make each offer of ``batch`` also hold what the store has under its establishment (rows of
     ``source``) and no offer of the batch holds: for a source whose re-reads do not prove deletions
     (FHIR: an answer lacks what the access profile hides), a delta cycle then updates and creates but
-    never deletes. Rows another offer of the batch holds are left to it (a unit that moved)."""
+    never deletes. Rows another offer of the batch holds are left to it (a unit that moved).
+
+    ``seen``: what the cycle's earlier batches read (updated with this batch's). A cycle plans every
+    batch before applying any, so the store still shows a unit an earlier batch moves away under its
+    former establishment: its stored copy is not put back there, and the unit is protected (``keep``)
+    rather than lost — no extra read, whose answer would not be completed like this one."""
     read = {(entity.kind, entity.id) for offer in batch.offers.values() for entity in offer.entities()}
+    earlier: set[tuple[EntityKind, str]] = set()
+    if seen is not None:
+        earlier = seen - read
+        seen.update(read)
     for establishment_id, offer in list(batch.offers.items()):
         kept: list[Entity] = []
         offset: int | None = 0
@@ -350,7 +361,13 @@ def keep_missing(store: Store, source: str, batch: Batch) -> None:
             page = store.find(
                 EntityQuery(establishment=establishment_id, source=source, limit=10_000, offset=offset)
             )
-            kept.extend(item.entity for item in page.items if (item.kind, item.id) not in read)
+            for item in page.items:
+                key = (item.kind, item.id)
+                if key in earlier:
+                    if item.kind is EntityKind.UNIT:
+                        batch.protected.add(item.id)  # an earlier batch moves it: not deleted here
+                elif key not in read:
+                    kept.append(item.entity)
             offset = page.next_offset
         if kept:
             batch.offers[establishment_id] = Offer.of([*offer.entities(), *kept])
@@ -397,8 +414,13 @@ def resolve_lost_units(
     concurrency: int,
     unknown_codes: tuple[int | None, ...],
     stop: StopFlag,
+    complete_targets: bool = False,
 ) -> None:
-    """Plan, and tell moved units from deleted ones until the plan deletes no unit of unknown fate."""
+    """Plan, and tell moved units from deleted ones until the plan deletes no unit of unknown fate.
+
+    ``complete_targets``: the establishments read to place a moved unit are completed with what the
+    store holds (:func:`keep_missing`) — for a source whose re-reads prove no deletion, nobody asked to
+    replace them."""
     plan_batch(store, source, batch)
     for _ in range(MAX_RESOLVE_ROUNDS):
         lost = lost_units(batch)
@@ -406,7 +428,18 @@ def resolve_lost_units(
             return
         targets = _ask_units(client, batch, lost, unknown_codes, stop)
         if targets:
-            _fetch_targets(client, store, source, batch, targets, lost, concurrency, unknown_codes, stop)
+            _fetch_targets(
+                client,
+                store,
+                source,
+                batch,
+                targets,
+                lost,
+                concurrency,
+                unknown_codes,
+                stop,
+                complete_targets,
+            )
         plan_batch(store, source, batch)
     left = lost_units(batch)
     if left:
@@ -464,10 +497,14 @@ def _fetch_targets(
     concurrency: int,
     unknown_codes: tuple[int | None, ...],
     stop: StopFlag,
+    complete: bool = False,
 ) -> None:
     extra = Batch(zone=batch.zone)
     fetch_batch(client, list(targets), extra, concurrency=concurrency, unknown_codes=unknown_codes, stop=stop)
     refuse_stale(store, source, extra)  # a stale target is a failed one: the units moving there are kept
+    if complete:  # not what the batch's own offers hold (a unit moving the other way)
+        held = {(entity.kind, entity.id) for offer in batch.offers.values() for entity in offer.entities()}
+        keep_missing(store, source, extra, held)
     batch.stale += extra.stale
     for establishment_id, offer in extra.offers.items():
         batch.add_offer(establishment_id, offer)

@@ -496,7 +496,9 @@ class Sync:
             # time from below, in the ROR's own clock, whatever ours says. A source that knows its
             # snapshot's time (FHIR $export) says so.
             if snapshot.watermark is not None:
-                watermark = snapshot.watermark
+                # Never later than our clock when the pull began: a snapshot stamped in the future (a
+                # skewed or hostile server) would make every later delta skip what it never saw.
+                watermark = min(snapshot.watermark, clock_start)
             else:
                 watermark = min(clock_start, newest) if newest is not None else clock_start
             states.append(
@@ -551,7 +553,9 @@ class Sync:
         return report
 
     def _sync_without_deltas(self, run: _Run, state: SyncState, *, force: bool, dry_run: bool) -> SyncReport:
-        if self.origin.snapshot_changed(state.last_full_pull):
+        # Compared with when the last pull (or check) started, not when it ended: a file replaced while
+        # it was being loaded is newer than what was loaded.
+        if self.origin.snapshot_changed(state.taken_at):
             return self._pull(run, force=force, dry_run=dry_run)
         status = RunStatus.DRY_RUN if dry_run else RunStatus.SUCCESS
         report = run.report(status, watermark_before=state.watermark, watermark=state.watermark)
@@ -603,6 +607,7 @@ class Sync:
         # cycle: a breaker checked batch by batch let earlier batches commit, and each retry of the
         # blocked cycle committed a few more of a bad answer's deletions (issue 14, the ratchet).
         batches: list[_plan.Batch] = []
+        seen: set[tuple[EntityKind, str]] = set()  # what the cycle read so far (keep_missing)
         read_ids = 0
         # Offers of planned batches wait on disk while later ones are read: memory stays at one batch.
         spill = (
@@ -617,7 +622,12 @@ class Sync:
                 batch = _plan.Batch(zone=self._zone)
                 chunk = order[start : start + options.batch_size]
                 self._read_and_plan(
-                    run, batch, chunk, on_read, keep_missing=not self.origin.traits.rereads_prove_deletions
+                    run,
+                    batch,
+                    chunk,
+                    on_read,
+                    keep_missing=not self.origin.traits.rereads_prove_deletions,
+                    seen=seen,
                 )
                 read_ids += len(chunk)
                 for kind, number in batch.planned_counts().items():
@@ -713,6 +723,7 @@ class Sync:
         on_read: Callable[[], None] | None = None,
         *,
         keep_missing: bool = False,
+        seen: set[tuple[EntityKind, str]] | None = None,
     ) -> None:
         options = self.options
         _plan.fetch_batch(
@@ -726,7 +737,7 @@ class Sync:
         )
         _plan.refuse_stale(self.store, self.source, batch)
         if keep_missing:
-            _plan.keep_missing(self.store, self.source, batch)
+            _plan.keep_missing(self.store, self.source, batch, seen)
         run.emit("plan", len(batch.offers), len(ids))
         if options.resolve_lost_units:
             _plan.resolve_lost_units(
@@ -737,6 +748,7 @@ class Sync:
                 concurrency=options.concurrency,
                 unknown_codes=options.unknown_codes,
                 stop=run.stop,
+                complete_targets=not self.origin.traits.rereads_prove_deletions,
             )
         else:
             _plan.plan_batch(self.store, self.source, batch)
@@ -852,7 +864,9 @@ class Sync:
     def _breaker(self, planned: dict[ChangeKind, int], live: int, force: bool) -> BreakerVerdict:
         deletions, closures = planned[ChangeKind.DELETED], planned[ChangeKind.CLOSED]
         limit = max(math.ceil(self.options.breaker_share * live), self.options.breaker_floor)
-        tripped = deletions + closures > limit
+        # Deleting every live entity of a source is never small, whatever the floor: an empty answer
+        # would otherwise wipe a source of up to ``breaker_floor`` entities without a word.
+        tripped = deletions + closures > limit or _wipes(deletions, live)
         return BreakerVerdict(
             deletions=deletions,
             closures=closures,
@@ -872,6 +886,13 @@ class Sync:
         **fields: Any,
     ) -> NoReturn:
         verdict = verdict.model_copy(update={"latched": True})
+        if verdict.deletions + verdict.closures > verdict.limit:
+            why = (
+                f"exceed the limit of {verdict.limit} (the larger of {self.options.breaker_share:.0%} "
+                f"of {verdict.live} live entities and the floor of {self.options.breaker_floor})"
+            )
+        else:
+            why = f"would delete every live entity of the source ({verdict.live})"
         report = run.report(
             RunStatus.BLOCKED,
             counts=_counts(planned),
@@ -879,8 +900,7 @@ class Sync:
             pending=len(self.store.pending(self.source)),
             error=(
                 f"safety breaker: {scope}{verdict.deletions} deletions + {verdict.closures} closures "
-                f"exceed the limit of {verdict.limit} (the larger of {self.options.breaker_share:.0%} "
-                f"of {verdict.live} live entities and the floor of {self.options.breaker_floor}); "
+                f"{why}; "
                 f"nothing was committed and the breaker of source {self.source!r} is latched: the "
                 "daemon applies nothing from it until `rorclient sync --force` (or pull --force) or "
                 "`rorclient breaker reset` — check the ROR's answer first (keep_extraction keeps a "
@@ -1013,6 +1033,11 @@ def _only_source_name(settings: Settings | None) -> str | None:
     if settings is not None and len(settings.sources) == 1:
         return settings.sources[0].name
     return None
+
+
+def _wipes(deletions: int, live: int) -> bool:
+    """Whether a run deletes every live entity of its source."""
+    return live > 0 and deletions >= live
 
 
 def _counts(counts: dict[ChangeKind, int]) -> dict[str, int]:
