@@ -13,7 +13,8 @@ URL
     the URL all the same.
 
 Schema
-    Created and migrated by rorclient when the store opens (``schema_version`` table, see ``_pg_schema``);
+    Created and migrated by rorclient when the store opens (``schema_version`` table, see
+    ``_sql.postgres.schema``);
     a schema written by a newer rorclient is refused with :class:`~rorclient.errors.SchemaVersionError`.
 
 Concurrency
@@ -31,7 +32,7 @@ Durability
     crash, which only loses the load in progress).
 
 Bulk loads
-    ``COPY`` into an UNLOGGED staging table, then one swap transaction; see ``_pg_bulk``.
+    ``COPY`` into an UNLOGGED staging table, then one swap transaction; see ``store._sql.postgres.bulk``.
 
 Single writer
     :meth:`PostgresStore.writer_lock` is a session advisory lock that outlives transactions: whoever
@@ -55,9 +56,9 @@ from psycopg.rows import TupleRow
 from rorclient.errors import ConfigError, StoreError
 from rorclient.models import EntityKind
 from rorclient.store import subtree
-from rorclient.store._pg_bulk import PostgresBulkLoad, clean_abandoned_loads, start_bulk_load
-from rorclient.store._pg_connect import connect, lock_key, translate_errors
-from rorclient.store._pg_rows import (
+from rorclient.store._sql.postgres.bulk import PostgresBulkLoad, clean_abandoned_loads, start_bulk_load
+from rorclient.store._sql.postgres.connect import connect, lock_key, translate_errors
+from rorclient.store._sql.postgres.rows import (
     HEAD_COLUMNS,
     ROW_COLUMNS,
     UPSERT_ENTITY,
@@ -65,9 +66,9 @@ from rorclient.store._pg_rows import (
     decode_row,
     live_row,
 )
-from rorclient.store._pg_schema import migrate, schema_version
-from rorclient.store._pg_url import Target, parse_url, redact_url
-from rorclient.store._sql import POSTGRES, BookkeepingReads, BookkeepingWrites
+from rorclient.store._sql.postgres.schema import migrate, schema_version
+from rorclient.store._sql.postgres.url import Target, parse_url, redact_url
+from rorclient.store._sql.statements import POSTGRES, BookkeepingReads, BookkeepingWrites
 from rorclient.store.base import (
     KIND_ORDER,
     ChangeKind,
@@ -253,7 +254,7 @@ class PostgresStore(BookkeepingReads):
 
     @contextmanager
     def bulk_load(self, *, source: str, run_id: str | None = None) -> Iterator[PostgresBulkLoad]:
-        """Stage a full snapshot of ``source`` and swap it in when the block exits (see ``_pg_bulk``)."""
+        """Stage a full snapshot of ``source`` and swap it in at the end (``_sql.postgres.bulk``)."""
         self._check_open()
         self._refuse_nested("a bulk load")
         load = start_bulk_load(self._target, connect(self._target), source=source, run_id=run_id)

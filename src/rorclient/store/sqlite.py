@@ -19,7 +19,7 @@ Durability
 
 Bulk loads
     stage the snapshot in a separate SQLite file next to the store (``<file>.staging-<id>``, no journal,
-    no fsync) and merge it into the live tables in one transaction; see ``_sqlite_bulk``.
+    no fsync) and merge it into the live tables in one transaction; see ``store._sql.sqlite.bulk``.
 """
 
 from __future__ import annotations
@@ -38,9 +38,8 @@ from rorclient._private_files import create_private, private_directory, warn_if_
 from rorclient.errors import ConfigError, StoreError
 from rorclient.models import EntityKind
 from rorclient.store import subtree
-from rorclient.store._sql import SQLITE, BookkeepingReads, BookkeepingWrites
-from rorclient.store._sqlite_bulk import SqliteBulkLoad, clean_abandoned_loads, start_bulk_load
-from rorclient.store._sqlite_rows import (
+from rorclient.store._sql.sqlite.bulk import SqliteBulkLoad, clean_abandoned_loads, start_bulk_load
+from rorclient.store._sql.sqlite.rows import (
     ENTITY_COLUMNS,
     HEAD_COLUMNS,
     ROW_COLUMNS,
@@ -51,7 +50,8 @@ from rorclient.store._sqlite_rows import (
     live_row,
     translate_errors,
 )
-from rorclient.store._sqlite_schema import PAGE_SIZE, migrate
+from rorclient.store._sql.sqlite.schema import PAGE_SIZE, migrate
+from rorclient.store._sql.statements import SQLITE, BookkeepingReads, BookkeepingWrites
 from rorclient.store.base import (
     ChangeKind,
     EntityQuery,
@@ -264,7 +264,7 @@ class SqliteStore(BookkeepingReads):
 
     @contextmanager
     def bulk_load(self, *, source: str, run_id: str | None = None) -> Iterator[SqliteBulkLoad]:
-        """Stage a full snapshot of ``source`` and swap it in when the block exits (see ``_sqlite_bulk``)."""
+        """Stage a full snapshot of ``source`` and swap it in at the end (``_sql.sqlite.bulk``)."""
         self._check_open()
         self._refuse_nested("a bulk load")
         load = start_bulk_load(self.path, self._connect(writer=True), source=source, run_id=run_id)

@@ -45,7 +45,7 @@ from rorclient.models import (
     RecordMeta,
     Unit,
 )
-from rorclient.store._rows import staged_row
+from rorclient.store._sql.rows import staged_row
 from rorclient.store.base import (
     BreakerLatch,
     BulkLoad,

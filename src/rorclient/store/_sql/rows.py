@@ -1,6 +1,6 @@
 """Row encoding shared by the SQL stores (SQLite and PostgreSQL): text forms of date-times, content
-hashes and the staging row of a bulk-loaded entity. Dialect-specific SQL stays in ``_sqlite_rows`` and
-``_pg_rows``."""
+hashes and the staging row of a bulk-loaded entity. Dialect-specific SQL stays in ``sqlite.rows`` and
+``postgres.rows``."""
 
 from __future__ import annotations
 
