@@ -43,7 +43,6 @@ Single writer
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -68,12 +67,12 @@ from rorclient.store._sql.postgres.rows import (
 )
 from rorclient.store._sql.postgres.schema import migrate, schema_version
 from rorclient.store._sql.postgres.url import Target, parse_url, redact_url
-from rorclient.store._sql.statements import POSTGRES, BookkeepingReads, BookkeepingWrites
+from rorclient.store._sql.statements import POSTGRES, BookkeepingWrites
+from rorclient.store._sql.store import SqlStore
 from rorclient.store.base import (
     KIND_ORDER,
     ChangeKind,
     EntityQuery,
-    Page,
     StoredEntity,
     utcnow,
 )
@@ -85,7 +84,7 @@ Connection = psycopg.Connection[TupleRow]
 _FETCH = 2_000  # rows per round trip when streaming
 
 
-class PostgresStore(BookkeepingReads):
+class PostgresStore(SqlStore[Connection]):
     """A :class:`~rorclient.store.Store` in a PostgreSQL schema. See the module docstring.
 
     ``lock_timeout`` is how long a writer waits for another writer's transaction, in seconds, before
@@ -98,12 +97,8 @@ class PostgresStore(BookkeepingReads):
         self.schema = self._target.schema
         self.lock_timeout = lock_timeout
         self._write_key = lock_key(self.schema, "write")
-        self._lock = threading.Lock()
-        self._local = threading.local()
-        self._readers: list[Connection] = []
-        self._idle_writers: list[Connection] = []
+        self._start_pool()
         self._held: dict[str, Connection] = {}
-        self._closed = False
         first = connect(self._target)
         try:
             migrate(first, self._target)
@@ -131,42 +126,27 @@ class PostgresStore(BookkeepingReads):
         return cls(url, lock_timeout=lock_timeout)
 
     # ---- lifecycle -------------------------------------------------------------------------------
-    def close(self) -> None:
-        """Close every connection (releasing writer locks still held); call it once no thread is still
-        using the store."""
-        with self._lock:
-            self._closed = True
-            connections = self._readers + self._idle_writers + list(self._held.values())
-            self._readers, self._idle_writers = [], []
-        for connection in connections:
-            connection.close()
-
-    def __enter__(self) -> PostgresStore:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def _also_close(self) -> list[Connection]:
+        """The connections of writer locks still held: closing them releases the locks."""
+        return list(self._held.values())
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.url!r})"
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StoreError(f"the store {self.url} is closed")
-
-    def _reader(self) -> Connection:
-        self._check_open()
-        connection: Connection | None = getattr(self._local, "reader", None)
-        if connection is None or connection.closed or connection.broken:
-            connection = connect(self._target)
-            connection.isolation_level = IsolationLevel.REPEATABLE_READ
-            connection.read_only = True
-            with self._lock:
-                self._readers.append(connection)
-            self._local.reader = connection
+    def _new_reader(self) -> Connection:
+        connection = connect(self._target)
+        connection.isolation_level = IsolationLevel.REPEATABLE_READ
+        connection.read_only = True
         return connection
 
+    def _new_writer(self) -> Connection:
+        return connect(self._target)
+
+    def _reusable(self, connection: Connection) -> bool:
+        return not connection.closed and not connection.broken
+
     statements = POSTGRES
+    row_columns = ROW_COLUMNS
 
     def _read(self, query: str, params: Sequence[Any] = ()) -> list[TupleRow]:
         """Run one read statement (its own snapshot) and return every row."""
@@ -190,19 +170,6 @@ class PostgresStore(BookkeepingReads):
             return None
         stored = decode_row(rows[0])
         return None if stored.deleted and not include_deleted else stored
-
-    def find(self, query: EntityQuery) -> Page:
-        where, params = POSTGRES.where(query)
-        with self._snapshot() as connection:
-            counted = connection.execute(f"SELECT count(*) FROM entities{where}", params).fetchone()
-            rows = connection.execute(
-                f"SELECT {ROW_COLUMNS} FROM entities{where} ORDER BY kind_rank, id LIMIT %s OFFSET %s",
-                [*params, query.limit, query.offset],
-            ).fetchall()
-        total = int(counted[0]) if counted is not None else 0
-        items = tuple(decode_row(row) for row in rows)
-        end = query.offset + len(items)
-        return Page(items=items, total=total, next_offset=end if end < total else None)
 
     def iter_entities(
         self,
@@ -318,33 +285,6 @@ class PostgresStore(BookkeepingReads):
                     f"the writer lock {name!r} of {self.url} was lost with its connection "
                     f"({self._target.scrub(str(error).strip())}); another process may hold it now"
                 ) from None
-
-    @contextmanager
-    def _write_scope(self) -> Iterator[None]:
-        self._refuse_nested("a transaction")
-        self._local.writing = True
-        try:
-            yield
-        finally:
-            self._local.writing = False
-
-    def _refuse_nested(self, what: str) -> None:
-        if getattr(self._local, "writing", False):
-            raise StoreError(f"cannot open {what} while this thread holds a transaction; they do not nest")
-
-    def _take_writer(self) -> Connection:
-        with self._lock:
-            if self._idle_writers:
-                return self._idle_writers.pop()
-        return connect(self._target)
-
-    def _give_back(self, connection: Connection) -> None:
-        usable = not connection.closed and not connection.broken
-        with self._lock:
-            if usable and not self._closed:
-                self._idle_writers.append(connection)
-                return
-        connection.close()
 
 
 def _wait_seconds(wait: bool | float) -> float | None:

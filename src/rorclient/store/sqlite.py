@@ -27,7 +27,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sqlite3
-import threading
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -51,11 +50,11 @@ from rorclient.store._sql.sqlite.rows import (
     translate_errors,
 )
 from rorclient.store._sql.sqlite.schema import PAGE_SIZE, migrate
-from rorclient.store._sql.statements import SQLITE, BookkeepingReads, BookkeepingWrites
+from rorclient.store._sql.statements import SQLITE, BookkeepingWrites
+from rorclient.store._sql.store import SqlStore
 from rorclient.store.base import (
     ChangeKind,
     EntityQuery,
-    Page,
     StoredEntity,
     utcnow,
 )
@@ -90,7 +89,7 @@ def _create_private_database(path: Path) -> None:
         raise StoreError(f"could not create the SQLite store {path}: {error}") from error
 
 
-class SqliteStore(BookkeepingReads):
+class SqliteStore(SqlStore[sqlite3.Connection]):
     """A :class:`~rorclient.store.Store` in one SQLite file. See the module docstring."""
 
     def __init__(
@@ -99,11 +98,7 @@ class SqliteStore(BookkeepingReads):
         self.path = Path(path).expanduser()
         self.url = url or f"{_URL_PREFIX}{self.path}"
         self.busy_timeout = busy_timeout
-        self._lock = threading.Lock()
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
-        self._idle_writers: list[sqlite3.Connection] = []
-        self._closed = False
+        self._start_pool()
         try:
             private_directory(self.path.parent)
         except OSError as error:
@@ -131,43 +126,20 @@ class SqliteStore(BookkeepingReads):
         """Open the store a ``sqlite:///...`` URL names."""
         return cls(path_from_url(url), busy_timeout=busy_timeout, url=url)
 
-    # ---- lifecycle -------------------------------------------------------------------------------
-    def close(self) -> None:
-        """Close every connection; call it once no thread is still using the store."""
-        with self._lock:
-            self._closed = True
-            connections = self._readers + self._idle_writers
-            self._readers, self._idle_writers = [], []
-        for connection in connections:
-            connection.close()
-
-    def __enter__(self) -> SqliteStore:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StoreError(f"the store {self.url} is closed")
 
     def _connect(self, *, writer: bool) -> sqlite3.Connection:
         return connect(self.path, busy_timeout=self.busy_timeout, writer=writer)
 
-    def _reader(self) -> sqlite3.Connection:
-        self._check_open()
-        connection: sqlite3.Connection | None = getattr(self._local, "reader", None)
-        if connection is None:
-            connection = self._connect(writer=False)
-            with self._lock:
-                self._readers.append(connection)
-            self._local.reader = connection
-        return connection
+    def _new_reader(self) -> sqlite3.Connection:
+        return self._connect(writer=False)
+
+    def _new_writer(self) -> sqlite3.Connection:
+        return self._connect(writer=True)
 
     statements = SQLITE
+    row_columns = ROW_COLUMNS
 
     def _read(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
         """Run one read statement and return every row."""
@@ -200,18 +172,6 @@ class SqliteStore(BookkeepingReads):
             return None
         stored = decode_row(row)
         return None if stored.deleted and not include_deleted else stored
-
-    def find(self, query: EntityQuery) -> Page:
-        where, params = SQLITE.where(query)
-        with self._snapshot() as connection:
-            total = connection.execute(f"SELECT count(*) FROM entities{where}", params).fetchone()[0]
-            rows = connection.execute(
-                f"SELECT {ROW_COLUMNS} FROM entities{where} ORDER BY kind_rank, id LIMIT ? OFFSET ?",
-                [*params, query.limit, query.offset],
-            ).fetchall()
-        items = tuple(decode_row(row) for row in rows)
-        end = query.offset + len(items)
-        return Page(items=items, total=total, next_offset=end if end < total else None)
 
     def iter_entities(
         self,
@@ -275,32 +235,6 @@ class SqliteStore(BookkeepingReads):
                     load.swap()
         finally:
             load.discard()
-
-    @contextmanager
-    def _write_scope(self) -> Iterator[None]:
-        self._refuse_nested("a transaction")
-        self._local.writing = True
-        try:
-            yield
-        finally:
-            self._local.writing = False
-
-    def _refuse_nested(self, what: str) -> None:
-        if getattr(self._local, "writing", False):
-            raise StoreError(f"cannot open {what} while this thread holds a transaction; they do not nest")
-
-    def _take_writer(self) -> sqlite3.Connection:
-        with self._lock:
-            if self._idle_writers:
-                return self._idle_writers.pop()
-        return self._connect(writer=True)
-
-    def _give_back(self, connection: sqlite3.Connection) -> None:
-        with self._lock:
-            if not self._closed:
-                self._idle_writers.append(connection)
-                return
-        connection.close()
 
 
 def _rollback(connection: sqlite3.Connection) -> None:
