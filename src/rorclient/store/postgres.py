@@ -43,8 +43,7 @@ Single writer
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -68,7 +67,7 @@ from rorclient.store._sql.postgres.rows import (
 from rorclient.store._sql.postgres.schema import migrate, schema_version
 from rorclient.store._sql.postgres.url import Target, parse_url, redact_url
 from rorclient.store._sql.statements import POSTGRES, BookkeepingWrites
-from rorclient.store._sql.store import SqlStore
+from rorclient.store._sql.store import SqlRowAccess, SqlStore
 from rorclient.store.base import (
     KIND_ORDER,
     ChangeKind,
@@ -325,7 +324,7 @@ _INSERT_CHANGE = (
 _TOMBSTONE = "UPDATE entities SET deleted_at = %s WHERE kind_rank = %s AND id = %s"
 
 
-class _PostgresTransaction(subtree.SubtreeWrites, BookkeepingWrites):
+class _PostgresTransaction(SqlRowAccess, subtree.SubtreeWrites, BookkeepingWrites):
     """The :class:`~rorclient.store.StoreTransaction` of :class:`PostgresStore` (and its
     ``subtree.RowAccess``). Writes are queued and sent in batches (``executemany``, pipelined) before
     the next read and at commit, so replacing a large establishment costs a few round trips."""
@@ -344,6 +343,7 @@ class _PostgresTransaction(subtree.SubtreeWrites, BookkeepingWrites):
             raise StoreError("this transaction has ended; open a new one with store.transaction()")
 
     statements = POSTGRES
+    head_columns = HEAD_COLUMNS
 
     def _write(self, sql: str, params: tuple[Any, ...]) -> None:
         self._queue(sql, params)
@@ -365,6 +365,9 @@ class _PostgresTransaction(subtree.SubtreeWrites, BookkeepingWrites):
                 cursor.executemany(statement, [params for _, params in queued[start:end]])
                 start = end
 
+    def _select(self, query: str, params: Sequence[Any]) -> Iterable[tuple[Any, ...]]:
+        return self._fetch(query, params)
+
     def _fetch(self, query: str, params: Sequence[Any]) -> list[TupleRow]:
         self._check_open()
         self.flush()
@@ -377,28 +380,11 @@ class _PostgresTransaction(subtree.SubtreeWrites, BookkeepingWrites):
         return self._at
 
     # ---- RowAccess -------------------------------------------------------------------------------
-    def heads(self, keys: Collection[subtree.Key]) -> Mapping[subtree.Key, StoredEntity]:
-        ids_by_kind: dict[EntityKind, list[str]] = defaultdict(list)
-        for kind, id_ in keys:
-            ids_by_kind[kind].append(id_)
-        result: dict[subtree.Key, StoredEntity] = {}
-        for kind, ids in ids_by_kind.items():
-            rows = self._fetch(
-                f"SELECT {HEAD_COLUMNS} FROM entities WHERE kind_rank = %s AND id = ANY(%s)",
-                (KIND_ORDER[kind], ids),
-            )
-            for row in rows:
-                head = decode_head(row)
-                result[(head.kind, head.id)] = head
-        return result
-
-    def live_in_establishment(self, establishment_id: str, source: str) -> Iterable[StoredEntity]:
-        rows = self._fetch(
-            f"SELECT {HEAD_COLUMNS} FROM entities "
-            "WHERE establishment = %s AND source = %s AND deleted_at IS NULL",
-            (establishment_id, source),
+    def _heads_of_kind(self, kind: EntityKind, ids: list[str]) -> Iterable[tuple[Any, ...]]:
+        return self._fetch(
+            f"SELECT {HEAD_COLUMNS} FROM entities WHERE kind_rank = %s AND id = ANY(%s)",
+            (KIND_ORDER[kind], ids),
         )
-        return [decode_head(row) for row in rows]
 
     def live_children(self, parent_ids: Collection[str], source: str) -> Iterable[StoredEntity]:
         if not parent_ids:

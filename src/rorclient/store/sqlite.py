@@ -27,8 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sqlite3
-from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -51,7 +50,7 @@ from rorclient.store._sql.sqlite.rows import (
 )
 from rorclient.store._sql.sqlite.schema import PAGE_SIZE, migrate
 from rorclient.store._sql.statements import SQLITE, BookkeepingWrites
-from rorclient.store._sql.store import SqlStore
+from rorclient.store._sql.store import SqlRowAccess, SqlStore
 from rorclient.store.base import (
     ChangeKind,
     EntityQuery,
@@ -247,7 +246,7 @@ def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
         yield values[start : start + _CHUNK]
 
 
-class _SqliteTransaction(subtree.SubtreeWrites, BookkeepingWrites):
+class _SqliteTransaction(SqlRowAccess, subtree.SubtreeWrites, BookkeepingWrites):
     """The :class:`~rorclient.store.StoreTransaction` of :class:`SqliteStore` (and its
     ``subtree.RowAccess``): every method runs inside the store transaction's connection."""
 
@@ -260,9 +259,13 @@ class _SqliteTransaction(subtree.SubtreeWrites, BookkeepingWrites):
         self._at = ""
 
     statements = SQLITE
+    head_columns = HEAD_COLUMNS
 
     def _write(self, sql: str, params: tuple[Any, ...]) -> None:
         self._execute(sql, params)
+
+    def _select(self, query: str, params: Sequence[Any]) -> Iterable[tuple[Any, ...]]:
+        return self._execute(query, params)
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         if not self._open:
@@ -276,30 +279,13 @@ class _SqliteTransaction(subtree.SubtreeWrites, BookkeepingWrites):
         return now
 
     # ---- RowAccess -------------------------------------------------------------------------------
-    def heads(self, keys: Collection[subtree.Key]) -> Mapping[subtree.Key, StoredEntity]:
-        ids_by_kind: dict[EntityKind, list[str]] = defaultdict(list)
-        for kind, id_ in keys:
-            ids_by_kind[kind].append(id_)
-        result: dict[subtree.Key, StoredEntity] = {}
-        for kind, ids in ids_by_kind.items():
-            for chunk in _chunks(ids):
-                marks = ",".join("?" * len(chunk))
-                rows = self._execute(
-                    f"SELECT {HEAD_COLUMNS} FROM entities WHERE kind = ? AND id IN ({marks})",
-                    (kind.value, *chunk),
-                )
-                for row in rows:
-                    head = decode_head(row)
-                    result[(head.kind, head.id)] = head
-        return result
-
-    def live_in_establishment(self, establishment_id: str, source: str) -> Iterable[StoredEntity]:
-        rows = self._execute(
-            f"SELECT {HEAD_COLUMNS} FROM entities "
-            "WHERE establishment = ? AND source = ? AND deleted_at IS NULL",
-            (establishment_id, source),
-        )
-        return [decode_head(row) for row in rows]
+    def _heads_of_kind(self, kind: EntityKind, ids: list[str]) -> Iterable[tuple[Any, ...]]:
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            yield from self._execute(
+                f"SELECT {HEAD_COLUMNS} FROM entities WHERE kind = ? AND id IN ({marks})",
+                (kind.value, *chunk),
+            )
 
     def live_children(self, parent_ids: Collection[str], source: str) -> Iterable[StoredEntity]:
         result: list[StoredEntity] = []

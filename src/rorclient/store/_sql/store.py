@@ -1,21 +1,25 @@
 """:class:`SqlStore`: what :class:`~rorclient.store.sqlite.SqliteStore` and
 :class:`~rorclient.store.postgres.PostgresStore` share — the connection pool (one reader per thread,
 idle writers handed from one transaction to the next), closing, the one-write-scope-per-thread rule,
-:meth:`find` and the bookkeeping reads. Each store gives how it opens a connection and how it reads."""
+:meth:`find` and the bookkeeping reads — and :class:`SqlRowAccess`, what their transactions share.
+Each store gives how it opens a connection and how it reads."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Generic, Protocol, Self, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 from rorclient.errors import StoreError
-from rorclient.store._sql.rows import decode_row
-from rorclient.store._sql.statements import BookkeepingReads
-from rorclient.store.base import EntityQuery, Page
+from rorclient.models import EntityKind
+from rorclient.store._sql.rows import decode_head, decode_row
+from rorclient.store._sql.statements import BookkeepingReads, SqlStatements
+from rorclient.store.base import EntityQuery, Page, StoredEntity
+from rorclient.store.subtree import Key
 
-__all__ = ["SqlStore"]
+__all__ = ["SqlRowAccess", "SqlStore"]
 
 
 class _Connection(Protocol):
@@ -128,3 +132,40 @@ class SqlStore(BookkeepingReads, Generic[C]):
                 self._idle_writers.append(connection)
                 return
         connection.close()
+
+
+class SqlRowAccess:
+    """The part of ``subtree.RowAccess`` both SQL transactions share: head look-ups grouped by kind and
+    the live rows of an establishment. The transaction gives :meth:`_heads_of_kind` and :meth:`_select`
+    in its dialect, and its dialect's ``statements`` and ``head_columns``."""
+
+    statements: ClassVar[SqlStatements]
+    head_columns: ClassVar[str]
+
+    def _select(self, query: str, params: Sequence[Any]) -> Iterable[tuple[Any, ...]]:
+        """Run one read statement inside the transaction."""
+        raise NotImplementedError
+
+    def _heads_of_kind(self, kind: EntityKind, ids: list[str]) -> Iterable[tuple[Any, ...]]:
+        """The head rows of the entities of ``kind`` among ``ids``."""
+        raise NotImplementedError
+
+    def heads(self, keys: Collection[Key]) -> Mapping[Key, StoredEntity]:
+        ids_by_kind: dict[EntityKind, list[str]] = defaultdict(list)
+        for kind, id_ in keys:
+            ids_by_kind[kind].append(id_)
+        result: dict[Key, StoredEntity] = {}
+        for kind, ids in ids_by_kind.items():
+            for row in self._heads_of_kind(kind, ids):
+                head = decode_head(row)
+                result[(head.kind, head.id)] = head
+        return result
+
+    def live_in_establishment(self, establishment_id: str, source: str) -> Iterable[StoredEntity]:
+        p = self.statements.placeholder
+        rows = self._select(
+            f"SELECT {self.head_columns} FROM entities "
+            f"WHERE establishment = {p} AND source = {p} AND deleted_at IS NULL",
+            (establishment_id, source),
+        )
+        return [decode_head(row) for row in rows]
