@@ -66,7 +66,7 @@ def python_walk(path: Path) -> int:
 def rows(path: Path, share: int = 0, shares: int = 1) -> int:
     """The reader and the serialisation of every entity it builds (the store's row), nothing stored."""
     from rorclient.csd import read_share
-    from rorclient.store._rows import staged_row
+    from rorclient.store._sql.rows import staged_row
 
     count = 0
     for entity in read_share(path, share, shares):
@@ -77,7 +77,7 @@ def rows(path: Path, share: int = 0, shares: int = 1) -> int:
 
 def timed_swap(path: Path, store_url: str) -> tuple[int, float]:
     """A one-reader load into a SQLite store, with the time its swap took."""
-    from rorclient.store import _sqlite_bulk
+    from rorclient.store._sql.sqlite import bulk as _sqlite_bulk
 
     spent = 0.0
     swap = _sqlite_bulk.SqliteBulkLoad.swap

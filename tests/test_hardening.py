@@ -18,7 +18,7 @@ from rorclient.config import Settings
 from rorclient.daemon import Daemon, DaemonOptions, configure_logging
 from rorclient.health import CERTIFICATE_WARNING_DAYS, read_health
 from rorclient.sandbox.pki import TestPki, build_test_pki
-from rorclient.store._pg_url import parse_url
+from rorclient.store._sql.postgres.url import parse_url
 from rorclient.store.memory import MemoryStore
 from rorclient.store.sqlite import SqliteStore
 from rorclient.sync import Sync, SyncLockedError, SyncOptions

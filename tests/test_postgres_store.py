@@ -23,11 +23,12 @@ pytest.register_assert_rewrite("rorclient.testing.store_conformance")
 
 from rorclient.errors import ConfigError, DataError, SchemaVersionError, StoreError  # noqa: E402
 from rorclient.models import Entity, EntityKind  # noqa: E402
-from rorclient.store import _pg_bulk, open_store  # noqa: E402
+from rorclient.store import open_store  # noqa: E402
 from rorclient.store import postgres as postgres_module  # noqa: E402
-from rorclient.store._pg_connect import lock_key  # noqa: E402
-from rorclient.store._pg_schema import SCHEMA_VERSION  # noqa: E402
-from rorclient.store._pg_url import parse_url  # noqa: E402
+from rorclient.store._sql.postgres import bulk as _pg_bulk  # noqa: E402
+from rorclient.store._sql.postgres.connect import lock_key  # noqa: E402
+from rorclient.store._sql.postgres.schema import SCHEMA_VERSION  # noqa: E402
+from rorclient.store._sql.postgres.url import parse_url  # noqa: E402
 from rorclient.store.base import ChangeKind, EntityQuery, Store, SyncState  # noqa: E402
 from rorclient.store.postgres import PostgresStore, redact_url  # noqa: E402
 from rorclient.testing.store_conformance import (  # noqa: E402

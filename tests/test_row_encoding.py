@@ -10,7 +10,7 @@ import pydantic
 import pytest
 
 from rorclient.models import EntityKind
-from rorclient.store._rows import _head_fields, decode_head, staged_row
+from rorclient.store._sql.rows import _head_fields, decode_head, staged_row
 from rorclient.store.base import ChangeKind, StoredEntity, classify_change, content_hash, stored_entity
 from tests.strategies import sample_offer
 

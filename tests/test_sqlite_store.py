@@ -15,9 +15,10 @@ pytest.register_assert_rewrite("rorclient.testing.store_conformance")
 
 from rorclient.errors import ConfigError, DataError, SchemaVersionError, StoreError  # noqa: E402
 from rorclient.models import EntityKind  # noqa: E402
-from rorclient.store import _sqlite_bulk, default_store_url, open_store  # noqa: E402
+from rorclient.store import default_store_url, open_store  # noqa: E402
 from rorclient.store import sqlite as sqlite_module  # noqa: E402
-from rorclient.store._sqlite_schema import SCHEMA_VERSION  # noqa: E402
+from rorclient.store._sql.sqlite import bulk as _sqlite_bulk  # noqa: E402
+from rorclient.store._sql.sqlite.schema import SCHEMA_VERSION  # noqa: E402
 from rorclient.store.base import ChangeKind, EntityQuery, SyncState  # noqa: E402
 from rorclient.store.memory import MemoryStore  # noqa: E402
 from rorclient.store.sqlite import SqliteStore, path_from_url  # noqa: E402
@@ -407,7 +408,7 @@ def test_new_store_files_use_large_pages_and_old_ones_keep_theirs(tmp_path: Path
 
 
 def test_staged_rows_carry_the_entity_json_and_content_hash_of_every_kind() -> None:
-    from rorclient.store._rows import staged_row
+    from rorclient.store._sql.rows import staged_row
     from rorclient.store.base import content_hash
 
     entities = list(sample_offer().entities())

@@ -77,7 +77,9 @@ def test_an_unknown_scheme_is_a_config_error_that_hides_the_password(monkeypatch
 
 def test_postgresql_without_psycopg_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     for module in [
-        name for name in sys.modules if name.startswith(("rorclient.store.postgres", "rorclient.store._pg"))
+        name
+        for name in sys.modules
+        if name.startswith(("rorclient.store.postgres", "rorclient.store._sql.postgres"))
     ]:
         monkeypatch.delitem(sys.modules, module)
     monkeypatch.setitem(sys.modules, "psycopg", None)

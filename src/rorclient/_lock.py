@@ -3,11 +3,13 @@ source into a store at a time (:func:`sync_lock_name`), while other sources of t
 
 :func:`writer_lock` picks, by store:
 
-* a store with its own ``writer_lock(name, wait=...)`` (the PostgreSQL store: a session advisory lock,
-  shared by every host that opens the same database and schema) — used as is;
-* a SQLite store: an exclusive ``flock`` on ``<database file>.<name>.lock`` (``<file>.lock`` for the
-  name ``sync``; ``<file>.sync-idf.lock`` for the sync lock of source ``idf``), shared by every
-  process of this host; the kernel releases it when the holder dies, even on ``kill -9``;
+* a store with writer locks of its own (:class:`~rorclient.store.capabilities.LocksWriters`; the
+  PostgreSQL store: a session advisory lock, shared by every host that opens the same database and
+  schema) — used as is;
+* a SQLite store (:class:`~rorclient.store.capabilities.LocalDatabase`): an exclusive ``flock`` on
+  ``<database file>.<name>.lock`` (``<file>.lock`` for the name ``sync``; ``<file>.sync-idf.lock`` for
+  the sync lock of source ``idf``), shared by every process of this host; the kernel releases it when
+  the holder dies, even on ``kill -9``;
 * a memory store: a lock of this process (the store lives in one process);
 * any other store: an ``flock`` on a file named after the store URL under the user runtime directory —
   it only excludes processes of this host.
@@ -24,16 +26,17 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import platformdirs
 
 from rorclient._private_files import open_private, private_directory
 from rorclient.errors import ConfigError, StoreError
 from rorclient.store.base import Store
+from rorclient.store.capabilities import LocalDatabase, LocksWriters
 
 __all__ = ["lock_file_path", "sync_lock_name", "writer_lock"]
 
@@ -51,9 +54,8 @@ def writer_lock(
     When the lock could not be had, the block runs with ``False`` (and holds nothing).
     """
     timeout = _timeout(wait)
-    native: Callable[..., AbstractContextManager[bool]] | None = getattr(store, "writer_lock", None)
-    if callable(native):
-        return native(name, wait=wait)
+    if isinstance(store, LocksWriters):
+        return store.writer_lock(name, wait=wait)
     path = lock_file_path(store, name)
     if path is None:
         return _process_lock(store, name, timeout)
@@ -69,8 +71,8 @@ def sync_lock_name(source: str) -> str:
 def lock_file_path(store: Store, name: str = "sync") -> Path | None:
     """The file :func:`writer_lock` locks for ``store`` (``None`` for an in-memory store)."""
     suffix = ".lock" if name == "sync" else f".{_file_part(name)}.lock"
-    database: Any = getattr(store, "path", None)
-    if store.url.startswith("sqlite:") and isinstance(database, Path):
+    if store.url.startswith("sqlite:") and isinstance(store, LocalDatabase):
+        database = store.path
         return database.with_name(database.name + suffix)
     if store.url.startswith("memory:"):
         return None

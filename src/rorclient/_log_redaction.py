@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from rorclient.store._pg_url import redact_text
+from rorclient.store._sql.postgres.url import redact_text
 
 __all__ = ["RedactingFormatter", "redact_text"]
 

@@ -29,7 +29,8 @@ from typing import Any
 
 from rorclient.csd.reader import read_share
 from rorclient.errors import RorError
-from rorclient.store._rows import StagesRows, staged_row
+from rorclient.store._sql.rows import staged_row
+from rorclient.store.capabilities import StagesRows
 
 __all__ = [
     "MIN_PARALLEL_BYTES",

@@ -47,7 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from rorclient._sync_options import SyncOptions
 from rorclient.errors import ConfigError
-from rorclient.store._pg_url import redact_url
+from rorclient.store import redact_url
 from rorclient.store.registry import default_store_url
 
 __all__ = ["Settings", "SourceSettings", "StoreSettings", "default_config_path"]

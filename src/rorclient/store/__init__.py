@@ -14,7 +14,7 @@ URL                       store
 
 from __future__ import annotations
 
-from rorclient.store._pg_url import redact_url
+from rorclient.store._sql.postgres.url import redact_url
 from rorclient.store.base import (
     AppliedChange,
     BreakerLatch,

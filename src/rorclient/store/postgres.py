@@ -13,7 +13,8 @@ URL
     the URL all the same.
 
 Schema
-    Created and migrated by rorclient when the store opens (``schema_version`` table, see ``_pg_schema``);
+    Created and migrated by rorclient when the store opens (``schema_version`` table, see
+    ``_sql.postgres.schema``);
     a schema written by a newer rorclient is refused with :class:`~rorclient.errors.SchemaVersionError`.
 
 Concurrency
@@ -31,7 +32,7 @@ Durability
     crash, which only loses the load in progress).
 
 Bulk loads
-    ``COPY`` into an UNLOGGED staging table, then one swap transaction; see ``_pg_bulk``.
+    ``COPY`` into an UNLOGGED staging table, then one swap transaction; see ``store._sql.postgres.bulk``.
 
 Single writer
     :meth:`PostgresStore.writer_lock` is a session advisory lock that outlives transactions: whoever
@@ -42,9 +43,7 @@ Single writer
 from __future__ import annotations
 
 import datetime as dt
-import threading
-from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -55,9 +54,9 @@ from psycopg.rows import TupleRow
 from rorclient.errors import ConfigError, StoreError
 from rorclient.models import EntityKind
 from rorclient.store import subtree
-from rorclient.store._pg_bulk import PostgresBulkLoad, clean_abandoned_loads, start_bulk_load
-from rorclient.store._pg_connect import connect, lock_key, translate_errors
-from rorclient.store._pg_rows import (
+from rorclient.store._sql.postgres.bulk import PostgresBulkLoad, clean_abandoned_loads, start_bulk_load
+from rorclient.store._sql.postgres.connect import connect, lock_key, translate_errors
+from rorclient.store._sql.postgres.rows import (
     HEAD_COLUMNS,
     ROW_COLUMNS,
     UPSERT_ENTITY,
@@ -65,14 +64,14 @@ from rorclient.store._pg_rows import (
     decode_row,
     live_row,
 )
-from rorclient.store._pg_schema import migrate, schema_version
-from rorclient.store._pg_url import Target, parse_url, redact_url
-from rorclient.store._sql import POSTGRES, BookkeepingReads, BookkeepingWrites
+from rorclient.store._sql.postgres.schema import migrate, schema_version
+from rorclient.store._sql.postgres.url import Target, parse_url, redact_url
+from rorclient.store._sql.statements import POSTGRES, BookkeepingWrites
+from rorclient.store._sql.store import SqlRowAccess, SqlStore
 from rorclient.store.base import (
     KIND_ORDER,
     ChangeKind,
     EntityQuery,
-    Page,
     StoredEntity,
     utcnow,
 )
@@ -84,7 +83,7 @@ Connection = psycopg.Connection[TupleRow]
 _FETCH = 2_000  # rows per round trip when streaming
 
 
-class PostgresStore(BookkeepingReads):
+class PostgresStore(SqlStore[Connection]):
     """A :class:`~rorclient.store.Store` in a PostgreSQL schema. See the module docstring.
 
     ``lock_timeout`` is how long a writer waits for another writer's transaction, in seconds, before
@@ -97,12 +96,8 @@ class PostgresStore(BookkeepingReads):
         self.schema = self._target.schema
         self.lock_timeout = lock_timeout
         self._write_key = lock_key(self.schema, "write")
-        self._lock = threading.Lock()
-        self._local = threading.local()
-        self._readers: list[Connection] = []
-        self._idle_writers: list[Connection] = []
+        self._start_pool()
         self._held: dict[str, Connection] = {}
-        self._closed = False
         first = connect(self._target)
         try:
             migrate(first, self._target)
@@ -130,42 +125,27 @@ class PostgresStore(BookkeepingReads):
         return cls(url, lock_timeout=lock_timeout)
 
     # ---- lifecycle -------------------------------------------------------------------------------
-    def close(self) -> None:
-        """Close every connection (releasing writer locks still held); call it once no thread is still
-        using the store."""
-        with self._lock:
-            self._closed = True
-            connections = self._readers + self._idle_writers + list(self._held.values())
-            self._readers, self._idle_writers = [], []
-        for connection in connections:
-            connection.close()
-
-    def __enter__(self) -> PostgresStore:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def _also_close(self) -> list[Connection]:
+        """The connections of writer locks still held: closing them releases the locks."""
+        return list(self._held.values())
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.url!r})"
 
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StoreError(f"the store {self.url} is closed")
-
-    def _reader(self) -> Connection:
-        self._check_open()
-        connection: Connection | None = getattr(self._local, "reader", None)
-        if connection is None or connection.closed or connection.broken:
-            connection = connect(self._target)
-            connection.isolation_level = IsolationLevel.REPEATABLE_READ
-            connection.read_only = True
-            with self._lock:
-                self._readers.append(connection)
-            self._local.reader = connection
+    def _new_reader(self) -> Connection:
+        connection = connect(self._target)
+        connection.isolation_level = IsolationLevel.REPEATABLE_READ
+        connection.read_only = True
         return connection
 
+    def _new_writer(self) -> Connection:
+        return connect(self._target)
+
+    def _reusable(self, connection: Connection) -> bool:
+        return not connection.closed and not connection.broken
+
     statements = POSTGRES
+    row_columns = ROW_COLUMNS
 
     def _read(self, query: str, params: Sequence[Any] = ()) -> list[TupleRow]:
         """Run one read statement (its own snapshot) and return every row."""
@@ -189,19 +169,6 @@ class PostgresStore(BookkeepingReads):
             return None
         stored = decode_row(rows[0])
         return None if stored.deleted and not include_deleted else stored
-
-    def find(self, query: EntityQuery) -> Page:
-        where, params = POSTGRES.where(query)
-        with self._snapshot() as connection:
-            counted = connection.execute(f"SELECT count(*) FROM entities{where}", params).fetchone()
-            rows = connection.execute(
-                f"SELECT {ROW_COLUMNS} FROM entities{where} ORDER BY kind_rank, id LIMIT %s OFFSET %s",
-                [*params, query.limit, query.offset],
-            ).fetchall()
-        total = int(counted[0]) if counted is not None else 0
-        items = tuple(decode_row(row) for row in rows)
-        end = query.offset + len(items)
-        return Page(items=items, total=total, next_offset=end if end < total else None)
 
     def iter_entities(
         self,
@@ -253,7 +220,7 @@ class PostgresStore(BookkeepingReads):
 
     @contextmanager
     def bulk_load(self, *, source: str, run_id: str | None = None) -> Iterator[PostgresBulkLoad]:
-        """Stage a full snapshot of ``source`` and swap it in when the block exits (see ``_pg_bulk``)."""
+        """Stage a full snapshot of ``source`` and swap it in at the end (``_sql.postgres.bulk``)."""
         self._check_open()
         self._refuse_nested("a bulk load")
         load = start_bulk_load(self._target, connect(self._target), source=source, run_id=run_id)
@@ -318,33 +285,6 @@ class PostgresStore(BookkeepingReads):
                     f"({self._target.scrub(str(error).strip())}); another process may hold it now"
                 ) from None
 
-    @contextmanager
-    def _write_scope(self) -> Iterator[None]:
-        self._refuse_nested("a transaction")
-        self._local.writing = True
-        try:
-            yield
-        finally:
-            self._local.writing = False
-
-    def _refuse_nested(self, what: str) -> None:
-        if getattr(self._local, "writing", False):
-            raise StoreError(f"cannot open {what} while this thread holds a transaction; they do not nest")
-
-    def _take_writer(self) -> Connection:
-        with self._lock:
-            if self._idle_writers:
-                return self._idle_writers.pop()
-        return connect(self._target)
-
-    def _give_back(self, connection: Connection) -> None:
-        usable = not connection.closed and not connection.broken
-        with self._lock:
-            if usable and not self._closed:
-                self._idle_writers.append(connection)
-                return
-        connection.close()
-
 
 def _wait_seconds(wait: bool | float) -> float | None:
     """``None`` to wait forever, else the number of seconds to wait (0: just try)."""
@@ -384,7 +324,7 @@ _INSERT_CHANGE = (
 _TOMBSTONE = "UPDATE entities SET deleted_at = %s WHERE kind_rank = %s AND id = %s"
 
 
-class _PostgresTransaction(subtree.SubtreeWrites, BookkeepingWrites):
+class _PostgresTransaction(SqlRowAccess, subtree.SubtreeWrites, BookkeepingWrites):
     """The :class:`~rorclient.store.StoreTransaction` of :class:`PostgresStore` (and its
     ``subtree.RowAccess``). Writes are queued and sent in batches (``executemany``, pipelined) before
     the next read and at commit, so replacing a large establishment costs a few round trips."""
@@ -403,6 +343,7 @@ class _PostgresTransaction(subtree.SubtreeWrites, BookkeepingWrites):
             raise StoreError("this transaction has ended; open a new one with store.transaction()")
 
     statements = POSTGRES
+    head_columns = HEAD_COLUMNS
 
     def _write(self, sql: str, params: tuple[Any, ...]) -> None:
         self._queue(sql, params)
@@ -424,6 +365,9 @@ class _PostgresTransaction(subtree.SubtreeWrites, BookkeepingWrites):
                 cursor.executemany(statement, [params for _, params in queued[start:end]])
                 start = end
 
+    def _select(self, query: str, params: Sequence[Any]) -> Iterable[tuple[Any, ...]]:
+        return self._fetch(query, params)
+
     def _fetch(self, query: str, params: Sequence[Any]) -> list[TupleRow]:
         self._check_open()
         self.flush()
@@ -436,28 +380,11 @@ class _PostgresTransaction(subtree.SubtreeWrites, BookkeepingWrites):
         return self._at
 
     # ---- RowAccess -------------------------------------------------------------------------------
-    def heads(self, keys: Collection[subtree.Key]) -> Mapping[subtree.Key, StoredEntity]:
-        ids_by_kind: dict[EntityKind, list[str]] = defaultdict(list)
-        for kind, id_ in keys:
-            ids_by_kind[kind].append(id_)
-        result: dict[subtree.Key, StoredEntity] = {}
-        for kind, ids in ids_by_kind.items():
-            rows = self._fetch(
-                f"SELECT {HEAD_COLUMNS} FROM entities WHERE kind_rank = %s AND id = ANY(%s)",
-                (KIND_ORDER[kind], ids),
-            )
-            for row in rows:
-                head = decode_head(row)
-                result[(head.kind, head.id)] = head
-        return result
-
-    def live_in_establishment(self, establishment_id: str, source: str) -> Iterable[StoredEntity]:
-        rows = self._fetch(
-            f"SELECT {HEAD_COLUMNS} FROM entities "
-            "WHERE establishment = %s AND source = %s AND deleted_at IS NULL",
-            (establishment_id, source),
+    def _heads_of_kind(self, kind: EntityKind, ids: list[str]) -> Iterable[tuple[Any, ...]]:
+        return self._fetch(
+            f"SELECT {HEAD_COLUMNS} FROM entities WHERE kind_rank = %s AND id = ANY(%s)",
+            (KIND_ORDER[kind], ids),
         )
-        return [decode_head(row) for row in rows]
 
     def live_children(self, parent_ids: Collection[str], source: str) -> Iterable[StoredEntity]:
         if not parent_ids:

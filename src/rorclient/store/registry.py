@@ -9,7 +9,7 @@ from pathlib import Path
 import platformdirs
 
 from rorclient.errors import ConfigError
-from rorclient.store._pg_url import redact_url
+from rorclient.store._sql.postgres.url import redact_url
 from rorclient.store.base import Store
 
 __all__ = ["default_store_url", "open_store", "store_exists"]

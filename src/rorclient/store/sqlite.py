@@ -19,7 +19,7 @@ Durability
 
 Bulk loads
     stage the snapshot in a separate SQLite file next to the store (``<file>.staging-<id>``, no journal,
-    no fsync) and merge it into the live tables in one transaction; see ``_sqlite_bulk``.
+    no fsync) and merge it into the live tables in one transaction; see ``store._sql.sqlite.bulk``.
 """
 
 from __future__ import annotations
@@ -27,9 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sqlite3
-import threading
-from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -38,9 +36,8 @@ from rorclient._private_files import create_private, private_directory, warn_if_
 from rorclient.errors import ConfigError, StoreError
 from rorclient.models import EntityKind
 from rorclient.store import subtree
-from rorclient.store._sql import SQLITE, BookkeepingReads, BookkeepingWrites
-from rorclient.store._sqlite_bulk import SqliteBulkLoad, clean_abandoned_loads, start_bulk_load
-from rorclient.store._sqlite_rows import (
+from rorclient.store._sql.sqlite.bulk import SqliteBulkLoad, clean_abandoned_loads, start_bulk_load
+from rorclient.store._sql.sqlite.rows import (
     ENTITY_COLUMNS,
     HEAD_COLUMNS,
     ROW_COLUMNS,
@@ -51,11 +48,12 @@ from rorclient.store._sqlite_rows import (
     live_row,
     translate_errors,
 )
-from rorclient.store._sqlite_schema import PAGE_SIZE, migrate
+from rorclient.store._sql.sqlite.schema import PAGE_SIZE, migrate
+from rorclient.store._sql.statements import SQLITE, BookkeepingWrites
+from rorclient.store._sql.store import SqlRowAccess, SqlStore
 from rorclient.store.base import (
     ChangeKind,
     EntityQuery,
-    Page,
     StoredEntity,
     utcnow,
 )
@@ -90,7 +88,7 @@ def _create_private_database(path: Path) -> None:
         raise StoreError(f"could not create the SQLite store {path}: {error}") from error
 
 
-class SqliteStore(BookkeepingReads):
+class SqliteStore(SqlStore[sqlite3.Connection]):
     """A :class:`~rorclient.store.Store` in one SQLite file. See the module docstring."""
 
     def __init__(
@@ -99,11 +97,7 @@ class SqliteStore(BookkeepingReads):
         self.path = Path(path).expanduser()
         self.url = url or f"{_URL_PREFIX}{self.path}"
         self.busy_timeout = busy_timeout
-        self._lock = threading.Lock()
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
-        self._idle_writers: list[sqlite3.Connection] = []
-        self._closed = False
+        self._start_pool()
         try:
             private_directory(self.path.parent)
         except OSError as error:
@@ -131,43 +125,20 @@ class SqliteStore(BookkeepingReads):
         """Open the store a ``sqlite:///...`` URL names."""
         return cls(path_from_url(url), busy_timeout=busy_timeout, url=url)
 
-    # ---- lifecycle -------------------------------------------------------------------------------
-    def close(self) -> None:
-        """Close every connection; call it once no thread is still using the store."""
-        with self._lock:
-            self._closed = True
-            connections = self._readers + self._idle_writers
-            self._readers, self._idle_writers = [], []
-        for connection in connections:
-            connection.close()
-
-    def __enter__(self) -> SqliteStore:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return f"SqliteStore({str(self.path)!r})"
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise StoreError(f"the store {self.url} is closed")
 
     def _connect(self, *, writer: bool) -> sqlite3.Connection:
         return connect(self.path, busy_timeout=self.busy_timeout, writer=writer)
 
-    def _reader(self) -> sqlite3.Connection:
-        self._check_open()
-        connection: sqlite3.Connection | None = getattr(self._local, "reader", None)
-        if connection is None:
-            connection = self._connect(writer=False)
-            with self._lock:
-                self._readers.append(connection)
-            self._local.reader = connection
-        return connection
+    def _new_reader(self) -> sqlite3.Connection:
+        return self._connect(writer=False)
+
+    def _new_writer(self) -> sqlite3.Connection:
+        return self._connect(writer=True)
 
     statements = SQLITE
+    row_columns = ROW_COLUMNS
 
     def _read(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
         """Run one read statement and return every row."""
@@ -200,18 +171,6 @@ class SqliteStore(BookkeepingReads):
             return None
         stored = decode_row(row)
         return None if stored.deleted and not include_deleted else stored
-
-    def find(self, query: EntityQuery) -> Page:
-        where, params = SQLITE.where(query)
-        with self._snapshot() as connection:
-            total = connection.execute(f"SELECT count(*) FROM entities{where}", params).fetchone()[0]
-            rows = connection.execute(
-                f"SELECT {ROW_COLUMNS} FROM entities{where} ORDER BY kind_rank, id LIMIT ? OFFSET ?",
-                [*params, query.limit, query.offset],
-            ).fetchall()
-        items = tuple(decode_row(row) for row in rows)
-        end = query.offset + len(items)
-        return Page(items=items, total=total, next_offset=end if end < total else None)
 
     def iter_entities(
         self,
@@ -264,7 +223,7 @@ class SqliteStore(BookkeepingReads):
 
     @contextmanager
     def bulk_load(self, *, source: str, run_id: str | None = None) -> Iterator[SqliteBulkLoad]:
-        """Stage a full snapshot of ``source`` and swap it in when the block exits (see ``_sqlite_bulk``)."""
+        """Stage a full snapshot of ``source`` and swap it in at the end (``_sql.sqlite.bulk``)."""
         self._check_open()
         self._refuse_nested("a bulk load")
         load = start_bulk_load(self.path, self._connect(writer=True), source=source, run_id=run_id)
@@ -275,32 +234,6 @@ class SqliteStore(BookkeepingReads):
                     load.swap()
         finally:
             load.discard()
-
-    @contextmanager
-    def _write_scope(self) -> Iterator[None]:
-        self._refuse_nested("a transaction")
-        self._local.writing = True
-        try:
-            yield
-        finally:
-            self._local.writing = False
-
-    def _refuse_nested(self, what: str) -> None:
-        if getattr(self._local, "writing", False):
-            raise StoreError(f"cannot open {what} while this thread holds a transaction; they do not nest")
-
-    def _take_writer(self) -> sqlite3.Connection:
-        with self._lock:
-            if self._idle_writers:
-                return self._idle_writers.pop()
-        return self._connect(writer=True)
-
-    def _give_back(self, connection: sqlite3.Connection) -> None:
-        with self._lock:
-            if not self._closed:
-                self._idle_writers.append(connection)
-                return
-        connection.close()
 
 
 def _rollback(connection: sqlite3.Connection) -> None:
@@ -313,7 +246,7 @@ def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
         yield values[start : start + _CHUNK]
 
 
-class _SqliteTransaction(subtree.SubtreeWrites, BookkeepingWrites):
+class _SqliteTransaction(SqlRowAccess, subtree.SubtreeWrites, BookkeepingWrites):
     """The :class:`~rorclient.store.StoreTransaction` of :class:`SqliteStore` (and its
     ``subtree.RowAccess``): every method runs inside the store transaction's connection."""
 
@@ -326,9 +259,13 @@ class _SqliteTransaction(subtree.SubtreeWrites, BookkeepingWrites):
         self._at = ""
 
     statements = SQLITE
+    head_columns = HEAD_COLUMNS
 
     def _write(self, sql: str, params: tuple[Any, ...]) -> None:
         self._execute(sql, params)
+
+    def _select(self, query: str, params: Sequence[Any]) -> Iterable[tuple[Any, ...]]:
+        return self._execute(query, params)
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         if not self._open:
@@ -342,30 +279,13 @@ class _SqliteTransaction(subtree.SubtreeWrites, BookkeepingWrites):
         return now
 
     # ---- RowAccess -------------------------------------------------------------------------------
-    def heads(self, keys: Collection[subtree.Key]) -> Mapping[subtree.Key, StoredEntity]:
-        ids_by_kind: dict[EntityKind, list[str]] = defaultdict(list)
-        for kind, id_ in keys:
-            ids_by_kind[kind].append(id_)
-        result: dict[subtree.Key, StoredEntity] = {}
-        for kind, ids in ids_by_kind.items():
-            for chunk in _chunks(ids):
-                marks = ",".join("?" * len(chunk))
-                rows = self._execute(
-                    f"SELECT {HEAD_COLUMNS} FROM entities WHERE kind = ? AND id IN ({marks})",
-                    (kind.value, *chunk),
-                )
-                for row in rows:
-                    head = decode_head(row)
-                    result[(head.kind, head.id)] = head
-        return result
-
-    def live_in_establishment(self, establishment_id: str, source: str) -> Iterable[StoredEntity]:
-        rows = self._execute(
-            f"SELECT {HEAD_COLUMNS} FROM entities "
-            "WHERE establishment = ? AND source = ? AND deleted_at IS NULL",
-            (establishment_id, source),
-        )
-        return [decode_head(row) for row in rows]
+    def _heads_of_kind(self, kind: EntityKind, ids: list[str]) -> Iterable[tuple[Any, ...]]:
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            yield from self._execute(
+                f"SELECT {HEAD_COLUMNS} FROM entities WHERE kind = ? AND id IN ({marks})",
+                (kind.value, *chunk),
+            )
 
     def live_children(self, parent_ids: Collection[str], source: str) -> Iterable[StoredEntity]:
         result: list[StoredEntity] = []

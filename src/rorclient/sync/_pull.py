@@ -19,8 +19,8 @@ from rorclient.csd.reader import read_csd
 from rorclient.errors import DataError, RemoteError
 from rorclient.models import Entity
 from rorclient.sources.base import DownloadProgress, Snapshot, Source
-from rorclient.store._rows import StagesRows
 from rorclient.store.base import BulkLoad, ChangeKind, Store, SyncState
+from rorclient.store.capabilities import StagesRows
 from rorclient.sync._plan import Interrupted, StopFlag, to_frame
 
 __all__ = ["LoadOutcome", "load_snapshot", "take_snapshot"]

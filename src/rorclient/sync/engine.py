@@ -1071,7 +1071,7 @@ def _safe_name(name: str) -> str:
 
 
 def _redacted(url: str) -> str:
-    from rorclient.store._pg_url import redact_url
+    from rorclient.store import redact_url
 
     return redact_url(url)
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from rorclient._lock import lock_file_path, writer_lock
 from rorclient.errors import DataError, StoreError
 from rorclient.models import (
     Activity,
@@ -44,6 +45,7 @@ from rorclient.models import (
     RecordMeta,
     Unit,
 )
+from rorclient.store._sql.rows import staged_row
 from rorclient.store.base import (
     BreakerLatch,
     BulkLoad,
@@ -58,6 +60,7 @@ from rorclient.store.base import (
     SyncState,
     content_hash,
 )
+from rorclient.store.capabilities import LocalDatabase, LocksWriters, StagesRows
 
 __all__ = [
     "EG1",
@@ -913,6 +916,42 @@ class StoreConformance:
             assert store.get(UNIT, U2) is None
 
     # ---- queries ---------------------------------------------------------------------------------
+    # ---- capabilities (rorclient.store.capabilities) ---------------------------------------------
+    def test_rows_staged_by_a_bulk_load_that_takes_them_are_stored_as_entities(self, store: Store) -> None:
+        """:class:`StagesRows`: rows from reader processes store exactly what the entities would."""
+        snapshot = list(site(EG1, unit(U1), unit(U2), equipment_codes=("E10",)).entities())
+        with store.bulk_load(source=SOURCE) as load:
+            if isinstance(load, StagesRows):
+                load.add_staged_rows(staged_row(entity) for entity in snapshot)
+            else:
+                load.add_many(snapshot)
+            assert load.count == len(snapshot)
+        assert load.result == _counts(created=len(snapshot))
+        for entity in snapshot:
+            stored = _live(store, entity.kind, entity.id)
+            assert stored.entity == entity
+            assert stored.content_hash == content_hash(entity)
+        assert _live(store, ACTIVITY, f"{U2}#100").establishment == EG1
+
+    def test_writer_locks_are_held_per_name_and_released_with_the_block(
+        self, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """:class:`LocksWriters` (or rorclient's file and process locks for the stores without it), and
+        :class:`LocalDatabase`, whose lock files lie next to the database file."""
+        # The lock files of other stores go under the user runtime directory, which platformdirs warns
+        # about where XDG_RUNTIME_DIR is unset (containers, CI): give it one.
+        monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "runtime"))
+        with writer_lock(store, "conformance", wait=False) as held:
+            assert held
+            if not isinstance(store, LocksWriters) and (path := lock_file_path(store, "conformance")):
+                assert path.is_file()
+                if isinstance(store, LocalDatabase) and store.url.startswith("sqlite:"):
+                    assert path.parent == store.path.parent
+            with writer_lock(store, "conformance-other", wait=False) as other:
+                assert other, "locks of other names are independent"
+        with writer_lock(store, "conformance", wait=False) as again:
+            assert again, "the lock is released when its block ends"
+
     def _populate(self, store: Store) -> None:
         apply_site(
             store,

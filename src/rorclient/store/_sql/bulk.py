@@ -1,7 +1,7 @@
 """What both SQL stores' bulk loads share besides row batching: the load's life cycle (active, aborted,
 ended), its pending sync state, its result, and the error for an entity staged twice with different
-content. Staging, the duplicate merge and the swap are dialect SQL and stay in ``_sqlite_bulk`` and
-``_pg_bulk``."""
+content. Staging, the duplicate merge and the swap are dialect SQL and stay in ``sqlite.bulk`` and
+``postgres.bulk``."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from rorclient.errors import DataError, StoreError
-from rorclient.store._rows import RowBatches
+from rorclient.store._sql.rows import RowBatches
 from rorclient.store.base import ChangeKind, SyncState
 
 __all__ = ["SqlBulkLoad"]
 
 
 class SqlBulkLoad(RowBatches):
-    """Base of :class:`~rorclient.store._sqlite_bulk.SqliteBulkLoad` and
-    :class:`~rorclient.store._pg_bulk.PostgresBulkLoad`; subclasses provide :meth:`discard`,
+    """Base of :class:`~rorclient.store._sql.sqlite.bulk.SqliteBulkLoad` and
+    :class:`~rorclient.store._sql.postgres.bulk.PostgresBulkLoad`; subclasses provide :meth:`discard`,
     ``_flush`` and the swap."""
 
     def __init__(self, source: str, run_id: str | None) -> None:

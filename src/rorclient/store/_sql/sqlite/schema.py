@@ -124,7 +124,7 @@ SCHEMA_VERSION = MIGRATIONS[-1].version
 PAGE_SIZE = 16_384
 """The schema version this rorclient writes."""
 
-#: The staging table of a bulk load, in its own attached database file (see ``_sqlite_bulk``).
+#: The staging table of a bulk load, in its own attached database file (see ``store._sql.sqlite.bulk``).
 #: No key while rows are added (appending to a rowid table is the fastest insert SQLite has);
 #: :data:`STAGING_INDEX` is built once, before the first preview or the swap, and also finds duplicates.
 STAGING_DDL = """CREATE TABLE IF NOT EXISTS staging.staged (

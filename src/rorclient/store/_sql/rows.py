@@ -1,13 +1,13 @@
 """Row encoding shared by the SQL stores (SQLite and PostgreSQL): text forms of date-times, content
-hashes and the staging row of a bulk-loaded entity. Dialect-specific SQL stays in ``_sqlite_rows`` and
-``_pg_rows``."""
+hashes and the staging row of a bulk-loaded entity. Dialect-specific SQL stays in ``sqlite.rows`` and
+``postgres.rows``."""
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 from collections.abc import Iterable
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar
 
 from pydantic import ValidationError
 
@@ -18,14 +18,6 @@ from rorclient.store.base import KIND_ORDER, StoredEntity, constructed_stored_en
 
 _VALUE_OF_KIND = {kind: kind.value for kind in EntityKind}  # a dict lookup beats Enum.value
 _KIND_OF_VALUE = {kind.value: kind for kind in EntityKind}
-
-
-@runtime_checkable
-class StagesRows(Protocol):
-    """A bulk load that takes :func:`staged_row` rows made elsewhere (both SQL stores' bulk loads):
-    the loader's reader processes send rows, not models, which spares a second serialisation."""
-
-    def add_staged_rows(self, rows: Iterable[tuple[Any, ...]]) -> None: ...
 
 
 class RowBatches:

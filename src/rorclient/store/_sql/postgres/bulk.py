@@ -37,16 +37,16 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 from rorclient.models import EntityKind
-from rorclient.store._pg_connect import lock_key, translate_errors
-from rorclient.store._pg_rows import (
+from rorclient.store._sql.bulk import SqlBulkLoad
+from rorclient.store._sql.postgres.connect import lock_key, translate_errors
+from rorclient.store._sql.postgres.rows import (
     ENTITY_COLUMNS,
     STAGING_COPY_COLUMNS,
 )
-from rorclient.store._pg_schema import STAGING_COLUMNS
-from rorclient.store._pg_url import Target
-from rorclient.store._rows import RowBatches
-from rorclient.store._sql import POSTGRES, sync_state_row
-from rorclient.store._sql_bulk import SqlBulkLoad
+from rorclient.store._sql.postgres.schema import STAGING_COLUMNS
+from rorclient.store._sql.postgres.url import Target
+from rorclient.store._sql.rows import RowBatches
+from rorclient.store._sql.statements import POSTGRES, sync_state_row
 from rorclient.store.base import KIND_ORDER, ChangeKind, utcnow
 
 __all__ = ["BATCH_SIZE", "PostgresBulkLoad", "clean_abandoned_loads", "start_bulk_load"]

@@ -21,8 +21,8 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 from rorclient.errors import SchemaVersionError
-from rorclient.store._pg_connect import lock_key, translate_errors
-from rorclient.store._pg_url import Target
+from rorclient.store._sql.postgres.connect import lock_key, translate_errors
+from rorclient.store._sql.postgres.url import Target
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "STAGING_COLUMNS", "migrate", "schema_version"]
 
@@ -118,7 +118,7 @@ MIGRATIONS: tuple[Migration, ...] = (
 SCHEMA_VERSION = MIGRATIONS[-1].version
 """The schema version this rorclient writes."""
 
-#: The columns of a bulk load's staging table (an UNLOGGED table of its own, see ``_pg_bulk``). ``data``
+#: The columns of a bulk load's staging table (an UNLOGGED table of its own, see ``bulk``). ``data``
 #: is text there: COPY is twice as fast without parsing JSON, and only rows that changed are parsed, once,
 #: when the swap writes them to ``entities``.
 STAGING_COLUMNS = """kind text NOT NULL,

@@ -10,7 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from rorclient.models import EntityKind
-from rorclient.store._rows import code_of, decode_head, decode_row, from_text, sortable, staged_row, to_text
+from rorclient.store._sql.rows import (
+    code_of,
+    decode_head,
+    decode_row,
+    from_text,
+    sortable,
+    staged_row,
+    to_text,
+)
 from rorclient.store.base import KIND_ORDER, StoredEntity, name_key
 
 __all__ = [

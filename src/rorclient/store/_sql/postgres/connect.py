@@ -1,7 +1,7 @@
 """How the PostgreSQL store connects, names its advisory locks and reports errors.
 
 Error messages name the store by :attr:`Target.display` and are scrubbed of the password (see
-``_pg_url``).
+``.url``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 from rorclient.errors import StoreError
-from rorclient.store._pg_url import Target
+from rorclient.store._sql.postgres.url import Target
 
 __all__ = ["connect", "lock_key", "translate_errors"]
 

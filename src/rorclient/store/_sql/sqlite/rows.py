@@ -10,7 +10,7 @@ from typing import Any
 
 from rorclient.errors import StoreError
 from rorclient.models import EntityKind
-from rorclient.store._rows import code_of, decode_head, decode_row, from_text, staged_row, to_text
+from rorclient.store._sql.rows import code_of, decode_head, decode_row, from_text, staged_row, to_text
 from rorclient.store.base import KIND_ORDER, StoredEntity, name_key
 
 __all__ = [

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from rorclient.models import EntityKind
-from rorclient.store._rows import from_text, moment_of, sortable, to_text
+from rorclient.store._sql.rows import from_text, moment_of, sortable, to_text
 from rorclient.store.base import (
     KIND_ORDER,
     BreakerLatch,

@@ -39,15 +39,15 @@ from pathlib import Path
 from rorclient._private_files import create_private
 from rorclient.errors import StoreError
 from rorclient.models import EntityKind
-from rorclient.store._rows import RowBatches
-from rorclient.store._sql import SQLITE, sync_state_row
-from rorclient.store._sql_bulk import SqlBulkLoad
-from rorclient.store._sqlite_rows import (
+from rorclient.store._sql.bulk import SqlBulkLoad
+from rorclient.store._sql.rows import RowBatches
+from rorclient.store._sql.sqlite.rows import (
     ENTITY_COLUMNS,
     UPSERT_ON_CONFLICT,
     translate_errors,
 )
-from rorclient.store._sqlite_schema import PAGE_SIZE, STAGING_DDL, STAGING_INDEX
+from rorclient.store._sql.sqlite.schema import PAGE_SIZE, STAGING_DDL, STAGING_INDEX
+from rorclient.store._sql.statements import SQLITE, sync_state_row
 from rorclient.store.base import KIND_ORDER, ChangeKind, utcnow
 
 __all__ = ["BATCH_SIZE", "SqliteBulkLoad", "clean_abandoned_loads", "start_bulk_load"]

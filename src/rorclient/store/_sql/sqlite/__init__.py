@@ -1,0 +1,1 @@
+"""The SQLite half of the SQL stores: schema and migrations, rows, bulk load."""
