@@ -16,6 +16,7 @@ import pytest
 from rorclient.cli import main
 from rorclient.config import Settings
 from rorclient.daemon import Daemon, DaemonOptions
+from rorclient.errors import SafetyBreakerError
 from rorclient.health import read_health
 from rorclient.models import EntityKind
 from rorclient.progress import describe_progress
@@ -27,6 +28,7 @@ from rorclient.sync import ProgressEvent, RunStatus, Sync, SyncOptions
 from tests._sync_fakes import mutate_sandbox
 
 SOURCE = "sandbox"
+FHIR_SOURCE = "sandbox-fhir"
 FIELDS = ("kind", "id", "parent", "name", "closed", "deleted")
 Row = tuple[Any, ...]
 
@@ -70,10 +72,10 @@ def truth(sandbox: Sandbox) -> dict[tuple[str, str], Row]:
     return {(row["kind"], row["id"]): tuple(row[field] for field in FIELDS) for row in sandbox.snapshot()}
 
 
-def rows(store: Store) -> dict[tuple[str, str], Row]:
+def rows(store: Store, source: str = SOURCE) -> dict[tuple[str, str], Row]:
     return {
         (row.kind.value, row.id): (row.kind.value, row.id, row.parent, row.name, row.closed, row.deleted)
-        for row in store.iter_entities(source=SOURCE, include_deleted=False)
+        for row in store.iter_entities(source=source, include_deleted=False)
     }
 
 
@@ -132,9 +134,9 @@ def store_establishment(store: Store, key: tuple[str, str]) -> str | None:
     return stored.establishment if stored is not None else None
 
 
-def _entities(store: Store) -> dict[tuple[str, str], dict[str, Any]]:
+def _entities(store: Store, source: str = SOURCE) -> dict[tuple[str, str], dict[str, Any]]:
     found = {}
-    for row in store.iter_entities(source=SOURCE, include_deleted=False):
+    for row in store.iter_entities(source=source, include_deleted=False):
         data = json.loads(row.entity.model_dump_json())
         data.pop("fhir", None)
         found[(row.kind.value, row.id)] = data
@@ -147,7 +149,9 @@ def test_a_region_synced_over_csd_then_over_fhir_keeps_the_same_rows(
     csd = Settings.load(
         sandbox.write_client_config(tmp_path / "csd.toml", SOURCE, kinds=("csd",)), environ={}
     )
-    fhir = fhir_settings(sandbox, tmp_path / "fhir.toml")
+    fhir = Settings.load(
+        sandbox.write_client_config(tmp_path / "fhir.toml", FHIR_SOURCE, kinds=("fhir",)), environ={}
+    )
     with open_store(f"sqlite:///{tmp_path / 'ror.db'}") as store:
         with Sync(csd, store=store, options=SyncOptions(data_dir=tmp_path / "data")) as sync:
             sync.pull()
@@ -156,15 +160,23 @@ def test_a_region_synced_over_csd_then_over_fhir_keeps_the_same_rows(
             assert sync.sync().status is RunStatus.SUCCESS
         over_csd = _entities(store)
         with Sync(fhir, store=store, options=SyncOptions(data_dir=tmp_path / "data")) as sync:
-            switched = sync.pull()
+            # Moving the region to another source is an operator's decision: refused unless forced.
+            with pytest.raises(
+                SafetyBreakerError, match=f"{len(over_csd)} live rows held by source 'sandbox'"
+            ):
+                sync.pull()
+            assert _entities(store) == over_csd and _entities(store, FHIR_SOURCE) == {}
+            switched = sync.pull(force=True)
             assert switched.status is RunStatus.SUCCESS
+            assert switched.takeovers == {SOURCE: len(over_csd)}
             counts = switched.counts
             assert counts.get("created", 0) == 0 and counts.get("deleted", 0) == 0, counts
-            assert _entities(store) == over_csd  # same identities, same content
+            assert _entities(store, FHIR_SOURCE) == over_csd  # same identities, same content
+            assert _entities(store) == {}
             sandbox.clock.advance(seconds=30)
             mutate_sandbox(sandbox, 4, seed=8)
             assert sync.sync().status is RunStatus.SUCCESS
-            expected, got = truth(sandbox), rows(store)
+            expected, got = truth(sandbox), rows(store, FHIR_SOURCE)
             assert {key: got.get(key) for key in expected} == expected
 
 

@@ -135,6 +135,67 @@ def test_load_files_raises_the_breaker_error_unless_forced(national: Path, parti
         assert report.status == "success" and report.deletions > 0.9 * live
 
 
+# ---- a load never takes over another source's rows silently ----------------------------------
+
+
+def owned_live(capsys: pytest.CaptureFixture[str], store: str, source: str) -> int:
+    """Live rows of ``source`` that a load into another source would take over (legal entities and
+    professionals are shared by regional sources by design)."""
+    rows = export(capsys, store, "--live", "--source", source)
+    return sum(1 for row in rows if row["kind"] not in ("legal_entity", "professional"))
+
+
+def test_loading_a_file_into_a_source_that_does_not_hold_its_rows_is_refused(
+    tmp_path: Path, national: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = f"sqlite:///{tmp_path / 'od.db'}"
+    assert run(capsys, "--store", store, "load", str(national), "--source", "idf")[0] == 0
+    held = owned_live(capsys, store, "idf")
+    before = export(capsys, store)
+    code, _, err = run(capsys, "--store", store, "load", str(national))  # default source: files
+    assert code == EXIT_BLOCKED == SafetyBreakerError.exit_code
+    assert f"would take over {held} live rows held by source 'idf'" in err
+    assert "nothing was committed" in err and "--force" in err
+    assert export(capsys, store) == before
+
+    code, out, err = run(capsys, "--store", store, "load", str(national), "--dry-run", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["status"] == "dry_run" and report["takeovers"] == {"idf": held}
+    assert f"would take over {held} live rows held by source 'idf'" in err
+    assert export(capsys, store) == before
+
+    code, out, _ = run(capsys, "--store", store, "load", str(national), "--force")
+    assert code == 0 and f"taking over {held} live rows of source 'idf'" in out
+    assert live_count(capsys, store) == len([row for row in before if not row["deleted"]])
+    assert export(capsys, store, "--live", "--source", "idf") == []
+
+
+def test_a_load_into_the_source_holding_the_rows_takes_nothing_over(national: Path) -> None:
+    with MemoryStore() as store:
+        load_files(store, [national], source="idf")
+        report = load_files(store, [national], source="idf")
+        assert report.status == "success" and report.takeovers == {}
+        assert sum(report.counts.values()) == 0
+
+
+def test_load_files_and_a_pull_refuse_to_take_over_another_sources_rows(national: Path) -> None:
+    with MemoryStore() as store:
+        load_files(store, [national], source="idf")
+        before = store.stats()
+        with pytest.raises(SafetyBreakerError, match="held by source 'idf'") as blocked:
+            load_files(store, [national], source="files")
+        assert blocked.value.report.status is RunStatus.BLOCKED and blocked.value.report.takeovers["idf"] > 0
+        with Sync(source=FileSource("od", [national]), store=store) as sync:
+            with pytest.raises(SafetyBreakerError, match="held by source 'idf'"):
+                sync.pull()
+            assert store.stats().by_source == before.by_source
+            assert store.breaker_latches() == [], "an operator question, not a bad upstream answer"
+            moved = sync.pull(force=True)
+        assert moved.status is RunStatus.SUCCESS and moved.takeovers == blocked.value.report.takeovers
+        assert "taking over" in moved.summary()
+        assert store.stats().by_source.get("idf", 0) == 0
+
+
 # ---- [[sources]] kind = "file" -----------------------------------------------------------------
 
 

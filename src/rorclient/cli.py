@@ -512,9 +512,12 @@ def _cmd_load(args: argparse.Namespace, settings: Settings) -> int:
         rate = report.bytes / 1e6 / report.seconds if report.seconds else 0.0
         readers = f", {report.readers} readers" if report.readers > 1 else ""
         verb = "would load (dry run, nothing committed)" if args.dry_run else "loaded"
+        taken = "".join(
+            f", taking over {n} live rows of source {was!r}" for was, n in sorted(report.takeovers.items())
+        )
         print(
             f"{verb} {report.entities} entities from {len(report.files)} file(s) into source "
-            f"{report.source!r} in {report.seconds:.1f} s ({rate:.1f} MB/s{readers}): {changed}"
+            f"{report.source!r} in {report.seconds:.1f} s ({rate:.1f} MB/s{readers}): {changed}{taken}"
         )
     return EXIT_OK
 

@@ -104,7 +104,9 @@ def run_demo(
                     f"{len(status.pending)} pending"
                 )
             with Sync(demo_settings, source=DEMO_FHIR_SOURCE, options=options) as fhir:
-                report = fhir.pull()
+                # The region moves from the CSD source to the FHIR one on purpose: forced, as an
+                # operator moving a source does (the takeover check stops it otherwise).
+                report = fhir.pull(force=True)
                 say(f"7. the same region over FHIR ($export, OAuth2): {report.summary()}")
                 sandbox.clock.advance(minutes=1)
                 for mutation in sandbox.mutate(count=2, kinds=["rename", "new_unit"], seed=seed + 99):

@@ -10,7 +10,7 @@ import datetime as dt
 import os
 from collections.abc import Callable, Sequence
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from rorclient._sync_options import SyncOptions
 from rorclient.errors import ConfigError
@@ -53,6 +53,8 @@ class LoadReport(BaseModel):
     status: str = "success"
     #: Entities of the source the load deletes (would delete, for a dry run).
     deletions: int = 0
+    #: Live rows of other sources the load took over (would take over, for a dry run), per source.
+    takeovers: dict[str, int] = Field(default_factory=dict)
 
     @property
     def seconds(self) -> float:
@@ -79,6 +81,8 @@ def load_files(
     Like a pull, the load goes through the safety breaker: when it would delete or close more than the
     allowed share of the source's live entities (:class:`~rorclient.sync.SyncOptions`: 10 %, at least
     50), it raises :class:`~rorclient.sync.SafetyBreakerError` and commits nothing, unless ``force``.
+    So does a load that would take over live rows another source holds (a wrong ``source``?): a row
+    belongs to one source and writing it moves it; ``force`` moves them on purpose.
     ``dry_run``: read and compare, commit nothing (``LoadReport.counts`` are the planned changes).
 
     ``options``: the breaker's share and floor, the time zone... (``readers`` wins over
@@ -126,4 +130,5 @@ def load_files(
         readers=report.readers or 1,
         status=report.status.value,
         deletions=report.breaker.deletions if report.breaker is not None else 0,
+        takeovers=dict(report.takeovers),
     )

@@ -35,6 +35,7 @@ from rorclient.geography import region_of
 from rorclient.models import Entity, EntityKind, Offer
 
 __all__ = [
+    "SHARED_KINDS",
     "AppliedChange",
     "BreakerLatch",
     "BulkLoad",
@@ -298,6 +299,13 @@ class BulkLoad(Protocol):
         """What the swap would change, counted per change kind, before committing anything."""
         ...
 
+    def takeovers(self) -> dict[str, int]:
+        """The live (not deleted) rows held by OTHER sources that the swap would take over, counted per
+        former source (sources with none left out), before committing anything; rows of the
+        :data:`SHARED_KINDS` are not counted. Writing a row moves it to the loading source; rorclient
+        refuses such a load unless forced."""
+        ...
+
     def set_sync_state(self, state: SyncState) -> None:
         """Record this state in the same transaction as the swap."""
         ...
@@ -370,6 +378,10 @@ class Store(Protocol):
 # --------------------------------------------------------------------------------------------------
 
 KIND_ORDER: dict[EntityKind, int] = {kind: index for index, kind in enumerate(EntityKind)}
+
+SHARED_KINDS: frozenset[EntityKind] = frozenset({EntityKind.LEGAL_ENTITY, EntityKind.PROFESSIONAL})
+"""Kinds that regional sources legitimately hold in turn (a legal entity with establishments in two
+regions, a professional working in both): :meth:`BulkLoad.takeovers` does not count them."""
 
 
 def content_hash(entity: Entity) -> str:

@@ -23,6 +23,7 @@ from rorclient.models import Entity, EntityKind, Offer, Unit
 from rorclient.store import subtree
 from rorclient.store.base import (
     KIND_ORDER,
+    SHARED_KINDS,
     BreakerLatch,
     BulkLoad,
     Change,
@@ -553,6 +554,18 @@ class _MemoryBulkLoad:
         for _, change in self._plan(self._store._check_open().entities):
             counts[change] += 1
         return counts
+
+    def takeovers(self) -> dict[str, int]:
+        self._check_active()
+        live = self._store._check_open().entities
+        taken: dict[str, int] = {}
+        for key in self._staged:
+            if key[0] in SHARED_KINDS:
+                continue
+            row = live.get(key)
+            if row is not None and not row.deleted and row.source != self._source:
+                taken[row.source] = taken.get(row.source, 0) + 1
+        return dict(sorted(taken.items()))
 
     def set_sync_state(self, state: SyncState) -> None:
         self._check_active()

@@ -77,13 +77,15 @@ def load_snapshot(
     run_id: str,
     zone: dt.tzinfo | None,
     stop: StopFlag,
-    decide: Callable[[dict[ChangeKind, int]], bool],
+    decide: Callable[[dict[ChangeKind, int], dict[str, int] | None], bool],
     state: Callable[[dt.datetime | None], SyncState],
     on_progress: LoadProgressCallback | None = None,
     readers: int | None = None,
 ) -> LoadOutcome:
-    """Stage every entity of ``snapshot`` in a bulk load of ``source``; ``decide(preview)`` says whether
-    to swap it in (``False``: discard it); ``state(newest)`` is the sync state written with the swap.
+    """Stage every entity of ``snapshot`` in a bulk load of ``source``; ``decide(preview, takeovers)``
+    says whether to swap it in (``False``: discard it); ``state(newest)`` is the sync state written with
+    the swap. ``takeovers``: the live rows of other sources the swap would take over, per source, or
+    ``None`` from a third-party bulk load without :meth:`~rorclient.store.BulkLoad.takeovers`.
 
     ``readers``: processes reading one file of 32 MB or more in parallel (default: 2, or 1 on a single
     core). Stores whose bulk load takes models rather than rows, platforms without ``fork`` and
@@ -113,7 +115,8 @@ def load_snapshot(
                     _stage_entity(bulk, entity, zone, tally)
             tally.check_stop()
             planned = bulk.preview()
-            if not decide(planned):
+            takeovers = getattr(bulk, "takeovers", None)
+            if not decide(planned, takeovers() if callable(takeovers) else None):
                 bulk.abort()
                 return LoadOutcome(tally.entities, tally.newest, planned, None, used)
             bulk.set_sync_state(state(tally.newest))

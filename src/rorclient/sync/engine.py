@@ -472,10 +472,27 @@ class Sync:
         size = snapshot.bytes
         verdicts: list[BreakerVerdict] = []
         states: list[SyncState] = []
+        takeovers: dict[str, int] = {}
 
-        def decide(planned: dict[ChangeKind, int]) -> bool:
+        def decide(planned: dict[ChangeKind, int], taken: dict[str, int] | None) -> bool:
             verdict = self._breaker(planned, run.live(), force)
             verdicts.append(verdict)
+            takeovers.update(taken or {})
+            if taken is None:
+                _log.warning(
+                    "%s of source %r: the store's bulk load cannot tell which rows of other sources it "
+                    "would take over (no BulkLoad.takeovers); loading without that check",
+                    run.operation,
+                    self.source,
+                )
+            elif taken:
+                _log.warning(
+                    "%s of source %r: would take over %s%s",
+                    run.operation,
+                    self.source,
+                    _describe_takeovers(taken),
+                    " — dry run, nothing committed" if dry_run else (" (forced)" if force else ""),
+                )
             if verdict.deletions or verdict.closures:  # said before it happens (or is refused)
                 _log.warning(
                     "%s of source %r: %d of %d live entities would be deleted and %d closed "
@@ -489,7 +506,7 @@ class Sync:
                     " — dry run, nothing committed" if dry_run else "",
                 )
             run.emit("commit", 0, None)
-            return not dry_run and not (verdict.tripped and not force)
+            return not dry_run and not (verdict.tripped and not force) and not (taken and not force)
 
         def state(newest: dt.datetime | None) -> SyncState:
             # The extraction holds nothing newer than when it was taken: its newest record bounds that
@@ -533,8 +550,15 @@ class Sync:
                     bytes=size,
                     readers=outcome.readers,
                     breaker=verdict,
+                    takeovers=takeovers,
                 )
-            self._blocked(run, outcome.planned, verdict, entities=outcome.entities, bytes=size)
+            if verdict.tripped:
+                self._blocked(
+                    run, outcome.planned, verdict, entities=outcome.entities, bytes=size, takeovers=takeovers
+                )
+            self._refuse_takeover(
+                run, outcome.planned, verdict, takeovers, entities=outcome.entities, bytes=size
+            )
         report = run.report(
             RunStatus.SUCCESS,
             counts=_counts(outcome.committed),
@@ -543,6 +567,7 @@ class Sync:
             readers=outcome.readers,
             breaker=verdict,
             watermark=states[-1].watermark,
+            takeovers=takeovers,
         )
         _apply.close_run(
             self.store, report, clear_pending_before=run.started, release_breaker=self._releases(force)
@@ -923,6 +948,33 @@ class Sync:
         _log.error("%s", report.error, extra=_log_fields(report))
         raise SafetyBreakerError(report.error or "safety breaker", report)
 
+    def _refuse_takeover(
+        self,
+        run: _Run,
+        planned: dict[ChangeKind, int],
+        verdict: BreakerVerdict,
+        takeovers: dict[str, int],
+        **fields: Any,
+    ) -> NoReturn:
+        """Stop a snapshot that would take over live rows of other sources (an operator's wrong
+        ``--source``?). Not latched: the upstream answer is not in question, the operator's intent is."""
+        report = run.report(
+            RunStatus.BLOCKED,
+            counts=_counts(planned),
+            breaker=verdict,
+            takeovers=takeovers,
+            pending=len(self.store.pending(self.source)),
+            error=(
+                f"the {run.operation} of source {self.source!r} would take over "
+                f"{_describe_takeovers(takeovers)}; nothing was committed; check --source, or --force "
+                "to move them"
+            ),
+            **fields,
+        )
+        _apply.record_failure(self.store, report)
+        _log.error("%s", report.error, extra=_log_fields(report))
+        raise SafetyBreakerError(report.error or "takeover", report)
+
     def _check_latch(self, run: _Run, *, force: bool, dry_run: bool) -> bool:
         """Refuse to apply a source whose breaker is latched, unless forced (a dry run commits nothing);
         returns whether the run is forced (an operator accepted the latched change: ``accept_breaker``)."""
@@ -1038,6 +1090,14 @@ def _only_source_name(settings: Settings | None) -> str | None:
 def _wipes(deletions: int, live: int) -> bool:
     """Whether a run deletes every live entity of its source."""
     return live > 0 and deletions >= live
+
+
+def _describe_takeovers(takeovers: dict[str, int]) -> str:
+    """``215 live rows held by source 'idf'`` (and ``, 3 ... by source 'x'``)."""
+    return ", ".join(
+        f"{number} live row{'s' if number != 1 else ''} held by source {source!r}"
+        for source, number in sorted(takeovers.items())
+    )
 
 
 def _counts(counts: dict[ChangeKind, int]) -> dict[str, int]:

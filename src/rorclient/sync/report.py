@@ -117,6 +117,9 @@ class SyncReport(_Model):
     watermark: dt.datetime | None = None
     """The source's watermark after the run (the ROR's time frame, naive)."""
     breaker: BreakerVerdict | None = None
+    takeovers: dict[str, int] = Field(default_factory=dict)
+    """Live rows held by other sources that the pull or load took over (or, dry run or blocked, would
+    take over), per former source."""
     error: str | None = None
 
     @property
@@ -144,6 +147,9 @@ class SyncReport(_Model):
             size = f", {self.bytes / 1e6:.1f} MB" if self.bytes else ""  # a stream of entities has no size
             parts.append(f"{self.entities} entities{size}")
         parts.append(changes or "no change")
+        if self.takeovers:
+            taken = ", ".join(f"{count} from {source!r}" for source, count in sorted(self.takeovers.items()))
+            parts.append(f"taking over {taken}")
         if self.failed:
             parts.append(f"{len(self.failed)} failed")
         if self.pending:

@@ -855,6 +855,22 @@ class StoreConformance:
         assert _live(store, UNIT, U3).source == OTHER_SOURCE
         assert store.stats().by_source == {SOURCE: 4, OTHER_SOURCE: 3}
 
+    def test_a_bulk_load_counts_the_live_rows_of_other_sources_it_would_take_over(self, store: Store) -> None:
+        apply_site(store, site(EG1, unit(U1), unit(U2)), source=OTHER_SOURCE)
+        apply_site(store, site(EG1, unit(U1), unit(U2)), source=OTHER_SOURCE)
+        apply_site(store, site(EG2, unit(U3, EG2)), EG2, source="third")
+        apply_site(store, site(EG2), EG2, source="third")  # U3 and its activity: tombstones
+        with store.bulk_load(source=SOURCE) as load:
+            load.add_many(site(EG1, unit(U1)).entities())
+            load.add_many(site(EG2, unit(U3, EG2)).entities())
+            # EG1, U1 and its activity of OTHER_SOURCE; EG2 of "third" (U3 is a tombstone, the legal
+            # entity is shared by design); none of SOURCE's own rows.
+            assert load.takeovers() == {OTHER_SOURCE: 3, "third": 1}
+            load.abort()
+        with store.bulk_load(source=OTHER_SOURCE) as load:
+            load.add_many(site(EG1, unit(U1), unit(U2)).entities())
+            assert load.takeovers() == {}, "a load of the rows' own source takes nothing over"
+
     def test_an_aborted_bulk_load_changes_nothing(self, store: Store) -> None:
         apply_site(store, site(EG1, unit(U1)))
         before = store.stats()

@@ -47,7 +47,7 @@ from rorclient.store._sql.postgres.schema import STAGING_COLUMNS
 from rorclient.store._sql.postgres.url import Target
 from rorclient.store._sql.rows import RowBatches
 from rorclient.store._sql.statements import POSTGRES, sync_state_row
-from rorclient.store.base import KIND_ORDER, ChangeKind, utcnow
+from rorclient.store.base import KIND_ORDER, SHARED_KINDS, ChangeKind, utcnow
 
 __all__ = ["BATCH_SIZE", "PostgresBulkLoad", "clean_abandoned_loads", "start_bulk_load"]
 
@@ -56,6 +56,7 @@ logger = logging.getLogger(__name__)
 BATCH_SIZE = RowBatches.batch_size
 STAGING_PREFIX = "staging_"
 _UNIT_RANK = KIND_ORDER[EntityKind.UNIT]
+_OWNED_RANKS = ", ".join(str(rank) for kind, rank in KIND_ORDER.items() if kind not in SHARED_KINDS)
 
 # The staged rows' change against the live rows: ``subtree.change_for`` (``classify_change`` plus the
 # source takeover) written in SQL. Owners are resolved on the way (snapshot units first, then live ones).
@@ -82,6 +83,11 @@ _CLASSIFIED = f"""WITH resolved AS (
 _GONE = """FROM entities AS e
 WHERE e.source = %(source)s AND e.deleted_at IS NULL
   AND NOT EXISTS (SELECT 1 FROM {staging} AS s WHERE s.kind_rank = e.kind_rank AND s.id = e.id)"""
+# The live rows of other sources that the snapshot would take over, per source.
+_TAKEN = f"""SELECT e.source, count(*) FROM entities AS e
+WHERE e.source <> %(source)s AND e.deleted_at IS NULL AND e.kind_rank IN ({_OWNED_RANKS})
+  AND EXISTS (SELECT 1 FROM {{staging}} AS s WHERE s.kind_rank = e.kind_rank AND s.id = e.id)
+GROUP BY e.source ORDER BY e.source"""
 
 
 def _query(template: str, staging: sql.Identifier) -> sql.Composed:
@@ -155,6 +161,15 @@ class PostgresBulkLoad(SqlBulkLoad):
             ).fetchall()
             gone = connection.execute(_query("SELECT count(*) " + _GONE, self.table), params).fetchone()
         return self._counts(rows, gone[0] if gone is not None else 0)
+
+    def takeovers(self) -> dict[str, int]:
+        """The live rows of other sources the swap would take over, per source; nothing is written."""
+        self._check_active()
+        self._prepare()
+        connection = self._connection
+        with translate_errors("preview a bulk load on", self._target), connection.transaction():
+            rows = connection.execute(_query(_TAKEN, self.table), {"source": self._source}).fetchall()
+        return {source: count for source, count in rows}
 
     # ---- the swap and the clean-up (called by PostgresStore.bulk_load) ---------------------------
     def swap(self, *, write_lock: int, lock_timeout: float) -> None:

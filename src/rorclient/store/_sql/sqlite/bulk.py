@@ -48,7 +48,7 @@ from rorclient.store._sql.sqlite.rows import (
 )
 from rorclient.store._sql.sqlite.schema import PAGE_SIZE, STAGING_DDL, STAGING_INDEX
 from rorclient.store._sql.statements import SQLITE, sync_state_row
-from rorclient.store.base import KIND_ORDER, ChangeKind, utcnow
+from rorclient.store.base import KIND_ORDER, SHARED_KINDS, ChangeKind, utcnow
 
 __all__ = ["BATCH_SIZE", "SqliteBulkLoad", "clean_abandoned_loads", "start_bulk_load"]
 
@@ -63,6 +63,7 @@ _RUNNING: set[str] = set()
 _RUNNING_LOCK = threading.Lock()
 
 _UNIT_RANK = KIND_ORDER[EntityKind.UNIT]
+_OWNED_RANKS = ", ".join(str(rank) for kind, rank in KIND_ORDER.items() if kind not in SHARED_KINDS)
 _INSERT_STAGED = "INSERT INTO staging.staged VALUES (" + ",".join("?" * 14) + ")"
 
 _KIND_OF_RANK = (
@@ -95,6 +96,11 @@ _CLASSIFIED = f"""WITH resolved AS (
 _GONE = """FROM main.entities AS e
 WHERE e.source = :source AND e.deleted_at IS NULL
   AND NOT EXISTS (SELECT 1 FROM staging.staged AS s WHERE s.kind_rank = e.kind_rank AND s.id = e.id)"""
+# The live rows of other sources that the snapshot would take over, per source.
+_TAKEN = f"""SELECT e.source, count(*) FROM main.entities AS e
+WHERE e.source <> :source AND e.deleted_at IS NULL AND e.kind_rank IN ({_OWNED_RANKS})
+  AND EXISTS (SELECT 1 FROM staging.staged AS s WHERE s.kind_rank = e.kind_rank AND s.id = e.id)
+GROUP BY e.source ORDER BY e.source"""
 
 
 def start_bulk_load(
@@ -169,6 +175,14 @@ class SqliteBulkLoad(SqlBulkLoad):
             finally:
                 connection.execute("COMMIT")
         return self._counts(rows, gone)
+
+    def takeovers(self) -> dict[str, int]:
+        """The live rows of other sources the swap would take over, per source; nothing is written."""
+        self._check_active()
+        self._prepare()
+        with translate_errors("preview a bulk load on", self._db_path):
+            rows = self._connection.execute(_TAKEN, {"source": self._source}).fetchall()
+        return {source: count for source, count in rows}
 
     # ---- the swap and the clean-up (called by SqliteStore.bulk_load) -----------------------------
     def swap(self) -> None:
