@@ -317,7 +317,7 @@ def _pull(url: str, path: Path, readers: int, stop: StopFlag | None = None) -> t
             run_id=uuid.uuid4().hex,
             zone=ZoneInfo("Europe/Paris"),
             stop=stop or StopFlag(),
-            decide=lambda planned: True,
+            decide=lambda planned, takeovers: True,
             state=lambda newest: SyncState(source="ror", watermark=newest, taken_at=utcnow()),
             readers=readers,
         )
