@@ -346,7 +346,8 @@ class SafetyBreakerError(RorError):
 
     ``report`` is the run's report (status ``blocked``, its ``breaker`` verdict and the planned counts).
     Check the ROR's answer (a truncated or filtered extraction?) and run again with ``force=True``
-    (``--force``) if the changes are real. Exit code 8.
+    (``--force``) if the changes are real. Also raised, without latching the breaker, by a pull or load
+    that would take over live rows another source holds (``report.takeovers``). Exit code 8.
     """
 
     exit_code = 8
