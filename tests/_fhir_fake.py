@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rorclient.fhir import FhirTruncatedError
+from rorclient.fhir import FhirTruncatedError, resources_for
+from rorclient.models import Entity, Offer
 from rorclient.sandbox._fhir_search import FhirResources, parse_search
 
 
@@ -60,3 +61,19 @@ class FakeFhirApi:
             dt.datetime(2024, 6, 1, 10, tzinfo=dt.UTC),
             dt.datetime.now(dt.UTC),
         )
+
+
+def region_resources(region: Iterable[Offer]) -> list[dict[str, Any]]:
+    """The FHIR resources of a generated region, each once (a legal entity shared by several offers)."""
+    seen: dict[tuple[str, str], dict[str, Any]] = {}
+    for offer in region:
+        for resource in resources_for(offer.entities()):
+            seen.setdefault((resource["resourceType"], resource["id"]), resource)
+    return list(seen.values())
+
+
+def by_key_without_provenance(entities: Iterable[Entity]) -> dict[tuple[str, str], Entity]:
+    """``{(kind, id): entity}`` with the FHIR provenance dropped, to compare with generated entities."""
+    return {
+        (e.kind.value, e.id): e.model_copy(update={"fhir": ()}) if hasattr(e, "fhir") else e for e in entities
+    }

@@ -13,7 +13,7 @@ from rorclient.fhir import FhirMappingError, resources_for
 from rorclient.fhir._reads import DeltaTooLargeError, FhirReads
 from rorclient.models import Entity, Offer, UnitLevel
 from rorclient.sandbox.dataset import generate_dataset
-from tests._fhir_fake import FakeFhirApi
+from tests._fhir_fake import FakeFhirApi, by_key_without_provenance, region_resources
 
 BEFORE = dt.datetime(2024, 6, 1, 12, tzinfo=dt.UTC)  # the dataset's reference time: nothing is newer
 LATER = "2024-06-02T10:00:00+02:00"
@@ -22,21 +22,6 @@ LATER = "2024-06-02T10:00:00+02:00"
 @pytest.fixture(scope="module")
 def region() -> list[Offer]:
     return list(generate_dataset(11, 12))
-
-
-def _resources(region: list[Offer]) -> list[dict[str, Any]]:
-    seen: dict[tuple[str, str], dict[str, Any]] = {}
-    for offer in region:
-        for resource in resources_for(offer.entities()):
-            seen.setdefault((resource["resourceType"], resource["id"]), resource)
-    return list(seen.values())
-
-
-def _plain(offer: Offer) -> dict[tuple[str, str], Entity]:
-    return {
-        (e.kind.value, e.id): e.model_copy(update={"fhir": ()}) if hasattr(e, "fhir") else e
-        for e in offer.entities()
-    }
 
 
 def _touched(resources: list[dict[str, Any]], resource_type: str, logical: str) -> list[dict[str, Any]]:
@@ -49,36 +34,36 @@ def _touched(resources: list[dict[str, Any]], resource_type: str, logical: str) 
 
 
 def test_an_establishment_graph_gives_exactly_its_subtree(region: list[Offer]) -> None:
-    reads = FhirReads(FakeFhirApi(_resources(region)))
+    reads = FhirReads(FakeFhirApi(region_resources(region)))
     for truth in region[:4]:
         (site,) = truth.establishments
         found_id, offer = reads.establishment(site.id)
         assert found_id == site.id
-        assert _plain(offer) == _plain(truth)
+        assert by_key_without_provenance(offer.entities()) == by_key_without_provenance(truth.entities())
 
 
 def test_a_unit_graph_gives_the_unit_its_descendants_and_its_owners(region: list[Offer]) -> None:
-    reads = FhirReads(FakeFhirApi(_resources(region)))
+    reads = FhirReads(FakeFhirApi(region_resources(region)))
     truth = next(o for o in region if any(u.level is not UnitLevel.ELEMENTARY_UNIT for u in o.units))
     inner = next(u for u in truth.units if u.level is not UnitLevel.ELEMENTARY_UNIT)
     elementary = next(u for u in truth.units if u.level is UnitLevel.ELEMENTARY_UNIT)
     for unit in (inner, elementary):
         unit_id, offer = reads.unit(unit.id)
         assert unit_id == unit.id
-        got = _plain(offer)
+        got = by_key_without_provenance(offer.entities())
         assert ("unit", unit.id) in got and ("establishment", unit.establishment_id) in got
         below = {u.id for u in truth.units if u.parent_unit_id == unit.id}
         assert below <= {u.id for u in offer.units}
         expected = {a.id for a in truth.activities if a.unit_id in {unit.id, *below}}
         assert {a.id for a in offer.activities} >= expected
         for key, entity in got.items():
-            assert _plain(truth).get(key) == entity, key
+            assert by_key_without_provenance(truth.entities()).get(key) == entity, key
 
 
 def test_identifiers_the_ror_does_not_know_give_nothing_and_a_legal_entity_is_not_an_establishment(
     region: list[Offer],
 ) -> None:
-    reads = FhirReads(FakeFhirApi(_resources(region)))
+    reads = FhirReads(FakeFhirApi(region_resources(region)))
     assert reads.establishment("1999999999") == (None, Offer())
     assert reads.unit("99/99999") == ("99/99999", Offer())
     with pytest.raises(FhirMappingError, match="names a legal entity, not an establishment"):
@@ -91,7 +76,7 @@ def test_identifiers_the_ror_does_not_know_give_nothing_and_a_legal_entity_is_no
 def test_a_delta_names_the_establishment_a_changed_resource_belongs_to(
     region: list[Offer], resource_type: str
 ) -> None:
-    resources = _resources(region)
+    resources = region_resources(region)
     candidates = [r for r in resources if r["resourceType"] == resource_type]
     if resource_type == "Organization":
         candidates = [r for r in candidates if r["id"].startswith("oi-")]
@@ -111,19 +96,19 @@ def test_a_delta_names_the_establishment_a_changed_resource_belongs_to(
 
 def test_a_changed_legal_entity_is_read_itself(region: list[Offer]) -> None:
     legal = region[0].legal_entities[0]
-    reads = FhirReads(FakeFhirApi(_touched(_resources(region), "Organization", f"ej-{legal.id}")))
+    reads = FhirReads(FakeFhirApi(_touched(region_resources(region), "Organization", f"ej-{legal.id}")))
     delta = reads.changes(BEFORE)
     assert [e.id for e in delta.legal_entities] == [legal.id]
     assert delta.establishments == []
 
 
 def test_nothing_changed_means_an_empty_delta(region: list[Offer]) -> None:
-    delta = FhirReads(FakeFhirApi(_resources(region))).changes(BEFORE)
+    delta = FhirReads(FakeFhirApi(region_resources(region))).changes(BEFORE)
     assert (delta.establishments, delta.legal_entities, delta.resources) == ([], [], 0)
 
 
 def test_a_truncated_window_is_split_until_complete(region: list[Offer]) -> None:
-    resources = _resources(region)
+    resources = region_resources(region)
     offers = [r for r in resources if r["resourceType"] == "HealthcareService"][:9]
     for index, offer in enumerate(offers):
         offer["meta"]["lastUpdated"] = f"2024-06-02T10:{index:02d}:00+02:00"
@@ -139,7 +124,7 @@ def test_a_truncated_window_is_split_until_complete(region: list[Offer]) -> None
 
 
 def test_a_delta_that_cannot_be_split_enough_is_refused_whole(region: list[Offer]) -> None:
-    resources = _resources(region)
+    resources = region_resources(region)
     for resource in resources:
         if resource["resourceType"] == "HealthcareService":
             resource["meta"]["lastUpdated"] = LATER  # all at the same instant: no window is small enough
@@ -148,13 +133,13 @@ def test_a_delta_that_cannot_be_split_enough_is_refused_whole(region: list[Offer
 
 
 def test_an_export_is_read_whole_and_regional_when_regions_are_set(region: list[Offer]) -> None:
-    api = FakeFhirApi(_resources(region))
+    api = FakeFhirApi(region_resources(region))
     progress: list[str | None] = []
     with FhirReads(api, regions=["11", "27"]).export(on_progress=progress.append) as pulled:
         entities = list(pulled.entities())
     truth: dict[tuple[str, str], Entity] = {}
     for offer in region:
-        truth.update(_plain(offer))
+        truth.update(by_key_without_provenance(offer.entities()))
     assert {
         (e.kind.value, e.id): e.model_copy(update={"fhir": ()}) if hasattr(e, "fhir") else e for e in entities
     } == truth
@@ -177,5 +162,5 @@ def test_scope_follows_the_configured_regions(region: list[Offer]) -> None:
 def test_the_establishments_of_a_legal_entity_are_found(region: list[Offer]) -> None:
     legal = region[0].legal_entities[0]
     sites = sorted({o.establishments[0].id for o in region if o.legal_entities[0].id == legal.id})
-    assert sorted(FhirReads(FakeFhirApi(_resources(region))).establishments_of(legal.id)) == sites
-    assert FhirReads(FakeFhirApi(_resources(region))).establishments_of("1999999999") == []
+    assert sorted(FhirReads(FakeFhirApi(region_resources(region))).establishments_of(legal.id)) == sites
+    assert FhirReads(FakeFhirApi(region_resources(region))).establishments_of("1999999999") == []

@@ -11,14 +11,13 @@ from typing import Any
 import pytest
 
 from rorclient.errors import RorError
-from rorclient.fhir import resources_for
 from rorclient.fhir._reads import DeltaTooLargeError
 from rorclient.models import Entity, Offer, UnitLevel
 from rorclient.sandbox.dataset import generate_dataset
 from rorclient.sources import Source
 from rorclient.sources.fhir import FhirSource, FhirUnknownIdentifierError
 from rorclient.sync._plan import is_unknown
-from tests._fhir_fake import FakeFhirApi
+from tests._fhir_fake import FakeFhirApi, by_key_without_provenance, region_resources
 
 SINCE = dt.datetime(2024, 6, 1, 14, 0)  # naive, the ROR's time frame: after every generated change
 
@@ -26,20 +25,6 @@ SINCE = dt.datetime(2024, 6, 1, 14, 0)  # naive, the ROR's time frame: after eve
 @pytest.fixture(scope="module")
 def region() -> list[Offer]:
     return list(generate_dataset(5, 10))
-
-
-def _resources(region: list[Offer]) -> list[dict[str, Any]]:
-    seen: dict[tuple[str, str], dict[str, Any]] = {}
-    for offer in region:
-        for resource in resources_for(offer.entities()):
-            seen.setdefault((resource["resourceType"], resource["id"]), resource)
-    return list(seen.values())
-
-
-def _plain(entities: Any) -> dict[tuple[str, str], Entity]:
-    return {
-        (e.kind.value, e.id): e.model_copy(update={"fhir": ()}) if hasattr(e, "fhir") else e for e in entities
-    }
 
 
 def _touch(resources: list[dict[str, Any]], logical: str) -> list[dict[str, Any]]:
@@ -60,18 +45,18 @@ def test_it_is_a_source_that_never_claims_deletions(region: list[Offer]) -> None
 def test_a_snapshot_is_the_whole_export_with_its_transaction_time(
     region: list[Offer], tmp_path: Path
 ) -> None:
-    source = FhirSource("national", FakeFhirApi(_resources(region)))
+    source = FhirSource("national", FakeFhirApi(region_resources(region)))
     snapshot = source.snapshot(tmp_path)
     assert snapshot.entities is not None and not snapshot.files
     truth: dict[tuple[str, str], Entity] = {}
     for offer in region:
-        truth.update(_plain(offer.entities()))
-    assert _plain(snapshot.entities) == truth
+        truth.update(by_key_without_provenance(offer.entities()))
+    assert by_key_without_provenance(snapshot.entities) == truth
     assert snapshot.watermark == dt.datetime(2024, 6, 1, 12, 0)  # 10:00 UTC is noon in Paris in June
 
 
 def test_deltas_name_the_establishments_and_those_of_changed_legal_entities(region: list[Offer]) -> None:
-    resources = _resources(region)
+    resources = region_resources(region)
     offer = region[3]
     unit = offer.units[-1]
     hs_or_oi = next(r["id"] for r in resources if r["id"].endswith(unit.id.replace("/", "-")))
@@ -85,7 +70,7 @@ def test_deltas_name_the_establishments_and_those_of_changed_legal_entities(regi
 
 
 def test_with_regions_a_delta_keeps_only_establishments_of_those_regions(region: list[Offer]) -> None:
-    resources = _resources(region)
+    resources = region_resources(region)
     offer = region[2]
     own_region = next(u for u in offer.units if u.level is UnitLevel.ELEMENTARY_UNIT).id.split("/")[0]
     touched = _touch(resources, f"eg-{offer.establishments[0].id}")
@@ -95,7 +80,7 @@ def test_with_regions_a_delta_keeps_only_establishments_of_those_regions(region:
     searches = len(api.searches)
     read = inside.read_establishment(offer.establishments[0].id)
     assert len(api.searches) == searches  # read once, while scoping the delta
-    got, truth = _plain(read.entities()), _plain(offer.entities())
+    got, truth = by_key_without_provenance(read.entities()), by_key_without_provenance(offer.entities())
     assert got.keys() == truth.keys()
     site = got[("establishment", offer.establishments[0].id)]
     assert site.record.updated == dt.datetime(2024, 6, 2, 9, 0)  # the change, read
@@ -105,7 +90,7 @@ def test_with_regions_a_delta_keeps_only_establishments_of_those_regions(region:
 
 
 def test_a_delta_too_large_for_any_window_is_refused(region: list[Offer]) -> None:
-    resources = _resources(region)
+    resources = region_resources(region)
     for resource in resources:
         resource["meta"]["lastUpdated"] = "2024-06-02T09:00:00+02:00"
     with pytest.raises(DeltaTooLargeError):
@@ -115,10 +100,12 @@ def test_a_delta_too_large_for_any_window_is_refused(region: list[Offer]) -> Non
 def test_reads_give_subtrees_and_an_unknown_identifier_is_an_error_never_a_deletion(
     region: list[Offer],
 ) -> None:
-    source = FhirSource("national", FakeFhirApi(_resources(region)))
+    source = FhirSource("national", FakeFhirApi(region_resources(region)))
     offer = region[1]
     site = offer.establishments[0].id
-    assert _plain(source.read_establishment(site).entities()) == _plain(offer.entities())
+    assert by_key_without_provenance(source.read_establishment(site).entities()) == by_key_without_provenance(
+        offer.entities()
+    )
     ((read_id, read),) = list(source.read_establishments([site]))
     assert read_id == site and isinstance(read, Offer)
     unit = offer.units[-1]
@@ -134,14 +121,16 @@ def test_reads_give_subtrees_and_an_unknown_identifier_is_an_error_never_a_delet
 
 
 def test_establishments_are_read_concurrently_each_once(region: list[Offer]) -> None:
-    source = FhirSource("national", FakeFhirApi(_resources(region)))
+    source = FhirSource("national", FakeFhirApi(region_resources(region)))
     sites = [offer.establishments[0].id for offer in region]
     results = dict(source.read_establishments([*sites, "1999999999", sites[0]], concurrency=4))
     assert set(results) == {*sites, "1999999999"}
     assert isinstance(results["1999999999"], FhirUnknownIdentifierError)
     for offer in region:
         read = results[offer.establishments[0].id]
-        assert isinstance(read, Offer) and _plain(read.entities()) == _plain(offer.entities())
+        assert isinstance(read, Offer) and by_key_without_provenance(
+            read.entities()
+        ) == by_key_without_provenance(offer.entities())
 
 
 class _NotFoundApi(FakeFhirApi):
@@ -160,7 +149,7 @@ def test_an_http_404_from_the_fhir_api_never_tombstones_an_establishment(
     from rorclient.store.base import EntityKind
     from rorclient.sync import Sync
 
-    api = FakeFhirApi(_resources(region))
+    api = FakeFhirApi(region_resources(region))
     site = region[1].establishments[0].id
     with Sync(source=FhirSource("national", api), store=f"sqlite:///{tmp_path / 'ror.db'}") as sync:
         sync.pull()
@@ -189,7 +178,7 @@ def test_an_export_stamped_in_the_future_never_moves_the_watermark_past_the_pull
 
     started = dt.datetime(2024, 6, 1, 11, 0)  # the export says noon (Paris)
     with Sync(
-        source=FhirSource("national", FakeFhirApi(_resources(region))),
+        source=FhirSource("national", FakeFhirApi(region_resources(region))),
         store="memory://",
         clock=lambda: started,
     ) as sync:
