@@ -27,7 +27,7 @@ import operator
 from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -422,7 +422,32 @@ class Unit(_Model):
         return self.closure is not None
 
 
-class Activity(_Model):
+class _UnitCodedEntry:
+    """What activities and equipment share: a unit's entry keyed by the unit and a TRE code."""
+
+    if TYPE_CHECKING:
+        unit_id: str
+        code: CodedValue
+
+    @property
+    def id(self) -> str:
+        return f"{self.unit_id}#{self.code.code}"
+
+    @property
+    def parent_id(self) -> str:
+        return self.unit_id
+
+    @property
+    def name(self) -> str:
+        return self.code.display or self.code.code
+
+    @property
+    def closed(self) -> bool:
+        """Activities and equipment carry no closure of their own: look at their unit."""
+        return False
+
+
+class Activity(_UnitCodedEntry, _Model):
     """An operational activity (TRE_R211) offered by a unit; keyed by the unit and the code."""
 
     kind: Literal[EntityKind.ACTIVITY] = EntityKind.ACTIVITY
@@ -433,25 +458,8 @@ class Activity(_Model):
     extras: tuple[ExtraElement, ...] = ()
     extension_extras: tuple[ExtraElement, ...] = ()
 
-    @property
-    def id(self) -> str:
-        return f"{self.unit_id}#{self.code.code}"
 
-    @property
-    def parent_id(self) -> str:
-        return self.unit_id
-
-    @property
-    def name(self) -> str:
-        return self.code.display or self.code.code
-
-    @property
-    def closed(self) -> bool:
-        """Activities and equipment carry no closure of their own: look at their unit."""
-        return False
-
-
-class Equipment(_Model):
+class Equipment(_UnitCodedEntry, _Model):
     """A specific piece of equipment (TRE_R212) of a unit; keyed by the unit and the code."""
 
     kind: Literal[EntityKind.EQUIPMENT] = EntityKind.EQUIPMENT
@@ -462,23 +470,6 @@ class Equipment(_Model):
     record: RecordMeta
     extras: tuple[ExtraElement, ...] = ()
     extension_extras: tuple[ExtraElement, ...] = ()
-
-    @property
-    def id(self) -> str:
-        return f"{self.unit_id}#{self.code.code}"
-
-    @property
-    def parent_id(self) -> str:
-        return self.unit_id
-
-    @property
-    def name(self) -> str:
-        return self.code.display or self.code.code
-
-    @property
-    def closed(self) -> bool:
-        """Activities and equipment carry no closure of their own: look at their unit."""
-        return False
 
 
 class Professional(_Model):
