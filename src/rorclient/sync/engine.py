@@ -45,9 +45,9 @@ from rorclient.errors import ConfigError, DataError, RorError
 from rorclient.models import EntityKind, Offer
 from rorclient.sources import ChangesTooLargeError, CsdSource, Snapshot, Source, source_from_settings
 from rorclient.sources._client import SyncClient
-from rorclient.store.base import BreakerLatch, ChangeKind, ChangeSet, Store, SyncState, utcnow
+from rorclient.store.base import BreakerLatch, ChangeKind, ChangeSet, Store, StoreStats, SyncState, utcnow
 from rorclient.store.registry import open_store
-from rorclient.sync import _apply, _plan, _pull
+from rorclient.sync import _apply, _plan, _pull, _takeover
 from rorclient.sync.errors import (
     BreakerLatchedError,
     NotInitializedError,
@@ -97,7 +97,7 @@ class _Run:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started: dt.datetime = field(default_factory=utcnow)
     stop: _plan.StopFlag = field(default_factory=_plan.StopFlag)
-    _live: int | None = None
+    _stats: StoreStats | None = None
 
     def emit(
         self, phase: Any, done: int, total: int | None, unit: Any = "establishments", **more: Any
@@ -114,9 +114,16 @@ class _Run:
 
     def live(self) -> int:
         """Live entities of the source when first asked (before this run committed anything)."""
-        if self._live is None:
-            self._live = self.store.stats().by_source.get(self.source, 0)
-        return self._live
+        return self._first_stats().by_source.get(self.source, 0)
+
+    def shared(self) -> bool:
+        """Whether other sources held live rows when first asked (else no write can take one over)."""
+        return any(source != self.source for source in self._first_stats().by_source)
+
+    def _first_stats(self) -> StoreStats:
+        if self._stats is None:
+            self._stats = self.store.stats()
+        return self._stats
 
     def report(self, status: RunStatus, **fields: Any) -> SyncReport:
         return SyncReport(
@@ -490,7 +497,7 @@ class Sync:
                     "%s of source %r: would take over %s%s",
                     run.operation,
                     self.source,
-                    _describe_takeovers(taken),
+                    _takeover.describe_takeovers(taken),
                     " — dry run, nothing committed" if dry_run else (" (forced)" if force else ""),
                 )
             if verdict.deletions or verdict.closures:  # said before it happens (or is refused)
@@ -615,6 +622,7 @@ class Sync:
         newest: dt.datetime | None = None
         entities = extra = stale = 0
         verdict = self._breaker(planned_total, live, force)
+        taken = _takeover.Takeovers(self.source)
         publisher = self._publisher(run)
         read = done = 0
 
@@ -655,6 +663,7 @@ class Sync:
                     seen=seen,
                 )
                 read_ids += len(chunk)
+                self._takeovers(run, batch.plan, taken)  # counted against the store before any write
                 for kind, number in batch.planned_counts().items():
                     planned_total[kind] += number
                 batches.append(batch)
@@ -671,6 +680,16 @@ class Sync:
                     listed=len(listed),
                     date_ref=date_ref,
                 )
+            self._judge_takeovers(
+                run,
+                taken,
+                planned_total,
+                verdict,
+                force=force,
+                dry_run=dry_run,
+                listed=len(listed),
+                date_ref=date_ref,
+            )
             # Phase 2: apply, batch after batch, each establishment in its own transaction.
             for batch in batches:
                 if not dry_run:
@@ -709,6 +728,7 @@ class Sync:
             "date_ref": date_ref,
             "watermark_before": before,
             "breaker": verdict,
+            "takeovers": taken.by_source(),
         }
         if dry_run:
             return run.report(
@@ -794,12 +814,21 @@ class Sync:
             )
         planned = batch.planned_counts()
         verdict = self._breaker(planned, run.live(), force)
+        taken = self._takeovers(run, batch.plan)
         if dry_run:
+            self._judge_takeovers(run, taken, planned, verdict, force=force, dry_run=True)
             return run.report(
-                RunStatus.DRY_RUN, counts=_counts(planned), entities=batch.entities, breaker=verdict
+                RunStatus.DRY_RUN,
+                counts=_counts(planned),
+                entities=batch.entities,
+                breaker=verdict,
+                takeovers=taken.by_source(),
             )
         if verdict.tripped and not force:
             self._blocked(run, planned, verdict)
+        self._judge_takeovers(
+            run, taken, planned, verdict, force=force, dry_run=False, entities=batch.entities
+        )
         applied = _apply.Applied()
         publisher = self._publisher(run)
         _apply.apply_batch(
@@ -817,6 +846,7 @@ class Sync:
             stale=batch.stale,
             failed=_failures(batch.failed),
             breaker=verdict,
+            takeovers=taken.by_source(),
         )
         _apply.close_run(self.store, report, pending=entries)
         return report.model_copy(update={"pending": len(self.store.pending(self.source))})
@@ -852,17 +882,28 @@ class Sync:
             pass
         counts = planned.counts()
         verdict = self._breaker(counts, run.live(), force)
+        taken = self._takeovers(run, {unit_id: planned}, kind="unit")
         if dry_run:
+            self._judge_takeovers(run, taken, counts, verdict, force=force, dry_run=True)
             return run.report(
-                RunStatus.DRY_RUN, counts=_counts(counts), entities=_size(offer), breaker=verdict
+                RunStatus.DRY_RUN,
+                counts=_counts(counts),
+                entities=_size(offer),
+                breaker=verdict,
+                takeovers=taken.by_source(),
             )
         if verdict.tripped and not force:
             self._blocked(run, counts, verdict)
+        self._judge_takeovers(run, taken, counts, verdict, force=force, dry_run=False, entities=_size(offer))
         with self.store.transaction(run_id=run.run_id) as transaction:
             changes = transaction.replace_unit(offer, source=self.source, unit_id=unit_id)
         self._publisher(run).publish()
         report = run.report(
-            RunStatus.SUCCESS, counts=_counts(changes.counts()), entities=_size(offer), breaker=verdict
+            RunStatus.SUCCESS,
+            counts=_counts(changes.counts()),
+            entities=_size(offer),
+            breaker=verdict,
+            takeovers=taken.by_source(),
         )
         _apply.close_run(self.store, report)
         return report.model_copy(update={"pending": len(self.store.pending(self.source))})
@@ -954,10 +995,13 @@ class Sync:
         planned: dict[ChangeKind, int],
         verdict: BreakerVerdict,
         takeovers: dict[str, int],
+        *,
+        hint: str = "check --source, or --force to move them",
         **fields: Any,
     ) -> NoReturn:
-        """Stop a snapshot that would take over live rows of other sources (an operator's wrong
-        ``--source``?). Not latched: the upstream answer is not in question, the operator's intent is."""
+        """Stop a run that would take over live rows of other sources (an operator's wrong ``--source``,
+        two sources configured over the same establishments?). Not latched: the upstream answer is not in
+        question, which source should hold the rows is; the next run asks again."""
         report = run.report(
             RunStatus.BLOCKED,
             counts=_counts(planned),
@@ -966,14 +1010,70 @@ class Sync:
             pending=len(self.store.pending(self.source)),
             error=(
                 f"the {run.operation} of source {self.source!r} would take over "
-                f"{_describe_takeovers(takeovers)}; nothing was committed; check --source, or --force "
-                "to move them"
+                f"{_takeover.describe_takeovers(takeovers)}; nothing was committed; {hint}"
             ),
             **fields,
         )
         _apply.record_failure(self.store, report)
         _log.error("%s", report.error, extra=_log_fields(report))
         raise SafetyBreakerError(report.error or "takeover", report)
+
+    def _takeovers(
+        self,
+        run: _Run,
+        plan: dict[str, ChangeSet],
+        taken: _takeover.Takeovers | None = None,
+        *,
+        kind: str = "establishment",
+    ) -> _takeover.Takeovers:
+        """The rows of other sources that ``plan`` (``{establishment or unit id: its changes}``) takes
+        over, added to ``taken``; nothing to look up when no other source held a live row at the start."""
+        taken = taken if taken is not None else _takeover.Takeovers(self.source)
+        if run.shared():
+            taken.count_plan(self.store, plan, kind=kind)
+        return taken
+
+    def _judge_takeovers(
+        self,
+        run: _Run,
+        taken: _takeover.Takeovers,
+        planned: dict[ChangeKind, int],
+        verdict: BreakerVerdict,
+        *,
+        force: bool,
+        dry_run: bool,
+        **fields: Any,
+    ) -> None:
+        """Refuse a delta cycle or refresh that would take over rows of other sources, unless forced or
+        a dry run (both say it at WARNING). Called once the breaker has judged the run."""
+        if not taken:
+            return
+        counts = taken.by_source()
+        where = taken.where()
+        if dry_run or force:
+            _log.warning(
+                "%s of source %r: %s %s, from the answers for %s%s",
+                run.operation,
+                self.source,
+                "would take over" if dry_run else "taking over",
+                _takeover.describe_takeovers(counts),
+                where,
+                " — dry run, nothing committed" if dry_run else " (forced)",
+            )
+            return
+        command = "sync --force" if run.operation == "sync" else "refresh ... --force"
+        self._refuse_takeover(
+            run,
+            planned,
+            verdict,
+            counts,
+            hint=(
+                f"the answers read for {where} hold them; nothing is latched, the next run asks again. "
+                "Two sources configured over the same establishments? Fix their regions, or "
+                f"`rorclient {command}` to move the rows to source {self.source!r}"
+            ),
+            **fields,
+        )
 
     def _check_latch(self, run: _Run, *, force: bool, dry_run: bool) -> bool:
         """Refuse to apply a source whose breaker is latched, unless forced (a dry run commits nothing);
@@ -1090,14 +1190,6 @@ def _only_source_name(settings: Settings | None) -> str | None:
 def _wipes(deletions: int, live: int) -> bool:
     """Whether a run deletes every live entity of its source."""
     return live > 0 and deletions >= live
-
-
-def _describe_takeovers(takeovers: dict[str, int]) -> str:
-    """``215 live rows held by source 'idf'`` (and ``, 3 ... by source 'x'``)."""
-    return ", ".join(
-        f"{number} live row{'s' if number != 1 else ''} held by source {source!r}"
-        for source, number in sorted(takeovers.items())
-    )
 
 
 def _counts(counts: dict[ChangeKind, int]) -> dict[str, int]:
