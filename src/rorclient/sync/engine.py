@@ -45,7 +45,17 @@ from rorclient.errors import ConfigError, DataError, RorError
 from rorclient.models import EntityKind, Offer
 from rorclient.sources import ChangesTooLargeError, CsdSource, Snapshot, Source, source_from_settings
 from rorclient.sources._client import SyncClient
-from rorclient.store.base import BreakerLatch, ChangeKind, ChangeSet, Store, StoreStats, SyncState, utcnow
+from rorclient.sources.fhir import FhirUnknownIdentifierError
+from rorclient.store.base import (
+    BreakerLatch,
+    ChangeKind,
+    ChangeSet,
+    Store,
+    StoredEntity,
+    StoreStats,
+    SyncState,
+    utcnow,
+)
 from rorclient.store.registry import open_store
 from rorclient.sync import _apply, _plan, _pull, _takeover
 from rorclient.sync.errors import (
@@ -803,15 +813,14 @@ class Sync:
     ) -> SyncReport:
         batch = _plan.Batch(zone=self._zone)
         self._read_and_plan(run, batch, [establishment_id])
+        known = self.store.get(EntityKind.ESTABLISHMENT, establishment_id, include_deleted=True)
         error = batch.failed.get(establishment_id)
+        if isinstance(error, FhirUnknownIdentifierError):
+            raise _unknown_to_fhir(establishment_id, known, error) from error
         if error is not None:
             raise error
-        known = self.store.get(EntityKind.ESTABLISHMENT, establishment_id, include_deleted=True)
         if establishment_id in batch.removed and known is None:
-            raise UnknownIdentifierError(
-                f"the ROR does not know establishment {establishment_id} and the store holds nothing for it: "
-                "check the identifier (nothing was stored)"
-            )
+            raise UnknownIdentifierError(_NOBODY_KNOWS.format(what="establishment", id=establishment_id))
         planned = batch.planned_counts()
         verdict = self._breaker(planned, run.live(), force)
         taken = self._takeovers(run, batch.plan)
@@ -859,10 +868,7 @@ class Sync:
             if not _plan.is_unknown(error, self.options.unknown_codes):
                 raise
             if known is None:
-                raise UnknownIdentifierError(
-                    f"the ROR does not know unit {unit_id} and the store holds nothing for it: "
-                    "check the identifier (nothing was stored)"
-                ) from error
+                raise UnknownIdentifierError(_NOBODY_KNOWS.format(what="unit", id=unit_id)) from error
             offer = Offer()  # the ROR no longer knows it: tombstone its subtree
         else:
             # Checked like a cycle's answer: the unit asked for, only its own establishment's rows, and
@@ -1190,6 +1196,31 @@ def _only_source_name(settings: Settings | None) -> str | None:
 def _wipes(deletions: int, live: int) -> bool:
     """Whether a run deletes every live entity of its source."""
     return live > 0 and deletions >= live
+
+
+_NOBODY_KNOWS = (
+    "the ROR does not know {what} {id} and the store holds nothing for it: check the identifier "
+    "(nothing was stored)"
+)
+
+
+def _unknown_to_fhir(
+    establishment_id: str, known: StoredEntity | None, error: FhirUnknownIdentifierError
+) -> UnknownIdentifierError:
+    """The refresh of an establishment the FHIR API returns nothing for: exit 11 like an identifier the
+    CSD ROR does not know. Whatever the store holds stays: an answer without it proves nothing (an access
+    profile may hide it), so nothing is deleted, unlike a CSD refresh, which tombstones it."""
+    if known is None:
+        return UnknownIdentifierError(_NOBODY_KNOWS.format(what="establishment", id=establishment_id))
+    if known.deleted:
+        held = f"only the tombstone of it (source {known.source!r})"
+    else:
+        held = f"it live (source {known.source!r}, updated {known.updated.isoformat(timespec='seconds')})"
+    return UnknownIdentifierError(
+        f"{error.message}, and the store holds {held}: nothing was deleted — a FHIR answer without it "
+        "proves nothing (an access profile may hide it); if it is really gone, the next full pull "
+        "removes it"
+    )
 
 
 def _counts(counts: dict[ChangeKind, int]) -> dict[str, int]:
