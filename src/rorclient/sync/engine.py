@@ -347,7 +347,8 @@ class Sync:
 
         Returns the report (status ``success``, or ``partial`` when some establishments are pending).
         Raises :class:`NotInitializedError` if the source was never pulled, :class:`SafetyBreakerError`
-        (nothing committed) when too much would be deleted or closed unless ``force``, and the client's
+        (nothing committed) when too much would be deleted or closed, or when the answers hold live rows
+        another source holds (``report.takeovers``; not latched), unless ``force``, and the client's
         error when Notif itself fails.
 
         A source without deltas (a file source) is pulled again when it changed since its last pull
@@ -386,8 +387,11 @@ class Sync:
         dry_run: bool = False,
     ) -> SyncReport:
         """Re-read one establishment (Lecture EG) or one unit (Lecture OI) and replace exactly that subtree
-        now. An establishment or unit the ROR no longer knows is tombstoned. Does not move the watermark
-        and needs no lock. Raises the client's error when the read fails."""
+        now. An establishment or unit the ROR no longer knows is tombstoned (not by a FHIR source, whose
+        silence proves nothing). Does not move the watermark and needs no lock. Raises the client's error
+        when the read fails, :class:`UnknownIdentifierError` when the source does not know the
+        identifier and nothing was changed, :class:`SafetyBreakerError` (nothing committed) when the
+        breaker trips or the answer holds live rows another source holds, unless ``force``."""
         if (establishment is None) == (unit is None):
             raise ConfigError("refresh takes exactly one of establishment= or unit=")
         if not self.origin.traits.reads:

@@ -118,8 +118,9 @@ class SyncReport(_Model):
     """The source's watermark after the run (the ROR's time frame, naive)."""
     breaker: BreakerVerdict | None = None
     takeovers: dict[str, int] = Field(default_factory=dict)
-    """Live rows held by other sources that the pull or load took over (or, dry run or blocked, would
-    take over), per former source."""
+    """Live rows held by other sources that the run (pull, load, sync or refresh) took over (or, dry run
+    or blocked, would take over), per former source; legal entities and professionals, which regional
+    sources share, are not counted."""
     error: str | None = None
 
     @property
