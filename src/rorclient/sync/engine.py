@@ -400,11 +400,14 @@ class Sync:
                 "pull it again instead"
             )
         with self._operation("refresh", None, exclusive=False) as run:
+            latch = self._latch_left_alone(run)
             try:
                 if establishment is not None:
-                    return self._refresh_establishment(run, establishment, force=force, dry_run=dry_run)
-                assert unit is not None
-                return self._refresh_unit(run, unit, force=force, dry_run=dry_run)
+                    report = self._refresh_establishment(run, establishment, force=force, dry_run=dry_run)
+                else:
+                    assert unit is not None
+                    report = self._refresh_unit(run, unit, force=force, dry_run=dry_run)
+                return _still_latched(report) if latch is not None else report
             except _plan.Interrupted:
                 return self._interrupted(run)
             except SafetyBreakerError:
@@ -1116,6 +1119,23 @@ class Sync:
         report = run.report(RunStatus.BLOCKED, breaker=verdict, error=message)
         raise BreakerLatchedError(message, report)
 
+    def _latch_left_alone(self, run: _Run) -> BreakerLatch | None:
+        """A refresh runs on a latched source (the operator's own check of one establishment or unit) and
+        leaves the latch as it is; it says so, and returns the latch."""
+        latch = self.breaker_latch()
+        if latch is not None:
+            _log.warning(
+                "%s of source %r: the source's safety breaker is latched since %s (%s run %s); this refresh "
+                "runs anyway (an operator's check) and leaves the latch: the daemon still applies nothing "
+                "from the source until `rorclient breaker accept`, `breaker reset` or `sync --force`",
+                run.operation,
+                self.source,
+                latch.tripped_at.isoformat(timespec="seconds"),
+                latch.operation,
+                latch.run_id,
+            )
+        return latch
+
     def _releases(self, force: bool) -> bool:
         """Whether a run that ends well releases the source's latch: only a forced one (an operator's
         decision); without a latch, nothing to release."""
@@ -1200,6 +1220,13 @@ def _only_source_name(settings: Settings | None) -> str | None:
 def _wipes(deletions: int, live: int) -> bool:
     """Whether a run deletes every live entity of its source."""
     return live > 0 and deletions >= live
+
+
+def _still_latched(report: SyncReport) -> SyncReport:
+    """``report`` of a run that left the source's latched breaker as it was (``breaker.latched``)."""
+    if report.breaker is None or report.breaker.latched:
+        return report
+    return report.model_copy(update={"breaker": report.breaker.model_copy(update={"latched": True})})
 
 
 _NOBODY_KNOWS = (

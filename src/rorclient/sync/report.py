@@ -155,6 +155,8 @@ class SyncReport(_Model):
             parts.append(f"{len(self.failed)} failed")
         if self.pending:
             parts.append(f"{self.pending} pending")
+        if self.breaker is not None and self.breaker.latched and self.status is not RunStatus.BLOCKED:
+            parts.append("the source's safety breaker stays latched (`rorclient breaker show`)")
         if self.error:
             parts.append(self.error)
         return ", ".join(parts)
