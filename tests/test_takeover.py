@@ -243,3 +243,44 @@ def test_a_fhir_delta_refuses_to_take_over_rows_of_a_csd_source_unless_forced(
         forced = sync.sync(force=True)
     assert forced.status is RunStatus.SUCCESS and forced.takeovers == {"csd": owned(held)}
     assert sources_of(store, held) == {"national"}
+
+
+# ---- the command line, file sources (a file source's sync is a pull) ---------------------------
+
+
+def test_rorclient_sync_of_a_file_source_refuses_a_takeover_with_exit_8_then_forces_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+    import time
+
+    from rorclient.cli import EXIT_BLOCKED, main
+    from rorclient.csd.writer import write_csd
+
+    offers = list(generate_dataset(7, 6))
+    first, second = tmp_path / "a.xml", tmp_path / "b.xml"
+    write_csd(offers[:3], first)
+    write_csd(offers[3:], second)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[[sources]]\nname = "a"\nkind = "file"\nfiles = ["{first}"]\n'
+        f'[[sources]]\nname = "b"\nkind = "file"\nfiles = ["{second}"]\n'
+    )
+    store = f"sqlite:///{tmp_path / 'ror.db'}"
+    base = ["--config", str(config), "--store", store]
+    assert main([*base, "pull", "--source", "a"]) == 0
+    assert main([*base, "pull", "--source", "b"]) == 0
+    write_csd(offers[2:], second)  # b's file now holds one of a's establishments too
+    later = time.time() + 5
+    os.utime(second, (later, later))
+    capsys.readouterr()
+
+    assert main([*base, "sync", "--source", "b"]) == EXIT_BLOCKED
+    err = capsys.readouterr().err
+    assert f"would take over {owned(offers[2])} live rows held by source 'a'" in err
+    with SqliteStore(tmp_path / "ror.db") as opened:
+        assert sources_of(opened, offers[2]) == {"a"}
+    assert main([*base, "sync", "--source", "b", "--force"]) == 0
+    assert "taking over" in capsys.readouterr().out
+    with SqliteStore(tmp_path / "ror.db") as opened:
+        assert sources_of(opened, offers[2]) == {"b"}
