@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from rorclient.sandbox.dataset import generate_dataset
 from rorclient.sources.fhir import FhirSource
 from rorclient.store.base import SHARED_KINDS, Store, SyncState
 from rorclient.store.memory import MemoryStore
+from rorclient.store.registry import open_store
 from rorclient.store.sqlite import SqliteStore
 from rorclient.sync import RunStatus, SafetyBreakerError, Sync, SyncOptions
 from tests._fhir_fake import FakeFhirApi, region_resources
@@ -45,9 +47,19 @@ def sources_of(store: Store, offer: Offer) -> set[str]:
     return {row.source for row in rows if row is not None}
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    return MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / "ror.db")
+pytest_plugins = ("tests.pg",)
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "memory":
+        opened: Store = MemoryStore()
+    elif request.param == "sqlite":
+        opened = SqliteStore(tmp_path / "ror.db")
+    else:
+        opened = open_store(request.getfixturevalue("postgres_url"))
+    yield opened
+    opened.close()
 
 
 @pytest.fixture
