@@ -209,6 +209,8 @@ def test_the_daemon_reports_a_refused_takeover_and_retries_each_interval(
     assert state.last_error is not None and "held by source 'idf'" in state.last_error
     assert state.last_run is not None and state.last_run.takeovers == {OTHER: owned(ror.offers[theirs[0]])}
     assert [run.status for run in store.runs()[:2]] == ["blocked", "blocked"], "asked again, not held"
+    last = sync.status().last_run  # what `rorclient status` shows
+    assert last is not None and last.status == "blocked" and "held by source 'idf'" in (last.error or "")
     assert state_of(store) == before
 
 
