@@ -60,6 +60,28 @@ def test_a_registered_scheme_opens_the_store_its_entry_point_names(monkeypatch: 
     assert opened[-1] == "teststore://anything?x=1", "the opener gets the whole URL"
 
 
+class CheckedStore(MemoryStore):
+    """An entry-point target that can tell whether a URL names an existing store (``exists``)."""
+
+    @classmethod
+    def exists(cls, url: str) -> bool:
+        return url == "checked://here"
+
+
+def test_read_only_commands_ask_a_third_party_store_whether_it_exists(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rorclient.cli import main
+
+    _install(monkeypatch, checked=f"{__name__}:CheckedStore", teststore=f"{__name__}:open_test_store")
+    assert registry.store_exists("checked://here") and not registry.store_exists("checked://typo")
+    assert registry.store_exists("teststore://x"), "an opener without `exists` cannot tell: opening decides"
+    assert registry.store_exists("memory://"), "a memory store is no place a typo could miss"
+    assert main(["--store", "checked://typo", "status"]) == 2
+    assert "no store at checked://typo" in capsys.readouterr().err
+    assert main(["--store", "checked://here", "status"]) == 0
+
+
 def test_built_in_schemes_win_over_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
     _install(monkeypatch, memory="no.such.module:nothing")
     assert isinstance(registry.open_store("memory://"), MemoryStore)

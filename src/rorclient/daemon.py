@@ -17,6 +17,11 @@ Behaviour (docs/daemon.md):
   applies nothing from it (health ``blocked``, an error line each interval) until an operator runs
   ``rorclient breaker accept`` (the next run applies the stopped changes, forced), ``breaker reset``, or
   ``sync --force`` with the daemon stopped.
+* **Refused takeover** — a run whose answers hold live rows another source holds (two sources configured
+  over the same establishments) is refused, not latched: health ``blocked`` with the count and the other
+  source in ``last_error`` and ``last_run.takeovers``, an error line each interval (the run is asked
+  again: it goes through once the rows are no longer the other source's), until an operator fixes the
+  sources or runs ``sync --force`` with the daemon stopped.
 * **Stop** — the first SIGTERM or SIGINT asks the running operation to stop at the next establishment
   boundary (each establishment is applied in one transaction: never half-applied); the daemon then
   exits 0. A second signal interrupts at once (the open transaction is rolled back).
@@ -217,7 +222,8 @@ class Daemon:
         except SafetyBreakerError as error:
             self._last_report, self._last_error = error.report, str(error)
             self._failures += 1
-            self._held = True  # latched: retrying sooner would only read the same answer again
+            # Latched, or a refused takeover: retrying sooner would only read the same answer again.
+            self._held = True
             return "blocked"
         except RorError as error:
             self._last_error = f"{type(error).__name__}: {error}"

@@ -346,8 +346,9 @@ class SafetyBreakerError(RorError):
 
     ``report`` is the run's report (status ``blocked``, its ``breaker`` verdict and the planned counts).
     Check the ROR's answer (a truncated or filtered extraction?) and run again with ``force=True``
-    (``--force``) if the changes are real. Also raised, without latching the breaker, by a pull or load
-    that would take over live rows another source holds (``report.takeovers``). Exit code 8.
+    (``--force``) if the changes are real. Also raised, without latching the breaker, by a pull, load,
+    sync or refresh that would take over live rows another source holds (``report.takeovers``). Exit
+    code 8.
     """
 
     exit_code = 8
@@ -364,8 +365,9 @@ class BreakerLatchedError(SafetyBreakerError):
 
 
 class UnknownIdentifierError(RorError):
-    """A refresh named an establishment or unit that neither the ROR nor the store knows (a typo?);
-    nothing was stored. Exit code 11."""
+    """A refresh named an establishment or unit that the source does not know; nothing was changed.
+    Neither the ROR nor the store knows it (a typo?), or a FHIR source returns nothing for an
+    establishment the store holds (kept: an answer without it proves nothing). Exit code 11."""
 
     exit_code = 11
 

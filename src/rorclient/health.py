@@ -3,7 +3,9 @@
 Monitoring reads it (a Nagios/Zabbix check, a Kubernetes exec probe, ``jq``); it never holds a secret.
 ``status`` is ``ok`` (the last run succeeded), ``degraded`` (it succeeded with pending establishments,
 or the certificate expires within 30 days), ``failing`` (the last run failed), ``blocked`` (the safety
-breaker stopped a run and stays latched: the daemon applies nothing until a human looks), ``standby``
+breaker stopped a run and stays latched: the daemon applies nothing until a human looks; or the last run
+was refused because it would take over rows another source holds: ``last_run.takeovers``, not latched,
+asked again every interval), ``standby``
 (another instance holds the store),
 ``starting`` or ``stopped``.
 """

@@ -381,7 +381,8 @@ KIND_ORDER: dict[EntityKind, int] = {kind: index for index, kind in enumerate(En
 
 SHARED_KINDS: frozenset[EntityKind] = frozenset({EntityKind.LEGAL_ENTITY, EntityKind.PROFESSIONAL})
 """Kinds that regional sources legitimately hold in turn (a legal entity with establishments in two
-regions, a professional working in both): :meth:`BulkLoad.takeovers` does not count them."""
+regions, a professional working in both): :meth:`BulkLoad.takeovers` does not count them, nor does the
+engine's takeover check of delta cycles and refreshes."""
 
 
 def content_hash(entity: Entity) -> str:

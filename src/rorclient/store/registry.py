@@ -54,8 +54,13 @@ _BUILTIN: dict[str, Callable[[str], Store]] = {
 
 def store_exists(url: str) -> bool:
     """Whether ``url`` names a store that exists already, checked without creating anything: a SQLite
-    file, a PostgreSQL schema holding rorclient's tables. For other stores (``memory://``, third-party
-    schemes) there is no way to tell and the answer is ``True``."""
+    file, a PostgreSQL schema holding rorclient's tables.
+
+    ``memory://`` is always ``True``: it names no place a typo could miss (a memory store is new and
+    empty in each process, and says so). A third-party store is asked through its opener's ``exists``
+    attribute, a callable ``(url) -> bool`` (e.g. an opener that is a class with an ``exists``
+    classmethod, as ``PostgresStore`` has); an opener without one cannot tell, and the answer is
+    ``True`` (opening it then decides), as for a scheme nobody registered (opening it is the error)."""
     scheme = url.partition("://")[0]
     if scheme == "sqlite":
         from rorclient.store.sqlite import path_from_url
@@ -67,7 +72,19 @@ def store_exists(url: str) -> bool:
         except ModuleNotFoundError:
             return True  # opening it reports the missing driver
         return PostgresStore.exists(url)
-    return True
+    if scheme in _BUILTIN:
+        return True
+    exists = getattr(_registered_opener(scheme), "exists", None)
+    return bool(exists(url)) if callable(exists) else True
+
+
+def _registered_opener(scheme: str) -> Callable[[str], Store] | None:
+    """The opener a third-party package registers for ``scheme`` (``None``: nobody does)."""
+    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+        if entry_point.name == scheme:
+            opener: Callable[[str], Store] = entry_point.load()
+            return opener
+    return None
 
 
 def open_store(url: str | None = None) -> Store:
@@ -82,12 +99,7 @@ def open_store(url: str | None = None) -> Store:
         raise ConfigError(
             f"store URL {redact_url(url)!r} has no scheme; expected sqlite:///path, memory:// or another"
         )
-    opener = _BUILTIN.get(scheme)
-    if opener is None:
-        for entry_point in entry_points(group=ENTRY_POINT_GROUP):
-            if entry_point.name == scheme:
-                opener = entry_point.load()
-                break
+    opener = _BUILTIN.get(scheme) or _registered_opener(scheme)
     if opener is None:
         raise ConfigError(
             f"no store is registered for the URL scheme {scheme!r} (store URL {redact_url(url)!r})"

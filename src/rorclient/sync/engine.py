@@ -45,9 +45,19 @@ from rorclient.errors import ConfigError, DataError, RorError
 from rorclient.models import EntityKind, Offer
 from rorclient.sources import ChangesTooLargeError, CsdSource, Snapshot, Source, source_from_settings
 from rorclient.sources._client import SyncClient
-from rorclient.store.base import BreakerLatch, ChangeKind, ChangeSet, Store, SyncState, utcnow
+from rorclient.sources.fhir import FhirUnknownIdentifierError
+from rorclient.store.base import (
+    BreakerLatch,
+    ChangeKind,
+    ChangeSet,
+    Store,
+    StoredEntity,
+    StoreStats,
+    SyncState,
+    utcnow,
+)
 from rorclient.store.registry import open_store
-from rorclient.sync import _apply, _plan, _pull
+from rorclient.sync import _apply, _plan, _pull, _takeover
 from rorclient.sync.errors import (
     BreakerLatchedError,
     NotInitializedError,
@@ -97,7 +107,7 @@ class _Run:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     started: dt.datetime = field(default_factory=utcnow)
     stop: _plan.StopFlag = field(default_factory=_plan.StopFlag)
-    _live: int | None = None
+    _stats: StoreStats | None = None
 
     def emit(
         self, phase: Any, done: int, total: int | None, unit: Any = "establishments", **more: Any
@@ -114,9 +124,16 @@ class _Run:
 
     def live(self) -> int:
         """Live entities of the source when first asked (before this run committed anything)."""
-        if self._live is None:
-            self._live = self.store.stats().by_source.get(self.source, 0)
-        return self._live
+        return self._first_stats().by_source.get(self.source, 0)
+
+    def shared(self) -> bool:
+        """Whether other sources held live rows when first asked (else no write can take one over)."""
+        return any(source != self.source for source in self._first_stats().by_source)
+
+    def _first_stats(self) -> StoreStats:
+        if self._stats is None:
+            self._stats = self.store.stats()
+        return self._stats
 
     def report(self, status: RunStatus, **fields: Any) -> SyncReport:
         return SyncReport(
@@ -330,7 +347,8 @@ class Sync:
 
         Returns the report (status ``success``, or ``partial`` when some establishments are pending).
         Raises :class:`NotInitializedError` if the source was never pulled, :class:`SafetyBreakerError`
-        (nothing committed) when too much would be deleted or closed unless ``force``, and the client's
+        (nothing committed) when too much would be deleted or closed, or when the answers hold live rows
+        another source holds (``report.takeovers``; not latched), unless ``force``, and the client's
         error when Notif itself fails.
 
         A source without deltas (a file source) is pulled again when it changed since its last pull
@@ -369,8 +387,11 @@ class Sync:
         dry_run: bool = False,
     ) -> SyncReport:
         """Re-read one establishment (Lecture EG) or one unit (Lecture OI) and replace exactly that subtree
-        now. An establishment or unit the ROR no longer knows is tombstoned. Does not move the watermark
-        and needs no lock. Raises the client's error when the read fails."""
+        now. An establishment or unit the ROR no longer knows is tombstoned (not by a FHIR source, whose
+        silence proves nothing). Does not move the watermark and needs no lock. Raises the client's error
+        when the read fails, :class:`UnknownIdentifierError` when the source does not know the
+        identifier and nothing was changed, :class:`SafetyBreakerError` (nothing committed) when the
+        breaker trips or the answer holds live rows another source holds, unless ``force``."""
         if (establishment is None) == (unit is None):
             raise ConfigError("refresh takes exactly one of establishment= or unit=")
         if not self.origin.traits.reads:
@@ -379,11 +400,14 @@ class Sync:
                 "pull it again instead"
             )
         with self._operation("refresh", None, exclusive=False) as run:
+            latch = self._latch_left_alone(run)
             try:
                 if establishment is not None:
-                    return self._refresh_establishment(run, establishment, force=force, dry_run=dry_run)
-                assert unit is not None
-                return self._refresh_unit(run, unit, force=force, dry_run=dry_run)
+                    report = self._refresh_establishment(run, establishment, force=force, dry_run=dry_run)
+                else:
+                    assert unit is not None
+                    report = self._refresh_unit(run, unit, force=force, dry_run=dry_run)
+                return _still_latched(report) if latch is not None else report
             except _plan.Interrupted:
                 return self._interrupted(run)
             except SafetyBreakerError:
@@ -490,7 +514,7 @@ class Sync:
                     "%s of source %r: would take over %s%s",
                     run.operation,
                     self.source,
-                    _describe_takeovers(taken),
+                    _takeover.describe_takeovers(taken),
                     " — dry run, nothing committed" if dry_run else (" (forced)" if force else ""),
                 )
             if verdict.deletions or verdict.closures:  # said before it happens (or is refused)
@@ -615,6 +639,7 @@ class Sync:
         newest: dt.datetime | None = None
         entities = extra = stale = 0
         verdict = self._breaker(planned_total, live, force)
+        taken = _takeover.Takeovers(self.source)
         publisher = self._publisher(run)
         read = done = 0
 
@@ -655,6 +680,7 @@ class Sync:
                     seen=seen,
                 )
                 read_ids += len(chunk)
+                self._takeovers(run, batch.plan, taken)  # counted against the store before any write
                 for kind, number in batch.planned_counts().items():
                     planned_total[kind] += number
                 batches.append(batch)
@@ -671,6 +697,16 @@ class Sync:
                     listed=len(listed),
                     date_ref=date_ref,
                 )
+            self._judge_takeovers(
+                run,
+                taken,
+                planned_total,
+                verdict,
+                force=force,
+                dry_run=dry_run,
+                listed=len(listed),
+                date_ref=date_ref,
+            )
             # Phase 2: apply, batch after batch, each establishment in its own transaction.
             for batch in batches:
                 if not dry_run:
@@ -709,6 +745,7 @@ class Sync:
             "date_ref": date_ref,
             "watermark_before": before,
             "breaker": verdict,
+            "takeovers": taken.by_source(),
         }
         if dry_run:
             return run.report(
@@ -783,23 +820,31 @@ class Sync:
     ) -> SyncReport:
         batch = _plan.Batch(zone=self._zone)
         self._read_and_plan(run, batch, [establishment_id])
+        known = self.store.get(EntityKind.ESTABLISHMENT, establishment_id, include_deleted=True)
         error = batch.failed.get(establishment_id)
+        if isinstance(error, FhirUnknownIdentifierError):
+            raise _unknown_to_fhir(establishment_id, known, error) from error
         if error is not None:
             raise error
-        known = self.store.get(EntityKind.ESTABLISHMENT, establishment_id, include_deleted=True)
         if establishment_id in batch.removed and known is None:
-            raise UnknownIdentifierError(
-                f"the ROR does not know establishment {establishment_id} and the store holds nothing for it: "
-                "check the identifier (nothing was stored)"
-            )
+            raise UnknownIdentifierError(_NOBODY_KNOWS.format(what="establishment", id=establishment_id))
         planned = batch.planned_counts()
         verdict = self._breaker(planned, run.live(), force)
+        taken = self._takeovers(run, batch.plan)
         if dry_run:
+            self._judge_takeovers(run, taken, planned, verdict, force=force, dry_run=True)
             return run.report(
-                RunStatus.DRY_RUN, counts=_counts(planned), entities=batch.entities, breaker=verdict
+                RunStatus.DRY_RUN,
+                counts=_counts(planned),
+                entities=batch.entities,
+                breaker=verdict,
+                takeovers=taken.by_source(),
             )
         if verdict.tripped and not force:
             self._blocked(run, planned, verdict)
+        self._judge_takeovers(
+            run, taken, planned, verdict, force=force, dry_run=False, entities=batch.entities
+        )
         applied = _apply.Applied()
         publisher = self._publisher(run)
         _apply.apply_batch(
@@ -817,6 +862,7 @@ class Sync:
             stale=batch.stale,
             failed=_failures(batch.failed),
             breaker=verdict,
+            takeovers=taken.by_source(),
         )
         _apply.close_run(self.store, report, pending=entries)
         return report.model_copy(update={"pending": len(self.store.pending(self.source))})
@@ -829,10 +875,7 @@ class Sync:
             if not _plan.is_unknown(error, self.options.unknown_codes):
                 raise
             if known is None:
-                raise UnknownIdentifierError(
-                    f"the ROR does not know unit {unit_id} and the store holds nothing for it: "
-                    "check the identifier (nothing was stored)"
-                ) from error
+                raise UnknownIdentifierError(_NOBODY_KNOWS.format(what="unit", id=unit_id)) from error
             offer = Offer()  # the ROR no longer knows it: tombstone its subtree
         else:
             # Checked like a cycle's answer: the unit asked for, only its own establishment's rows, and
@@ -852,17 +895,28 @@ class Sync:
             pass
         counts = planned.counts()
         verdict = self._breaker(counts, run.live(), force)
+        taken = self._takeovers(run, {unit_id: planned}, kind="unit")
         if dry_run:
+            self._judge_takeovers(run, taken, counts, verdict, force=force, dry_run=True)
             return run.report(
-                RunStatus.DRY_RUN, counts=_counts(counts), entities=_size(offer), breaker=verdict
+                RunStatus.DRY_RUN,
+                counts=_counts(counts),
+                entities=_size(offer),
+                breaker=verdict,
+                takeovers=taken.by_source(),
             )
         if verdict.tripped and not force:
             self._blocked(run, counts, verdict)
+        self._judge_takeovers(run, taken, counts, verdict, force=force, dry_run=False, entities=_size(offer))
         with self.store.transaction(run_id=run.run_id) as transaction:
             changes = transaction.replace_unit(offer, source=self.source, unit_id=unit_id)
         self._publisher(run).publish()
         report = run.report(
-            RunStatus.SUCCESS, counts=_counts(changes.counts()), entities=_size(offer), breaker=verdict
+            RunStatus.SUCCESS,
+            counts=_counts(changes.counts()),
+            entities=_size(offer),
+            breaker=verdict,
+            takeovers=taken.by_source(),
         )
         _apply.close_run(self.store, report)
         return report.model_copy(update={"pending": len(self.store.pending(self.source))})
@@ -954,10 +1008,13 @@ class Sync:
         planned: dict[ChangeKind, int],
         verdict: BreakerVerdict,
         takeovers: dict[str, int],
+        *,
+        hint: str = "check --source, or --force to move them",
         **fields: Any,
     ) -> NoReturn:
-        """Stop a snapshot that would take over live rows of other sources (an operator's wrong
-        ``--source``?). Not latched: the upstream answer is not in question, the operator's intent is."""
+        """Stop a run that would take over live rows of other sources (an operator's wrong ``--source``,
+        two sources configured over the same establishments?). Not latched: the upstream answer is not in
+        question, which source should hold the rows is; the next run asks again."""
         report = run.report(
             RunStatus.BLOCKED,
             counts=_counts(planned),
@@ -966,14 +1023,70 @@ class Sync:
             pending=len(self.store.pending(self.source)),
             error=(
                 f"the {run.operation} of source {self.source!r} would take over "
-                f"{_describe_takeovers(takeovers)}; nothing was committed; check --source, or --force "
-                "to move them"
+                f"{_takeover.describe_takeovers(takeovers)}; nothing was committed; {hint}"
             ),
             **fields,
         )
         _apply.record_failure(self.store, report)
         _log.error("%s", report.error, extra=_log_fields(report))
         raise SafetyBreakerError(report.error or "takeover", report)
+
+    def _takeovers(
+        self,
+        run: _Run,
+        plan: dict[str, ChangeSet],
+        taken: _takeover.Takeovers | None = None,
+        *,
+        kind: str = "establishment",
+    ) -> _takeover.Takeovers:
+        """The rows of other sources that ``plan`` (``{establishment or unit id: its changes}``) takes
+        over, added to ``taken``; nothing to look up when no other source held a live row at the start."""
+        taken = taken if taken is not None else _takeover.Takeovers(self.source)
+        if run.shared():
+            taken.count_plan(self.store, plan, kind=kind)
+        return taken
+
+    def _judge_takeovers(
+        self,
+        run: _Run,
+        taken: _takeover.Takeovers,
+        planned: dict[ChangeKind, int],
+        verdict: BreakerVerdict,
+        *,
+        force: bool,
+        dry_run: bool,
+        **fields: Any,
+    ) -> None:
+        """Refuse a delta cycle or refresh that would take over rows of other sources, unless forced or
+        a dry run (both say it at WARNING). Called once the breaker has judged the run."""
+        if not taken:
+            return
+        counts = taken.by_source()
+        where = taken.where()
+        if dry_run or force:
+            _log.warning(
+                "%s of source %r: %s %s, from the answers for %s%s",
+                run.operation,
+                self.source,
+                "would take over" if dry_run else "taking over",
+                _takeover.describe_takeovers(counts),
+                where,
+                " — dry run, nothing committed" if dry_run else " (forced)",
+            )
+            return
+        command = "sync --force" if run.operation == "sync" else "refresh ... --force"
+        self._refuse_takeover(
+            run,
+            planned,
+            verdict,
+            counts,
+            hint=(
+                f"the answers read for {where} hold them; nothing is latched, the next run asks again. "
+                "Two sources configured over the same establishments? Fix their regions, or "
+                f"`rorclient {command}` to move the rows to source {self.source!r}"
+            ),
+            **fields,
+        )
 
     def _check_latch(self, run: _Run, *, force: bool, dry_run: bool) -> bool:
         """Refuse to apply a source whose breaker is latched, unless forced (a dry run commits nothing);
@@ -1005,6 +1118,23 @@ class Sync:
         )
         report = run.report(RunStatus.BLOCKED, breaker=verdict, error=message)
         raise BreakerLatchedError(message, report)
+
+    def _latch_left_alone(self, run: _Run) -> BreakerLatch | None:
+        """A refresh runs on a latched source (the operator's own check of one establishment or unit) and
+        leaves the latch as it is; it says so, and returns the latch."""
+        latch = self.breaker_latch()
+        if latch is not None:
+            _log.warning(
+                "%s of source %r: the source's safety breaker is latched since %s (%s run %s); this refresh "
+                "runs anyway (an operator's check) and leaves the latch: the daemon still applies nothing "
+                "from the source until `rorclient breaker accept`, `breaker reset` or `sync --force`",
+                run.operation,
+                self.source,
+                latch.tripped_at.isoformat(timespec="seconds"),
+                latch.operation,
+                latch.run_id,
+            )
+        return latch
 
     def _releases(self, force: bool) -> bool:
         """Whether a run that ends well releases the source's latch: only a forced one (an operator's
@@ -1092,11 +1222,35 @@ def _wipes(deletions: int, live: int) -> bool:
     return live > 0 and deletions >= live
 
 
-def _describe_takeovers(takeovers: dict[str, int]) -> str:
-    """``215 live rows held by source 'idf'`` (and ``, 3 ... by source 'x'``)."""
-    return ", ".join(
-        f"{number} live row{'s' if number != 1 else ''} held by source {source!r}"
-        for source, number in sorted(takeovers.items())
+def _still_latched(report: SyncReport) -> SyncReport:
+    """``report`` of a run that left the source's latched breaker as it was (``breaker.latched``)."""
+    if report.breaker is None or report.breaker.latched:
+        return report
+    return report.model_copy(update={"breaker": report.breaker.model_copy(update={"latched": True})})
+
+
+_NOBODY_KNOWS = (
+    "the ROR does not know {what} {id} and the store holds nothing for it: check the identifier "
+    "(nothing was stored)"
+)
+
+
+def _unknown_to_fhir(
+    establishment_id: str, known: StoredEntity | None, error: FhirUnknownIdentifierError
+) -> UnknownIdentifierError:
+    """The refresh of an establishment the FHIR API returns nothing for: exit 11 like an identifier the
+    CSD ROR does not know. Whatever the store holds stays: an answer without it proves nothing (an access
+    profile may hide it), so nothing is deleted, unlike a CSD refresh, which tombstones it."""
+    if known is None:
+        return UnknownIdentifierError(_NOBODY_KNOWS.format(what="establishment", id=establishment_id))
+    if known.deleted:
+        held = f"only the tombstone of it (source {known.source!r})"
+    else:
+        held = f"it live (source {known.source!r}, updated {known.updated.isoformat(timespec='seconds')})"
+    return UnknownIdentifierError(
+        f"{error.message}, and the store holds {held}: nothing was deleted — a FHIR answer without it "
+        "proves nothing (an access profile may hide it); if it is really gone, the next full pull "
+        "removes it"
     )
 
 

@@ -118,8 +118,9 @@ class SyncReport(_Model):
     """The source's watermark after the run (the ROR's time frame, naive)."""
     breaker: BreakerVerdict | None = None
     takeovers: dict[str, int] = Field(default_factory=dict)
-    """Live rows held by other sources that the pull or load took over (or, dry run or blocked, would
-    take over), per former source."""
+    """Live rows held by other sources that the run (pull, load, sync or refresh) took over (or, dry run
+    or blocked, would take over), per former source; legal entities and professionals, which regional
+    sources share, are not counted."""
     error: str | None = None
 
     @property
@@ -154,6 +155,8 @@ class SyncReport(_Model):
             parts.append(f"{len(self.failed)} failed")
         if self.pending:
             parts.append(f"{self.pending} pending")
+        if self.breaker is not None and self.breaker.latched and self.status is not RunStatus.BLOCKED:
+            parts.append("the source's safety breaker stays latched (`rorclient breaker show`)")
         if self.error:
             parts.append(self.error)
         return ", ".join(parts)
