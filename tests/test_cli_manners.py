@@ -259,6 +259,14 @@ def test_the_demo_leaves_the_default_store_untouched(
         # the demo pulls its region as "demo", then moves it to its FHIR source, which takes every row over
         assert set(store.stats().by_source) == {"demo-fhir"}
 
+    # A newcomer runs it again: its own store starts over, so the second run tells the same story
+    # (the rows the first run left under "demo-fhir" must not stop the CSD steps as a takeover).
+    assert main(["demo", "--establishments", "6"]) == 0
+    again = capsys.readouterr().out
+    (pull,) = [line for line in again.splitlines() if line.startswith("2. ")]
+    assert " created" in pull and "updated" not in pull and "taking over" not in pull
+    assert default.read_bytes() == before
+
 
 def test_a_failed_daemon_run_logs_one_error_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     ror = FakeRor(4)

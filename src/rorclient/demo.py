@@ -2,12 +2,12 @@
 
 It starts the sandbox (a local ROR simulator with mutual TLS and its own test certificates) with a
 generated region, pulls the extraction into a store of its own (``demo.sqlite3`` in the user data
-directory unless told otherwise: never the user's default store) as the source ``demo``, makes a round
-of changes in the sandbox (a rename, a new unit, a closure, a unit moving to another establishment),
-applies them with one delta sync, refreshes one unit by identifier, then moves the region to the
-sandbox's FHIR face (the national ROR FHIR API's dialect) as the source ``demo-fhir`` — same rows, same
-identities — and syncs a FHIR delta, printing what changed at each step, and ends with the commands
-that query the demo's store.
+directory unless told otherwise: never the user's default store; the demo's own store starts over at every
+run) as the source ``demo``, makes a round of changes in the sandbox (a rename, a new unit, a closure, a
+unit moving to another establishment), applies them with one delta sync, refreshes one unit by
+identifier, then moves the region to the sandbox's FHIR face (the national ROR FHIR API's dialect) as the
+source ``demo-fhir`` — same rows, same identities — and syncs a FHIR delta, printing what changed at each
+step, and ends with the commands that query the demo's store.
 """
 
 from __future__ import annotations
@@ -56,7 +56,9 @@ def run_demo(
         if not quiet:
             print(text, flush=True)
 
-    store_url = store_url or demo_store_url()
+    if store_url is None:
+        store_url = demo_store_url()
+        _start_over(store_url)
     with tempfile.TemporaryDirectory(prefix="rorclient-demo-") as tmp:
         work = Path(tmp)
         with Sandbox(establishments=establishments, seed=seed, tls_dir=work / "tls") as sandbox:
@@ -85,7 +87,9 @@ def run_demo(
 
                 changes: list[Change] = []
                 subscription = sync.on_change(changes.append)
-                report = sync.sync()
+                # Forced like the pull: in a store the demo ran in before, rows its FHIR step left are
+                # taken back without stopping the demo (a real sync refuses that takeover).
+                report = sync.sync(force=True)
                 subscription.cancel()
                 say(f"4. delta sync (Notif + Lecture): {report.summary()}")
                 _show(changes, say)
@@ -124,6 +128,15 @@ def run_demo(
     say(f"   {store_option} export --format jsonl")
     say(f"   {store_option} changes --since 0")
     return 0
+
+
+def _start_over(store_url: str) -> None:
+    """Remove the demo's own store (and its WAL files), so every run tells the same story from nothing.
+
+    Only ever called for :func:`demo_store_url`: a store the user names is never removed."""
+    path = Path(store_url.removeprefix("sqlite:///"))
+    for leftover in (path, *(path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", ".lock"))):
+        leftover.unlink(missing_ok=True)
 
 
 def _program() -> str:
