@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from rorclient._log_redaction import redact_text
 from rorclient.cli import main
 from rorclient.config import Settings
 from rorclient.daemon import Daemon, DaemonOptions, configure_logging
@@ -150,6 +151,29 @@ def test_log_lines_hide_passwords_in_store_urls() -> None:
         )
         assert "hunter2" not in stream.getvalue()
         assert "ror:***@db.example.org" in stream.getvalue()
+
+
+def test_a_one_letter_password_is_masked_only_where_a_url_or_dsn_holds_it() -> None:
+    target = parse_url("postgresql://ror:p@db.example.org:5432/ror")
+    message = (
+        'connection to server at "db.example.org", port 5432 failed for '
+        "postgresql://ror:p@db.example.org:5432/ror (host=db.example.org password=p port=5432)"
+    )
+    assert target.scrub(message) == (
+        'connection to server at "db.example.org", port 5432 failed for '
+        "postgresql://ror:***@db.example.org:5432/ror (host=db.example.org password=*** port=5432)"
+    )
+    assert redact_text("opening port 5432 of postgresql://ror:p@db/ror") == (
+        "opening port 5432 of postgresql://ror:***@db/ror"
+    )
+
+
+def test_a_password_a_driver_echoes_unencoded_is_masked_whole() -> None:
+    target = parse_url("postgresql://ror:p%40ss%20w@db.example.org/ror?sslpassword=k3y")
+    echoed = "invalid URI postgresql://ror:p@ss w@db.example.org/ror password='p@ss w' sslpassword=k3y"
+    scrubbed = target.scrub(echoed)
+    assert "p@ss" not in scrubbed and "ss w" not in scrubbed and "k3y" not in scrubbed
+    assert scrubbed == "invalid URI postgresql://ror:***@db.example.org/ror password=*** sslpassword=***"
 
 
 @pytest.mark.usefixtures("rorclient_logger")
