@@ -112,7 +112,7 @@ def test_the_sync_table_sets_the_sync_options(tmp_path: Path) -> None:
     short = tmp_path / "short.toml"
     short.write_text('[sync]\noverlap = "1h30m"\n')  # the daemon's --interval syntax works here too
     assert Settings.load(short).sync.overlap.total_seconds() == 5400
-    with Sync(settings, source="r") as sync:
+    with Sync.from_settings(settings, source="r") as sync:
         assert sync.options.breaker_floor == 5
     assert hash(settings) == hash(Settings.load(path))  # settings stay frozen and hashable
 

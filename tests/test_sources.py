@@ -21,7 +21,7 @@ from rorclient.errors import ConfigError, RorError
 from rorclient.loader import load_files
 from rorclient.models import Entity, EntityKind, Offer
 from rorclient.sandbox.dataset import generate_dataset, write_extraction
-from rorclient.sources import CsdSource, FileSource, Snapshot, Source, SourceTraits
+from rorclient.sources import CsdWebServiceSource, FileSource, Snapshot, Source, SourceTraits
 from rorclient.store.memory import MemoryStore
 from rorclient.store.sqlite import SqliteStore
 from rorclient.sync import RunStatus, SafetyBreakerError, Sync, SyncOptions
@@ -332,7 +332,7 @@ def test_a_sync_built_on_a_client_drives_it_as_a_web_service_source(tmp_path: Pa
     ror = FakeRor(3)
     with MemoryStore() as store:
         sync = Sync(store=store, client=ror, source="t", options=SyncOptions(data_dir=tmp_path))
-        assert isinstance(sync.origin, CsdSource) and sync.origin.traits.deltas
+        assert isinstance(sync.origin, CsdWebServiceSource) and sync.origin.traits.deltas
         assert sync.client is ror
         sync.pull()
         assert ror.calls["extraction"] == 1
