@@ -74,7 +74,7 @@ from rorclient.sync.report import (
     empty_counts,
 )
 
-__all__ = ["Sync"]
+__all__ = ["Sync", "SyncSettings"]
 
 _log = logging.getLogger("rorclient.sync")
 
