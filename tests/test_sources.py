@@ -361,3 +361,30 @@ def test_a_file_replaced_while_it_is_being_pulled_is_pulled_again_by_the_next_sy
         again = sync.sync()
         assert again.counts["created"] > 0
         assert store.stats().by_source["od"] == distinct(generate_dataset(5, 5))
+
+
+def test_sync_closes_the_source_it_built_from_settings_and_never_one_it_was_given(tmp_path: Path) -> None:
+    from rorclient.config import Settings
+
+    closed: list[str] = []
+
+    class Tracked(FileSource):
+        def close(self) -> None:
+            closed.append(self.name)
+            super().close()
+
+    class TrackedSettings(Settings):
+        def build_source(self, name: str | None = None, *, retry: object = None) -> Source:  # type: ignore[override]
+            return Tracked(self.pick_source(name).name, ())
+
+    path = file_config(tmp_path, tmp_path / "a.xml")
+    settings = TrackedSettings.model_validate(Settings.load(path, environ={}).model_dump())
+    with Sync.from_settings(settings, store="memory://") as sync:
+        assert sync.source == "od" and isinstance(sync.origin, Tracked)
+    assert closed == ["od"]
+    given = Tracked("mine", ())
+    with Sync(source=given, store="memory://"):
+        pass
+    assert closed == ["od"]
+    with pytest.raises(ConfigError, match=r"Sync\.from_settings"):
+        Sync(store="memory://")
