@@ -166,6 +166,8 @@ def test_a_one_letter_password_is_masked_only_where_a_url_or_dsn_holds_it() -> N
     assert redact_text("opening port 5432 of postgresql://ror:p@db/ror") == (
         "opening port 5432 of postgresql://ror:***@db/ror"
     )
+    echoed = 'invalid percent-encoded token: "p" in pq options=-c search_path=x'
+    assert target.scrub(echoed) == 'invalid percent-encoded token: "***" in pq options=-c search_path=x'
 
 
 def test_a_password_a_driver_echoes_unencoded_is_masked_whole() -> None:

@@ -1,8 +1,9 @@
 """Log lines and messages never carry a password: :func:`redact_text` masks the password of any URL or
 connection string in a text, and the formatters rorclient installs apply it to every line.
 
-Passwords are matched only where a URL or DSN puts them (``scheme://user:password@``,
-``password=...``), never as bare text: a one-letter password must not mask that letter elsewhere.
+Passwords are matched where a URL or DSN puts them (``scheme://user:password@``, ``password=...``); a
+known password (:func:`redact_secret`) also where it stands alone as a token, never inside a word: a
+one-letter password must not mask that letter elsewhere.
 """
 
 from __future__ import annotations
@@ -28,16 +29,13 @@ def redact_text(text: str) -> str:
 
 
 def redact_secret(text: str, secret: str) -> str:
-    """``text`` with ``secret`` replaced by ``***`` where a URL or DSN holds a password: between
-    ``user:`` and ``@``, or after ``password=`` (quoted or not). For a password :func:`redact_text`
-    cannot delimit (one with a space, ``@`` or ``/`` that a driver echoes back unencoded)."""
+    """``text`` with ``secret`` replaced by ``***`` wherever it stands as a whole token — in a URL
+    (``user:secret@``), after ``password=`` (quoted or not), or echoed alone by a driver (libpq quotes
+    a malformed URL part: ``invalid percent-encoded token: "secret%zz"``) — but never inside a word: a
+    one-letter password ``p`` leaves ``port`` alone."""
     if not secret:
         return text
-    escaped = re.escape(secret)
-    text = re.sub(rf"(?<=:){escaped}(?=@)", MASK, text)
-    return re.sub(
-        rf"""(\b(?:ssl)?password\s*=\s*['"]?){escaped}""", lambda m: m.group(1) + MASK, text, flags=re.I
-    )
+    return re.sub(rf"(?<![A-Za-z0-9]){re.escape(secret)}(?![A-Za-z0-9])", MASK, text)
 
 
 class RedactingFormatter(logging.Formatter):

@@ -48,8 +48,9 @@ class Target:
         return f"Target({self.display!r})"
 
     def scrub(self, text: str) -> str:
-        """``text`` with every form of the password replaced by ``***`` where a URL or connection string
-        holds it (never as bare text: a one-letter password leaves that letter alone elsewhere)."""
+        """``text`` with every form of the password replaced by ``***`` wherever it stands as a whole
+        token (in a URL, a connection string, or echoed alone by libpq), never inside a word: a
+        one-letter password leaves that letter alone elsewhere."""
         for secret in self.secrets:  # the known password first: it may hold an "@" or a space
             text = redact_secret(text, secret)
         return redact_text(text)
