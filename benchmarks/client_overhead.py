@@ -180,17 +180,17 @@ class Server:
 
 
 def client(server: Server, concurrency: int) -> Any:
-    from rorclient.ror import RetryPolicy, RorClient
+    from rorclient.ror import ClientOptions, RetryPolicy, RorClient
+    from rorclient.tls import Credentials
 
     c = server.coordinates
     return RorClient(
+        c["soap_url"],
         name="bench",
-        soap_url=c["soap_url"],
-        client_cert=c["p12"],
-        password=c["password"],
-        ca_bundle=c["ca_bundle"],
-        max_concurrency=max(concurrency, 1),
-        retry=RetryPolicy.no_retry(),
+        credentials=Credentials.load(c["p12"], password=c["password"]),
+        options=ClientOptions(
+            ca_bundle=c["ca_bundle"], max_concurrency=max(concurrency, 1), retry=RetryPolicy.no_retry()
+        ),
     )
 
 

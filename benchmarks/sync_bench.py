@@ -58,7 +58,7 @@ def progress(event):
         phases_cpu[event.phase] = time.process_time() - cpu_started
 
 options = SyncOptions(data_dir=Path(data), concurrency=int(concurrency), breaker_share=1.0)
-with SqliteStore(database) as store, Sync(settings, store=store, options=options) as sync:
+with SqliteStore(database) as store, Sync.from_settings(settings, store=store, options=options) as sync:
     if operation == "rewind":  # make Notif list every establishment on the next sync
         state = store.sync_state(sync.source)
         with store.transaction() as transaction:

@@ -77,11 +77,14 @@ def main() -> None:
         work = Path(tmp)
         options = SyncOptions(data_dir=work / "downloads")
         if args.config is None:
-            with sandbox_settings(work) as (settings, make_changes), Sync(settings, options=options) as sync:
+            with (
+                sandbox_settings(work) as (settings, make_changes),
+                Sync.from_settings(settings, options=options) as sync,
+            ):
                 run(sync, make_changes)
         else:
             settings = Settings.load(args.config, store_url=args.store)
-            with Sync(settings, source=args.source, options=options) as sync:
+            with Sync.from_settings(settings, source=args.source, options=options) as sync:
                 run(sync)
 
 

@@ -93,7 +93,7 @@ def test_a_mass_unknown_answer_is_held_by_the_daemon_until_an_operator_resets_th
     sandbox.clock.advance(seconds=60)
     settings = Settings.load(config, store_url=store_url, environ={})
     health = tmp_path / "health.json"
-    with Sync(settings, source=SOURCE) as sync:
+    with Sync.from_settings(settings, source=SOURCE) as sync:
         Daemon(sync, DaemonOptions(max_runs=5, health_file=health, full_every=None, **FAST)).run()
     assert rows(store_url) == before, "a blocked cycle committed part of a bad answer"
     state = read_health(health)
@@ -145,7 +145,7 @@ def test_an_answer_older_than_the_store_is_kept_out_and_read_again(
 ) -> None:
     """Guarantee: answers never go backwards (a lagging replica cannot undo a change)."""
     settings = Settings.load(config, store_url=store_url, environ={})
-    with Sync(settings, source=SOURCE) as sync:
+    with Sync.from_settings(settings, source=SOURCE) as sync:
         sync.pull()
         key = sandbox.establishment_ids()[0]
         old = sandbox.offer(key)

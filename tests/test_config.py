@@ -112,7 +112,7 @@ def test_the_sync_table_sets_the_sync_options(tmp_path: Path) -> None:
     short = tmp_path / "short.toml"
     short.write_text('[sync]\noverlap = "1h30m"\n')  # the daemon's --interval syntax works here too
     assert Settings.load(short).sync.overlap.total_seconds() == 5400
-    with Sync(settings, source="r") as sync:
+    with Sync.from_settings(settings, source="r") as sync:
         assert sync.options.breaker_floor == 5
     assert hash(settings) == hash(Settings.load(path))  # settings stay frozen and hashable
 
@@ -132,3 +132,66 @@ def test_a_bad_sync_table_is_rejected_when_the_settings_load(tmp_path: Path, tom
     path.write_text(toml)
     with pytest.raises(ConfigError, match=re.escape(message)):
         Settings.load(path)
+
+
+# ---- settings become objects in rorclient.config, and only there ----------------------------------
+
+
+def test_ror_client_takes_the_source_and_lets_given_options_win(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rorclient.config import SourceSettings, ror_client
+    from rorclient.ror import ClientOptions, RetryPolicy
+    from rorclient.sync import RetryOptions
+
+    source = SourceSettings(
+        name="idf",
+        soap_url="http://127.0.0.1:1/ror",
+        extraction_url="http://127.0.0.1:1/extraction",
+        allow_insecure_http=True,
+        max_download_bytes=1234,
+    )
+    with ror_client(source, retry=RetryOptions(max_attempts=2)) as ror:
+        assert (ror.name, ror.soap_url, ror.extraction_url) == ("idf", source.soap_url, source.extraction_url)
+        assert ror.options.allow_insecure_http and ror.options.max_download_bytes == 1234
+        assert ror.options.retry.max_attempts == 2 and ror.certificate is None
+    given = ClientOptions(max_download_bytes=99, retry=RetryPolicy.no_retry())
+    with ror_client(source, options=given, retry=RetryOptions(max_attempts=3)) as ror:
+        assert ror.options.max_download_bytes == 99 and ror.options.retry.max_attempts == 1
+        assert ror.options.allow_insecure_http  # not set in the given options: the source's
+    with pytest.raises(ConfigError, match="'open-data' is of kind 'file'"):
+        ror_client(SourceSettings(name="open-data", kind="file"))
+
+
+def test_a_source_built_from_settings_connects_on_first_use_and_describes_an_expired_certificate(
+    tmp_path: Path,
+) -> None:
+    from rorclient.config import SourceSettings, source_from_settings
+    from rorclient.sandbox.pki import build_test_pki
+    from rorclient.sources import CsdWebServiceSource, FileSource
+    from rorclient.tls import CertificateExpiredError
+
+    pki = build_test_pki(tmp_path / "pki", password="pw-for-test")
+    password_file = tmp_path / "password"
+    password_file.write_text("pw-for-test")
+    password_file.chmod(0o600)
+    source = SourceSettings(
+        name="idf",
+        soap_url="https://ror.test/ROR",
+        client_cert=pki.expired.pkcs12,
+        password_file=password_file,
+    )
+    built = source_from_settings(source)
+    assert isinstance(built, CsdWebServiceSource) and built.name == "idf"
+    info = built.certificate  # described without loading the key: status shows it, expired
+    assert info is not None and info.subject == pki.expired.subject and info.expired
+    with pytest.raises(CertificateExpiredError):
+        built.client  # noqa: B018 - connecting loads the certificate, and refuses it
+    files = source_from_settings(SourceSettings(name="od", kind="file", files=(tmp_path / "a.xml",)))
+    assert isinstance(files, FileSource) and files.name == "od"
+
+
+def test_settings_pick_and_build_the_source_to_sync(config_file: Path) -> None:
+    settings = Settings.load(config_file, environ={})
+    assert settings.pick_source().name == "idf"  # the only web-service source
+    assert settings.build_source("open-data").name == "open-data"
+    with pytest.raises(ConfigError, match="unknown source 'nope'"):
+        settings.build_source("nope")

@@ -14,7 +14,7 @@ import pytest
 from lxml import etree
 
 from rorclient.models import CodedValue
-from rorclient.ror import HttpRequest, HttpResponse, RorClient, VihfSettings
+from rorclient.ror import ClientOptions, HttpRequest, HttpResponse, RorClient, VihfSettings
 from tests._shared import PLATINES, SCHEMAS, require_shared
 
 SOAP = "http://www.w3.org/2003/05/soap-envelope"
@@ -58,11 +58,9 @@ def wsdl(request: pytest.FixtureRequest) -> Path | None:
 
 def make_client(recorder: Recorder, wsdl: Path | None, vihf: VihfSettings | None = None) -> RorClient:
     return RorClient(
+        "https://ror.test/ROR/0.1/CSD_ROR_Binding",
         name="contract",
-        soap_url="https://ror.test/ROR/0.1/CSD_ROR_Binding",
-        wsdl=wsdl,
-        vihf=vihf,
-        handler=recorder,
+        options=ClientOptions(wsdl=wsdl, vihf=vihf, handler=recorder),
     )
 
 

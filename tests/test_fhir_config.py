@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from rorclient.config import Settings
+from rorclient.config import Settings, fhir_options
 from rorclient.errors import ConfigError
-from rorclient.fhir.settings import fhir_options
 from rorclient.sandbox.pki import build_test_pki
 
 ISSUE_EXAMPLE = """

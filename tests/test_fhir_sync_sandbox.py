@@ -83,7 +83,7 @@ def test_pull_rounds_of_sync_a_refresh_and_a_pull_converge_exactly(
     sandbox: Sandbox, store: Store, tmp_path: Path
 ) -> None:
     settings = fhir_settings(sandbox, tmp_path / "client.toml")
-    with Sync(settings, store=store, options=SyncOptions(data_dir=tmp_path / "data")) as sync:
+    with Sync.from_settings(settings, store=store, options=SyncOptions(data_dir=tmp_path / "data")) as sync:
         pulled = sync.pull()
         assert pulled.status is RunStatus.SUCCESS
         assert rows(store) == truth(sandbox)
@@ -153,13 +153,13 @@ def test_a_region_synced_over_csd_then_over_fhir_keeps_the_same_rows(
         sandbox.write_client_config(tmp_path / "fhir.toml", FHIR_SOURCE, kinds=("fhir",)), environ={}
     )
     with open_store(f"sqlite:///{tmp_path / 'ror.db'}") as store:
-        with Sync(csd, store=store, options=SyncOptions(data_dir=tmp_path / "data")) as sync:
+        with Sync.from_settings(csd, store=store, options=SyncOptions(data_dir=tmp_path / "data")) as sync:
             sync.pull()
             sandbox.clock.advance(seconds=30)
             mutate_sandbox(sandbox, 4, seed=7)
             assert sync.sync().status is RunStatus.SUCCESS
         over_csd = _entities(store)
-        with Sync(fhir, store=store, options=SyncOptions(data_dir=tmp_path / "data")) as sync:
+        with Sync.from_settings(fhir, store=store, options=SyncOptions(data_dir=tmp_path / "data")) as sync:
             # Moving the region to another source is an operator's decision: refused unless forced.
             # (Legal entities and professionals, shared by regional sources, are not counted.)
             owned = sum(1 for kind, _ in over_csd if kind not in ("legal_entity", "professional"))
@@ -188,7 +188,9 @@ def test_truncated_deltas_are_split_or_replaced_by_a_pull_never_applied_in_part(
         settings = fhir_settings(sandbox, tmp_path / "client.toml")
         with (
             open_store("memory://") as store,
-            Sync(settings, store=store, options=SyncOptions(data_dir=tmp_path / "data")) as sync,
+            Sync.from_settings(
+                settings, store=store, options=SyncOptions(data_dir=tmp_path / "data")
+            ) as sync,
         ):
             sync.pull()
             for seed in range(4):  # changes spread over time: windows can be split under the limit
@@ -243,7 +245,7 @@ def test_a_regional_source_pulls_and_syncs_its_regions_only(sandbox: Sandbox, tm
 
     with (
         open_store("memory://") as store,
-        Sync(settings, store=store, options=SyncOptions(data_dir=tmp_path / "data")) as sync,
+        Sync.from_settings(settings, store=store, options=SyncOptions(data_dir=tmp_path / "data")) as sync,
     ):
         assert sync.pull().status is RunStatus.SUCCESS
         expected = regional()
@@ -266,7 +268,9 @@ def test_faults_are_survived(tmp_path: Path) -> None:
         sandbox.faults.add("fhir_status", "429", count=1)
         with (
             open_store("memory://") as store,
-            Sync(settings, store=store, options=SyncOptions(data_dir=tmp_path / "data")) as sync,
+            Sync.from_settings(
+                settings, store=store, options=SyncOptions(data_dir=tmp_path / "data")
+            ) as sync,
         ):
             assert sync.pull().status is RunStatus.SUCCESS
             assert rows(store) == truth(sandbox)
@@ -282,7 +286,7 @@ def test_faults_are_survived(tmp_path: Path) -> None:
 def test_the_daemon_pulls_then_syncs_a_fhir_source(sandbox: Sandbox, tmp_path: Path) -> None:
     settings = fhir_settings(sandbox, tmp_path / "client.toml")
     with open_store("memory://") as store:
-        sync = Sync(settings, store=store, options=SyncOptions(data_dir=tmp_path / "data"))
+        sync = Sync.from_settings(settings, store=store, options=SyncOptions(data_dir=tmp_path / "data"))
         daemon = Daemon(
             sync,
             DaemonOptions(
@@ -323,7 +327,9 @@ def test_a_pull_shows_the_exports_x_progress_in_the_progress_display(tmp_path: P
         events: list[ProgressEvent] = []
         with (
             open_store(f"sqlite:///{tmp_path / 'ror.db'}") as store,
-            Sync(settings, store=store, options=SyncOptions(data_dir=tmp_path / "data")) as sync,
+            Sync.from_settings(
+                settings, store=store, options=SyncOptions(data_dir=tmp_path / "data")
+            ) as sync,
         ):
             assert sync.pull(progress=events.append).status is RunStatus.SUCCESS
     finally:

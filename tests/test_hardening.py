@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from rorclient._log_redaction import redact_text
 from rorclient.cli import main
 from rorclient.config import Settings
 from rorclient.daemon import Daemon, DaemonOptions, configure_logging
@@ -152,6 +153,31 @@ def test_log_lines_hide_passwords_in_store_urls() -> None:
         assert "ror:***@db.example.org" in stream.getvalue()
 
 
+def test_a_one_letter_password_is_masked_only_where_a_url_or_dsn_holds_it() -> None:
+    target = parse_url("postgresql://ror:p@db.example.org:5432/ror")
+    message = (
+        'connection to server at "db.example.org", port 5432 failed for '
+        "postgresql://ror:p@db.example.org:5432/ror (host=db.example.org password=p port=5432)"
+    )
+    assert target.scrub(message) == (
+        'connection to server at "db.example.org", port 5432 failed for '
+        "postgresql://ror:***@db.example.org:5432/ror (host=db.example.org password=*** port=5432)"
+    )
+    assert redact_text("opening port 5432 of postgresql://ror:p@db/ror") == (
+        "opening port 5432 of postgresql://ror:***@db/ror"
+    )
+    echoed = 'invalid percent-encoded token: "p" in pq options=-c search_path=x'
+    assert target.scrub(echoed) == 'invalid percent-encoded token: "***" in pq options=-c search_path=x'
+
+
+def test_a_password_a_driver_echoes_unencoded_is_masked_whole() -> None:
+    target = parse_url("postgresql://ror:p%40ss%20w@db.example.org/ror?sslpassword=k3y")
+    echoed = "invalid URI postgresql://ror:p@ss w@db.example.org/ror password='p@ss w' sslpassword=k3y"
+    scrubbed = target.scrub(echoed)
+    assert "p@ss" not in scrubbed and "ss w" not in scrubbed and "k3y" not in scrubbed
+    assert scrubbed == "invalid URI postgresql://ror:***@db.example.org/ror password=*** sslpassword=***"
+
+
 @pytest.mark.usefixtures("rorclient_logger")
 def test_a_daemon_on_postgres_never_shows_the_store_password(
     postgres_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
@@ -288,9 +314,9 @@ EXTRACTION_URL = "https://ror.test/ROR/extraction"
 
 
 def test_plain_http_endpoints_are_refused_unless_explicitly_allowed(caplog: pytest.LogCaptureFixture) -> None:
-    from rorclient.config import SourceSettings
+    from rorclient.config import SourceSettings, ror_client
     from rorclient.errors import ConfigError
-    from rorclient.ror import RorClient
+    from rorclient.ror import ClientOptions, RorClient
 
     for endpoints in (
         {"soap_url": "http://ror.test/ROR/0.1/CSD_ROR_Binding"},
@@ -299,28 +325,30 @@ def test_plain_http_endpoints_are_refused_unless_explicitly_allowed(caplog: pyte
         with pytest.raises(ConfigError, match="allow_insecure_http"):
             RorClient(name="idf", **endpoints)  # type: ignore[arg-type]
         with pytest.raises(ConfigError, match="allow_insecure_http"):
-            RorClient(SourceSettings(name="idf", **endpoints))  # type: ignore[arg-type]
+            ror_client(SourceSettings(name="idf", **endpoints))  # type: ignore[arg-type]
     source = SourceSettings(name="idf", soap_url="http://127.0.0.1:1/ror", allow_insecure_http=True)
     for _ in range(2):  # warned at each start
-        with caplog.at_level(logging.WARNING, logger="rorclient"), RorClient(source):
+        with caplog.at_level(logging.WARNING, logger="rorclient"), ror_client(source):
             pass
+    allowed = ClientOptions(allow_insecure_http=True)
+    with caplog.at_level(logging.WARNING, logger="rorclient"), RorClient(source.soap_url, options=allowed):
+        pass
     warnings = [record for record in caplog.records if "plain http://" in record.getMessage()]
-    assert len(warnings) == 2 and all(record.levelno == logging.WARNING for record in warnings)
-    with pytest.raises(ConfigError, match="allow_insecure_http"), RorClient(SourceSettings(name="s")) as ror:
+    assert len(warnings) == 3 and all(record.levelno == logging.WARNING for record in warnings)
+    with pytest.raises(ConfigError, match="allow_insecure_http"), ror_client(SourceSettings(name="s")) as ror:
         ror.load_file("http://data.example.org/ror.xml")
 
 
 def test_ca_bundle_is_honoured_with_a_loaded_credentials_object() -> None:
-    from rorclient.ror import RetryPolicy, RorClient
+    from rorclient.ror import ClientOptions, RetryPolicy, RorClient
     from rorclient.sandbox import Sandbox
 
     with Sandbox(establishments=2, seed=3) as sandbox:
         credentials = Credentials.from_pkcs12(sandbox.pki.client.pkcs12, password=sandbox.pki.password)
         with RorClient(
-            soap_url=sandbox.soap_url,
+            sandbox.soap_url,
             credentials=credentials,
-            ca_bundle=sandbox.pki.ca_bundle,
-            retry=RetryPolicy(max_attempts=1),
+            options=ClientOptions(ca_bundle=sandbox.pki.ca_bundle, retry=RetryPolicy(max_attempts=1)),
         ) as ror:
             assert isinstance(ror.changed_establishments(since="2000-01-01"), list)
 
@@ -337,7 +365,7 @@ def _file_handler(content: bytes, *, length: bool = True):  # type: ignore[no-un
 
 
 def test_downloads_larger_than_the_cap_are_refused(tmp_path: Path) -> None:
-    from rorclient.ror import ResponseTooLargeError, RetryPolicy, RorClient
+    from rorclient.ror import ClientOptions, ResponseTooLargeError, RetryPolicy, RorClient
 
     content = b"x" * (1024 * 1024)
     for announced in (True, False):  # a Content-Length over the cap, or a body that keeps coming
@@ -346,9 +374,11 @@ def test_downloads_larger_than_the_cap_are_refused(tmp_path: Path) -> None:
         with (
             RorClient(
                 extraction_url=EXTRACTION_URL,
-                handler=handler,
-                max_download_bytes=256 * 1024,
-                retry=RetryPolicy(max_attempts=3, wait_scale=0),
+                options=ClientOptions(
+                    handler=handler,
+                    max_download_bytes=256 * 1024,
+                    retry=RetryPolicy(max_attempts=3, wait_scale=0),
+                ),
             ) as ror,
             pytest.raises(ResponseTooLargeError, match="262144"),
         ):
@@ -356,14 +386,16 @@ def test_downloads_larger_than_the_cap_are_refused(tmp_path: Path) -> None:
         assert not dest.exists()
         part = dest.with_name(dest.name + ".part")
         assert not part.exists() or part.stat().st_size <= 256 * 1024
-    with RorClient(extraction_url=EXTRACTION_URL, handler=_file_handler(content)) as ror:
+    with RorClient(
+        extraction_url=EXTRACTION_URL, options=ClientOptions(handler=_file_handler(content))
+    ) as ror:
         assert ror.download_extraction(tmp_path / "whole").bytes == len(content)
 
 
 def test_a_large_soap_answer_is_not_buffered_whole_in_memory(samples_dir: Path) -> None:
     import tracemalloc
 
-    from rorclient.ror import HttpRequest, HttpResponse, RetryPolicy, RorClient
+    from rorclient.ror import ClientOptions, HttpRequest, HttpResponse, RetryPolicy, RorClient
 
     body = (samples_dir / "lecture_response_body.xml").read_bytes().rstrip()
     cut = body.rindex(b"</")  # the comments go inside the root element, before its end tag
@@ -380,7 +412,9 @@ def test_a_large_soap_answer_is_not_buffered_whole_in_memory(samples_dir: Path) 
     def handler(request: HttpRequest) -> HttpResponse:
         return HttpResponse(status=200, headers={"Content-Type": "application/soap+xml"}, chunks=chunks())
 
-    with RorClient(soap_url=SOAP_URL, handler=handler, retry=RetryPolicy(max_attempts=1)) as ror:
+    with RorClient(
+        SOAP_URL, options=ClientOptions(handler=handler, retry=RetryPolicy(max_attempts=1))
+    ) as ror:
         tracemalloc.start()
         try:
             offer = ror.read_establishment("1830000002")
@@ -392,7 +426,7 @@ def test_a_large_soap_answer_is_not_buffered_whole_in_memory(samples_dir: Path) 
 
 
 def test_a_part_file_planted_as_a_symlink_is_not_followed(tmp_path: Path) -> None:
-    from rorclient.ror import HttpRequest, HttpResponse, RorClient
+    from rorclient.ror import ClientOptions, HttpRequest, HttpResponse, RorClient
 
     victim = tmp_path / "victim"
     victim.write_bytes(b"precious")
@@ -408,7 +442,7 @@ def test_a_part_file_planted_as_a_symlink_is_not_followed(tmp_path: Path) -> Non
             link.symlink_to(victim)
         return serve(request)  # type: ignore[no-any-return]
 
-    with RorClient(extraction_url=EXTRACTION_URL, handler=planting) as ror:
+    with RorClient(extraction_url=EXTRACTION_URL, options=ClientOptions(handler=planting)) as ror:
         ror.download_extraction(dest)
     assert victim.read_bytes() == b"precious"
     assert dest.read_bytes() == b"<CSD/>" * 10 and not dest.is_symlink()
@@ -472,7 +506,7 @@ def test_an_existing_store_open_to_others_is_warned_about(
 
 @pytest.mark.usefixtures("loose_umask")
 def test_downloads_and_part_files_are_private(tmp_path: Path) -> None:
-    from rorclient.ror import RorClient
+    from rorclient.ror import ClientOptions, RorClient
 
     dest = tmp_path / "data" / "idf" / "extraction"
     seen: list[int] = []
@@ -480,7 +514,8 @@ def test_downloads_and_part_files_are_private(tmp_path: Path) -> None:
     def progress(done: int, total: int | None) -> None:
         seen.append(_mode(dest.with_name("extraction.part")))
 
-    with RorClient(extraction_url=EXTRACTION_URL, handler=_file_handler(b"<CSD/>" * 100_000)) as ror:
+    handler = _file_handler(b"<CSD/>" * 100_000)
+    with RorClient(extraction_url=EXTRACTION_URL, options=ClientOptions(handler=handler)) as ror:
         ror.download_extraction(dest, progress=progress)
     assert seen and set(seen) == {0o600}
     assert _mode(dest) == 0o600

@@ -34,14 +34,14 @@ def test_max_attempts_from_the_toml_decides_whether_a_transient_failure_is_retri
     with Sandbox(establishments=3, seed=5) as sandbox:
         sandbox.faults.add("extraction", "503", count=1, retry_after=0)
         once = settings_with_retry(sandbox, tmp_path / "once", "max_attempts = 1\n" + fast)
-        with Sync(once) as sync, pytest.raises(RorError) as failure:
+        with Sync.from_settings(once) as sync, pytest.raises(RorError) as failure:
             sync.pull()
         assert failure.value.retryable  # a 503: the default policy would have tried again
         assert sandbox.faults.fired() == {"503": 1}
 
         sandbox.faults.add("extraction", "503", count=2, retry_after=0)
         thrice = settings_with_retry(sandbox, tmp_path / "thrice", "max_attempts = 3\n" + fast)
-        with Sync(thrice) as sync:
+        with Sync.from_settings(thrice) as sync:
             report = sync.pull()
         assert report.ok and report.entities > 0
         assert sandbox.faults.fired() == {"503": 3}

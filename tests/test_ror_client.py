@@ -13,6 +13,7 @@ import pytest
 from rorclient.errors import ConfigError, DataError, RemoteError, RorError
 from rorclient.models import Offer
 from rorclient.ror import (
+    ClientOptions,
     HttpRequest,
     HttpResponse,
     HttpStatusError,
@@ -85,7 +86,7 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 
 def client(handler: Handler, **options: object) -> RorClient:
-    return RorClient(name="idf", soap_url=URL, handler=handler, **options)  # type: ignore[arg-type]
+    return RorClient(URL, name="idf", options=ClientOptions(handler=handler, **options))  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------------------------------------------

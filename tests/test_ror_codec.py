@@ -257,7 +257,7 @@ def test_code_filters() -> None:
 
 
 def test_a_bad_wsdl_given_to_the_client_fails_at_construction(tmp_path: Path) -> None:
-    from rorclient.ror import RorClient
+    from rorclient.ror import ClientOptions, RorClient
 
     with pytest.raises(ConfigError, match="WSDL file not found"):
-        RorClient(soap_url="https://ror.test/x", wsdl=tmp_path / "missing.wsdl")
+        RorClient("https://ror.test/x", options=ClientOptions(wsdl=tmp_path / "missing.wsdl"))

@@ -14,6 +14,7 @@ import pytest
 
 from rorclient.errors import ConfigError
 from rorclient.ror import (
+    ClientOptions,
     HttpRequest,
     HttpResponse,
     HttpStatusError,
@@ -79,7 +80,11 @@ class Body:
 
 def client(server: FileServer, **options: object) -> RorClient:
     options.setdefault("retry", RetryPolicy(wait_scale=0))
-    return RorClient(name="idf", extraction_url=URL, handler=server, **options)  # type: ignore[arg-type]
+    return RorClient(
+        name="idf",
+        extraction_url=URL,
+        options=ClientOptions(handler=server, **options),  # type: ignore[arg-type]
+    )
 
 
 def cut_at(fraction: float) -> Callable[[int, int | None], None]:

@@ -12,13 +12,14 @@ from typing import Any
 
 import pytest
 
-from rorclient.config import Settings
+from rorclient.config import Settings, ror_client
 from rorclient.csd import read_csd
 from rorclient.errors import RemoteError, RorError, TlsError
 from rorclient.models import Offer
 from rorclient.ror import (
     CertificateRevokedError,
     ClientCertificateRejectedError,
+    ClientOptions,
     HttpStatusError,
     IncompleteResponseError,
     RequestTimeoutError,
@@ -64,18 +65,32 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return recorded
 
 
-def connect(sandbox: Sandbox, **options: Any) -> RorClient:
+_UNSET: Any = object()
+
+
+def connect(
+    sandbox: Sandbox,
+    *,
+    extraction_url: str | None = None,
+    client_cert: Path | None = _UNSET,
+    password: Any = _UNSET,
+    credentials: Credentials | None = None,
+    **options: Any,
+) -> RorClient:
+    """A client of the sandbox: its client certificate (``client_cert``: another one, ``None``: none)
+    loaded with ``password`` (default: the right one) unless ``credentials`` are given."""
     pki = sandbox.pki
-    settings: dict[str, Any] = {
-        "name": "sandbox",
-        "soap_url": sandbox.soap_url,
-        "extraction_url": sandbox.extraction_url,
-        "client_cert": pki.client.pkcs12,
-        "password": pki.password,
-        "ca_bundle": pki.ca_bundle,
-    }
-    settings.update(options)
-    return RorClient(**settings)
+    if credentials is None:
+        cert = pki.client.pkcs12 if client_cert is _UNSET else client_cert
+        secret = pki.password if password is _UNSET else password
+        credentials = Credentials.load(cert, password=secret) if cert is not None else None
+    return RorClient(
+        sandbox.soap_url,
+        extraction_url=extraction_url or sandbox.extraction_url,
+        name="sandbox",
+        credentials=credentials,
+        options=ClientOptions(**{"ca_bundle": pki.ca_bundle, **options}),
+    )
 
 
 def establishment_ids(sandbox: Sandbox) -> list[str]:
@@ -158,7 +173,7 @@ def test_extraction_download_matches_the_ground_truth(sandbox: Sandbox, tmp_path
 def test_client_from_the_toml_configuration(sandbox: Sandbox, tmp_path: Path) -> None:
     config = sandbox.write_client_config(tmp_path / "config.toml")
     settings = Settings.load(config, environ={})
-    with RorClient(settings.source("sandbox")) as ror:
+    with ror_client(settings.source("sandbox")) as ror:
         assert ror.certificate is not None and ror.certificate.subject == sandbox.pki.client.subject
         assert ror.changed_establishments("2000-01-01")
 

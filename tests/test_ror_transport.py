@@ -15,6 +15,7 @@ from rorclient.errors import ConfigError, TlsError, TransportError
 from rorclient.ror import (
     CertificateRevokedError,
     ClientCertificateRejectedError,
+    ClientOptions,
     ConnectError,
     HttpHandler,
     HttpRequest,
@@ -29,7 +30,7 @@ from rorclient.ror import (
 )
 from rorclient.ror.errors import safe_url
 from rorclient.sandbox.pki import TestPki, build_test_pki
-from rorclient.tls import CertificatePasswordError
+from rorclient.tls import CertificatePasswordError, Credentials
 
 URL = "https://ror.test/ROR/0.1/CSD_ROR_Binding"
 ONE_TRY = RetryPolicy(max_attempts=1)
@@ -53,8 +54,13 @@ def ssl_wrapped(kind: type[httpx.TransportError], reason: str) -> httpx.Transpor
     return error
 
 
-def call_with(handler: HttpHandler, **options: object) -> Exception:
-    ror = RorClient(name="idf", soap_url=URL, handler=handler, retry=ONE_TRY, **options)  # type: ignore[arg-type]
+def call_with(handler: HttpHandler, credentials: Credentials | None = None, **options: object) -> Exception:
+    ror = RorClient(
+        URL,
+        name="idf",
+        credentials=credentials,
+        options=ClientOptions(handler=handler, retry=ONE_TRY, **options),  # type: ignore[arg-type]
+    )
     with ror, pytest.raises(Exception) as caught:
         ror.read_establishment("1830000002")
     return caught.value
@@ -120,7 +126,7 @@ def test_transient_network_failures_are_retried_until_success(samples_dir: Path)
             raise answer
         return answer
 
-    with RorClient(soap_url=URL, handler=handler, retry=RetryPolicy(wait_scale=0)) as ror:
+    with RorClient(URL, options=ClientOptions(handler=handler, retry=RetryPolicy(wait_scale=0))) as ror:
         assert ror.read_establishment("1830000002").establishments
     assert not answers
 
@@ -163,7 +169,7 @@ def test_tls_failures_are_specific_and_never_retried(
         raise original
 
     with (
-        RorClient(soap_url=URL, handler=handler, retry=RetryPolicy(wait_scale=0)) as ror,
+        RorClient(URL, options=ClientOptions(handler=handler, retry=RetryPolicy(wait_scale=0))) as ror,
         pytest.raises(TlsError) as caught,
     ):
         ror.read_establishment("1830000002")
@@ -194,7 +200,10 @@ def test_a_body_trickling_past_the_total_deadline_is_a_timeout() -> None:
 
 
 def test_an_invalid_url_is_a_configuration_error() -> None:
-    with RorClient(soap_url="ftp://ror.test/x", retry=ONE_TRY) as ror, pytest.raises(ConfigError):
+    with (
+        RorClient("ftp://ror.test/x", options=ClientOptions(retry=ONE_TRY)) as ror,
+        pytest.raises(ConfigError),
+    ):
         ror.read_unit("x")
 
 
@@ -203,9 +212,8 @@ def test_urls_in_messages_lose_credentials_and_query() -> None:
     assert safe_url("https://[::1]:443/x") == "https://[::1]:443/x"
     with (
         RorClient(
-            soap_url="https://me:hunter2@ror.test/x?key=s3cr3t",
-            handler=failing(httpx.ConnectError("refused")),
-            retry=ONE_TRY,
+            "https://me:hunter2@ror.test/x?key=s3cr3t",
+            options=ClientOptions(handler=failing(httpx.ConnectError("refused")), retry=ONE_TRY),
         ) as ror,
         pytest.raises(ConnectError) as caught,
     ):
@@ -232,19 +240,20 @@ def test_passwords_and_keys_never_reach_logs_or_error_messages(
     with caplog.at_level(logging.DEBUG):
         for error in (httpx.ConnectError("refused"), ssl_wrapped(httpx.ReadError, "TLSV1_ALERT_UNKNOWN_CA")):
             with RorClient(
-                soap_url=URL,
-                client_cert=pki.client.pkcs12,
-                password=password,
-                ca_bundle=pki.ca_bundle,
-                handler=failing(error),
-                retry=RetryPolicy(max_attempts=2, wait_scale=0),
+                URL,
+                credentials=Credentials.load(pki.client.pkcs12, password=password),
+                options=ClientOptions(
+                    ca_bundle=pki.ca_bundle,
+                    handler=failing(error),
+                    retry=RetryPolicy(max_attempts=2, wait_scale=0),
+                ),
             ) as ror:
                 messages.append(repr(ror))
                 with pytest.raises(Exception) as caught:
                     ror.read_establishment("1830000002")
                 messages.append(str(caught.value))
         with pytest.raises(CertificatePasswordError) as wrong:
-            RorClient(soap_url=URL, client_cert=pki.client.pkcs12, password=password + "-wrong")
+            Credentials.load(pki.client.pkcs12, password=password + "-wrong")
         messages.append(str(wrong.value))
     text = caplog.text + "\n".join(messages)
     assert "retrying" in caplog.text and "does not trust" in text
@@ -254,8 +263,7 @@ def test_passwords_and_keys_never_reach_logs_or_error_messages(
 def test_client_certificate_subject_is_named_in_rejections(pki: TestPki) -> None:
     error = call_with(
         failing(ssl_wrapped(httpx.ReadError, "SSLV3_ALERT_CERTIFICATE_REVOKED")),
-        client_cert=pki.client.pkcs12,
-        password=pki.password,
+        credentials=Credentials.load(pki.client.pkcs12, password=pki.password),
         ca_bundle=pki.ca_bundle,
     )
     assert isinstance(error, CertificateRevokedError)
@@ -266,6 +274,6 @@ def test_a_saved_chunked_response_can_answer_twice(samples_dir: Path) -> None:
     """A handler may return one constant response: its chunks are read afresh for every request."""
     body = (samples_dir / "lecture_response_body.xml").read_bytes()
     saved = HttpResponse(chunks=[body[:100], body[100:]])
-    with RorClient(soap_url=URL, handler=lambda request: saved, retry=ONE_TRY) as ror:
+    with RorClient(URL, options=ClientOptions(handler=lambda request: saved, retry=ONE_TRY)) as ror:
         first = ror.read_establishment("1830000002")
         assert ror.read_establishment("1830000002") == first

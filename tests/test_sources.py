@@ -21,7 +21,7 @@ from rorclient.errors import ConfigError, RorError
 from rorclient.loader import load_files
 from rorclient.models import Entity, EntityKind, Offer
 from rorclient.sandbox.dataset import generate_dataset, write_extraction
-from rorclient.sources import CsdSource, FileSource, Snapshot, Source, SourceTraits
+from rorclient.sources import CsdWebServiceSource, FileSource, Snapshot, Source, SourceTraits
 from rorclient.store.memory import MemoryStore
 from rorclient.store.sqlite import SqliteStore
 from rorclient.sync import RunStatus, SafetyBreakerError, Sync, SyncOptions
@@ -332,7 +332,7 @@ def test_a_sync_built_on_a_client_drives_it_as_a_web_service_source(tmp_path: Pa
     ror = FakeRor(3)
     with MemoryStore() as store:
         sync = Sync(store=store, client=ror, source="t", options=SyncOptions(data_dir=tmp_path))
-        assert isinstance(sync.origin, CsdSource) and sync.origin.traits.deltas
+        assert isinstance(sync.origin, CsdWebServiceSource) and sync.origin.traits.deltas
         assert sync.client is ror
         sync.pull()
         assert ror.calls["extraction"] == 1
@@ -361,3 +361,30 @@ def test_a_file_replaced_while_it_is_being_pulled_is_pulled_again_by_the_next_sy
         again = sync.sync()
         assert again.counts["created"] > 0
         assert store.stats().by_source["od"] == distinct(generate_dataset(5, 5))
+
+
+def test_sync_closes_the_source_it_built_from_settings_and_never_one_it_was_given(tmp_path: Path) -> None:
+    from rorclient.config import Settings
+
+    closed: list[str] = []
+
+    class Tracked(FileSource):
+        def close(self) -> None:
+            closed.append(self.name)
+            super().close()
+
+    class TrackedSettings(Settings):
+        def build_source(self, name: str | None = None, *, retry: object = None) -> Source:  # type: ignore[override]
+            return Tracked(self.pick_source(name).name, ())
+
+    path = file_config(tmp_path, tmp_path / "a.xml")
+    settings = TrackedSettings.model_validate(Settings.load(path, environ={}).model_dump())
+    with Sync.from_settings(settings, store="memory://") as sync:
+        assert sync.source == "od" and isinstance(sync.origin, Tracked)
+    assert closed == ["od"]
+    given = Tracked("mine", ())
+    with Sync(source=given, store="memory://"):
+        pass
+    assert closed == ["od"]
+    with pytest.raises(ConfigError, match=r"Sync\.from_settings"):
+        Sync(store="memory://")

@@ -49,7 +49,7 @@ operation = sys.stdin.readline().strip()
 def progress(event):
     print("phase", event.phase, flush=True)
 
-with SqliteStore(database) as store, Sync(
+with SqliteStore(database) as store, Sync.from_settings(
     settings, store=store, options=SyncOptions(data_dir=data, concurrency=2)
 ) as sync:
     report = sync.pull(progress=progress) if operation == "pull" else sync.sync(progress=progress)
@@ -231,7 +231,7 @@ def test_killing_a_pull_or_sync_at_random_points_never_loses_nor_half_applies_an
     phases: Counter[str] = Counter()
     views_checked = 0
     durations: dict[str, float] = {}
-    with SqliteStore(database) as store, Sync(settings, store=store, options=options) as sync:
+    with SqliteStore(database) as store, Sync.from_settings(settings, store=store, options=options) as sync:
         sync.pull()
         watcher = Watcher(database)
         child = Child(config, database, data)

@@ -653,9 +653,9 @@ def test_a_unit_moving_across_batches_of_a_source_whose_rereads_prove_nothing_la
     # applying any, so the batch holding the unit's former establishment must not put back there the
     # stored copy of a unit another batch moves away — a row written where it does not belong, for good
     # (the next delta does not list it again).
-    from rorclient.sources import CsdSource, SourceTraits
+    from rorclient.sources import CsdWebServiceSource, SourceTraits
 
-    class NoProofSource(CsdSource):
+    class NoProofSource(CsdWebServiceSource):
         traits = SourceTraits(deltas=True, reads=True, rereads_prove_deletions=False)
 
     engine = Sync(
@@ -688,9 +688,9 @@ def test_refreshing_one_establishment_of_a_source_whose_rereads_prove_nothing_de
     # refresh(A) replaces A's subtree. A unit that left A is followed to its new establishment B, which
     # is read to place it: for a FHIR-like source, B's answer proves nothing about what it lacks (an
     # access profile hides it), so B's rows are updated and created, never deleted.
-    from rorclient.sources import CsdSource, SourceTraits
+    from rorclient.sources import CsdWebServiceSource, SourceTraits
 
-    class NoProofSource(CsdSource):
+    class NoProofSource(CsdWebServiceSource):
         traits = SourceTraits(deltas=True, reads=True, rereads_prove_deletions=False)
 
     engine = Sync(

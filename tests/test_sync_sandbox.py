@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from rorclient.config import Settings
+from rorclient.config import Settings, ror_client
 from rorclient.models import EntityKind
-from rorclient.ror import RetryPolicy, RorClient
+from rorclient.ror import ClientOptions, RetryPolicy
 from rorclient.sandbox import Sandbox
 from rorclient.sandbox.mutations import MUTATION_KINDS
 from rorclient.store import open_store
@@ -95,7 +95,7 @@ def mutate_round(sandbox: Sandbox, number: int) -> list[str]:
 def test_pull_then_rounds_of_changes_keep_the_store_equal_to_the_sandbox(
     sandbox: Sandbox, settings: Settings, store: Store, tmp_path: Path
 ) -> None:
-    with Sync(settings, store=store, options=SyncOptions(data_dir=tmp_path / "data")) as sync:
+    with Sync.from_settings(settings, store=store, options=SyncOptions(data_dir=tmp_path / "data")) as sync:
         pulled = sync.pull()
         assert pulled.status is RunStatus.SUCCESS and pulled.bytes > 0
         assert export(store) == truth(sandbox)
@@ -120,9 +120,9 @@ def test_pull_then_rounds_of_changes_keep_the_store_equal_to_the_sandbox(
 def test_with_faults_on_a_fifth_of_lectures_the_store_converges_and_the_pending_list_empties(
     sandbox: Sandbox, settings: Settings, store: Store, tmp_path: Path
 ) -> None:
-    client = RorClient(settings.source(SOURCE), retry=RetryPolicy.no_retry())
+    client = ror_client(settings.source(SOURCE), options=ClientOptions(retry=RetryPolicy.no_retry()))
     options = SyncOptions(data_dir=tmp_path / "data")
-    with Sync(settings, store=store, client=client, options=options) as sync:
+    with client, Sync(source=SOURCE, client=client, store=store, options=options) as sync:
         sync.pull()
         sandbox.faults.add("lecture", "503", rate=0.1)
         sandbox.faults.add("lecture", "soap_fault", rate=0.05)

@@ -6,7 +6,7 @@ Quick start — a local ROR simulator, a full pull, a delta sync with its change
 
     with Sandbox(establishments=10) as sandbox:  # or your own TOML file: docs/configuration.md
         config = sandbox.write_client_config("ror.toml")
-        with Sync(Settings.load(config, store_url="sqlite:///ror.sqlite3")) as sync:
+        with Sync.from_settings(Settings.load(config, store_url="sqlite:///ror.sqlite3")) as sync:
             print(sync.pull().summary())  # the whole extraction, swapped in atomically
             sandbox.mutate(count=3)  # the ROR changes...
             sync.on_change(lambda change: print(change.change, change.kind, change.id))

@@ -29,8 +29,7 @@ from typing import Any
 
 from rorclient.csd.reader import read_share
 from rorclient.errors import RorError
-from rorclient.store._sql.rows import staged_row
-from rorclient.store.capabilities import StagesRows
+from rorclient.store.capabilities import StagesRows, staged_row
 
 __all__ = [
     "MIN_PARALLEL_BYTES",

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 from rorclient import __version__
 from rorclient._interrupt import InterruptGuard
 from rorclient._log_redaction import redact_text
-from rorclient.config import Settings
+from rorclient.config import Settings, ror_client
 from rorclient.errors import ConfigError, RorError
 from rorclient.models import EntityKind
 from rorclient.store import redact_url
@@ -642,7 +642,7 @@ def _sync_statuses(settings: Settings, store_url: str) -> list[Any]:
     with open_store(store_url) as store:
         for source in settings.sources:
             try:
-                with Sync(settings, source=source.name, store=store) as sync:
+                with Sync.from_settings(settings, source=source.name, store=store) as sync:
                     statuses.append(sync.status())
             except RorError as exc:
                 logger.warning("cannot report the status of source %r: %s", source.name, exc)
@@ -781,7 +781,10 @@ def _run_sync(args: argparse.Namespace, settings: Settings, operation: str) -> i
     if args.dry_run:  # a dry run only reads the store: it creates none
         _refuse_missing_store(settings)
     options = settings.sync_options(readers=getattr(args, "readers", None))
-    with Sync(settings, source=source, options=options) as sync, ProgressLine(enabled=not args.quiet) as line:
+    with (
+        Sync.from_settings(settings, source=source, options=options) as sync,
+        ProgressLine(enabled=not args.quiet) as line,
+    ):
         if operation == "pull":
             report = sync.pull(force=args.force, dry_run=args.dry_run, progress=line.update)
         elif operation == "sync":
@@ -898,17 +901,8 @@ def _add_metrics_options(daemon: argparse.ArgumentParser) -> None:
     )
 
 
-def _retry_policy(settings: Settings) -> Any:
-    """The ``[sync.retry]`` table as the client's :class:`~rorclient.ror.RetryPolicy`."""
-    from rorclient.ror import RetryPolicy
-
-    return RetryPolicy(**settings.sync.retry.model_dump())
-
-
 def _cmd_ror_notif(args: argparse.Namespace, settings: Settings) -> int:
-    from rorclient.ror import RorClient
-
-    with RorClient(_csd_source(args, settings), retry=_retry_policy(settings)) as client:
+    with ror_client(_csd_source(args, settings), retry=settings.sync.retry) as client:
         entries = client.changed_establishment_entries(
             args.since, activity=tuple(args.activity), patients=tuple(args.patients)
         )
@@ -921,9 +915,7 @@ def _cmd_ror_notif(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_ror_read(args: argparse.Namespace, settings: Settings) -> int:
-    from rorclient.ror import RorClient
-
-    with RorClient(_csd_source(args, settings), retry=_retry_policy(settings)) as client:
+    with ror_client(_csd_source(args, settings), retry=settings.sync.retry) as client:
         if args.unit:
             offer = client.read_unit(args.unit)
         else:
@@ -940,10 +932,9 @@ def _cmd_ror_read(args: argparse.Namespace, settings: Settings) -> int:
 
 def _cmd_ror_download(args: argparse.Namespace, settings: Settings) -> int:
     from rorclient.progress import ProgressLine
-    from rorclient.ror import RorClient
 
     with (
-        RorClient(_csd_source(args, settings), retry=_retry_policy(settings)) as client,
+        ror_client(_csd_source(args, settings), retry=settings.sync.retry) as client,
         ProgressLine(enabled=not args.quiet) as line,
     ):
         result = client.download_extraction(args.dest, progress=line.update_download)
@@ -952,10 +943,8 @@ def _cmd_ror_download(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_ror_check(args: argparse.Namespace, settings: Settings) -> int:
-    from rorclient.ror import RorClient
-
     source = _csd_source(args, settings)
-    with RorClient(source, retry=_retry_policy(settings)) as client:
+    with ror_client(source, retry=settings.sync.retry) as client:
         info = client.certificate
         client.changed_establishments(dt.datetime.now())
     expiry = f", certificate valid until {info.not_after:%Y-%m-%d}" if info else ""

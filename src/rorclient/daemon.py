@@ -378,7 +378,7 @@ def run_daemon(
     ``options.metrics_port`` is set, run the loop until a signal, return the exit code."""
     options = options or DaemonOptions()
     with contextlib.ExitStack() as stack:
-        sync = stack.enter_context(Sync(settings, source=source, options=sync_options))
+        sync = stack.enter_context(Sync.from_settings(settings, source=source, options=sync_options))
         metrics = None
         if options.metrics_port is not None:
             from rorclient.metrics import DaemonMetrics

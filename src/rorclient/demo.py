@@ -71,7 +71,7 @@ def run_demo(
             demo_settings = Settings.load(config, environ={}, store_url=store_url)
             say(f"1. sandbox ROR on {sandbox.base_url} (mutual TLS, {establishments} establishments)")
             options = SyncOptions(data_dir=work / "downloads")
-            with Sync(demo_settings, source=DEMO_SOURCE, options=options) as sync:
+            with Sync.from_settings(demo_settings, source=DEMO_SOURCE, options=options) as sync:
                 report = sync.pull(force=True)
                 say(f"2. pull into {redact_url(store_url)}: {report.summary()}")
 
@@ -107,7 +107,7 @@ def run_demo(
                     f"6. store: {status.entities} live entities, watermark {watermark}, "
                     f"{len(status.pending)} pending"
                 )
-            with Sync(demo_settings, source=DEMO_FHIR_SOURCE, options=options) as fhir:
+            with Sync.from_settings(demo_settings, source=DEMO_FHIR_SOURCE, options=options) as fhir:
                 # The region moves from the CSD source to the FHIR one on purpose: forced, as an
                 # operator moving a source does (the takeover check stops it otherwise).
                 report = fhir.pull(force=True)

@@ -7,6 +7,7 @@ See :class:`RorClient` and docs/ror-client.md. Importing this package imports ``
 from __future__ import annotations
 
 from rorclient.ror._download import ProgressCallback
+from rorclient.ror._options import DEFAULT_MAX_DOWNLOAD_BYTES, ClientOptions
 from rorclient.ror._params import CodeFilter
 from rorclient.ror._retry import RetryPolicy, disable_retry_waits
 from rorclient.ror._soap import default_wsdl_path
@@ -38,9 +39,11 @@ from rorclient.ror.models import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_DOWNLOAD_BYTES",
     "DEFAULT_UNIT_ID_AUTHORITY",
     "CertificateRevokedError",
     "ClientCertificateRejectedError",
+    "ClientOptions",
     "CodeFilter",
     "ConnectError",
     "DownloadResult",

@@ -14,13 +14,15 @@ open-data files (data.gouv.fr)            :meth:`RorClient.load_file`
 
 Example::
 
-    from rorclient.config import Settings
-    from rorclient.ror import RorClient
+    from rorclient.ror import ClientOptions, RorClient
+    from rorclient.tls import Credentials
 
-    settings = Settings.load()
-    with RorClient(settings.source("idf")) as ror:
+    credentials = Credentials.load("/etc/app/ror.p12", password_env="ROR_CERT_PASSWORD")
+    with RorClient(soap_url, credentials=credentials, options=ClientOptions(ca_bundle=chain)) as ror:
         for establishment_id in ror.changed_establishments(since=last_run):
             offer = ror.read_establishment(establishment_id)
+
+A client for a ``[[sources]]`` entry of the settings: :func:`rorclient.config.ror_client`.
 """
 
 from __future__ import annotations
@@ -40,22 +42,20 @@ from urllib.parse import urlsplit
 
 import platformdirs
 from lxml import etree
-from pydantic import SecretStr
 
-from rorclient.codes import Oid
-from rorclient.config import SourceSettings
 from rorclient.csd import read_csd, read_offer
 from rorclient.errors import ConfigError, RorError
 from rorclient.models import Entity, Offer
 from rorclient.ror import _params
 from rorclient.ror._download import ProgressCallback, download_file
 from rorclient.ror._http import BUSY_STATUSES, HttpReply, HttpSession, busy_error
+from rorclient.ror._options import DEFAULT_UNIT_ID_AUTHORITY, ClientOptions
 from rorclient.ror._responses import check_xml_body, find_fault, parse_notif
-from rorclient.ror._retry import RetryPolicy, retry_call
+from rorclient.ror._retry import retry_call
 from rorclient.ror._soap import SoapCodec, SoapRequest
 from rorclient.ror._vihf import vihf_header
 from rorclient.ror.errors import HttpStatusError, safe_url
-from rorclient.ror.models import DownloadResult, HttpHandler, NotifEntry, Timeouts, VihfSettings
+from rorclient.ror.models import DownloadResult, NotifEntry
 from rorclient.tls import CertificateFileNotFoundError, CertificateFormatError, CertificateInfo, Credentials
 
 __all__ = ["DEFAULT_UNIT_ID_AUTHORITY", "RorClient"]
@@ -63,107 +63,61 @@ __all__ = ["DEFAULT_UNIT_ID_AUTHORITY", "RorClient"]
 _log = logging.getLogger("rorclient.ror")
 _T = TypeVar("_T")
 
-#: Authority sent with a unit's identifiantOI in a Lecture OI request: the real OID is not published
-#: (digest §7.3); this matches what rorclient's CSD writer emits.
-DEFAULT_UNIT_ID_AUTHORITY = "identifiantOI"
 _FAULT_SNIFF_LIMIT = 64 * 1024
 _FAULT_LIMIT = 1024 * 1024  # an error answer larger than this is not parsed for a SOAP fault
-#: Default cap on a download (``max_download_bytes``): far above a national extraction (about 1 GB).
-DEFAULT_MAX_DOWNLOAD_BYTES = 16 * 1024**3
 
 
 class RorClient:
     """A client for one ROR source; thread-safe, one connection pool, close it (or use ``with``).
 
-    Build it from a :class:`~rorclient.config.SourceSettings` and/or keyword arguments (keywords win):
+    * ``soap_url``: the Notif and Lecture endpoint; ``extraction_url``: the extraction download (not
+      published by ANS: see docs/ror-client.md); either may be left out when its calls are not made;
+    * ``name``: the source's name, in messages and logs;
+    * ``credentials``: the client certificate and key for mutual TLS (a loaded
+      :class:`~rorclient.tls.Credentials`; ``None``: no client certificate);
+    * ``options``: everything else, :class:`~rorclient.ror.ClientOptions` (trust, timeouts, retries,
+      VIHF, WSDL, download limits, the in-process handler), defaults fit for a production ROR.
 
-    * ``soap_url``, ``extraction_url``: the endpoints (the extraction URL is not published by ANS:
-      see docs/ror-client.md);
-    * ``credentials`` (a loaded :class:`~rorclient.tls.Credentials`), or ``client_cert`` (PKCS#12 or
-      PEM), ``client_key``, and the password as ``password``, ``password_env`` or ``password_file``;
-      ``ca_bundle``: the CA chain the server's certificate must chain to (IGC-Santé);
-    * ``timeouts``, ``retry``: see :class:`~rorclient.ror.Timeouts` and :class:`~rorclient.ror.RetryPolicy`;
-    * ``max_concurrency``: requests in flight at once, and pooled connections (default 16);
-    * ``vihf``: send a VIHF SAML token with every SOAP call (off by default);
-    * ``wsdl``, ``schema_dir``: build requests from another WSDL, e.g. the official ``ROR-v2.4.wsdl``
-      (its remote schemas are read from ``schema_dir``, default the WSDL's directory; never downloaded);
-    * ``establishment_id_authority``: ``assigningAuthorityName`` sent with an idNat_Struct in Lecture
-      (default ``1.2.250.1.71.1.2.14``, as PLATINES); ``unit_id_authority`` the same for identifiantOI;
-    * ``cache_dir``: where :meth:`load_file` puts downloaded files;
-    * ``allow_insecure_http``: accept ``http://`` endpoints (refused by default; a warning at each start);
-    * ``max_download_bytes``: the largest download accepted (default 16 GiB);
-    * ``handler``: answers every request in this process instead of the network (tests, demonstrations;
-      see :data:`~rorclient.ror.HttpHandler`).
-
-    Certificate problems found while loading (expired, wrong password, seal-only...) raise the
-    :mod:`rorclient.tls` errors here, before any connection.
+    :func:`rorclient.config.ror_client` builds one from a ``[[sources]]`` entry of the settings.
     """
 
     def __init__(
         self,
-        source: SourceSettings | None = None,
-        *,
-        name: str | None = None,
         soap_url: str | None = None,
+        *,
         extraction_url: str | None = None,
+        name: str = "ror",
         credentials: Credentials | None = None,
-        client_cert: str | os.PathLike[str] | None = None,
-        client_key: str | os.PathLike[str] | None = None,
-        password: str | bytes | SecretStr | None = None,
-        password_env: str | None = None,
-        password_file: str | os.PathLike[str] | None = None,
-        ca_bundle: str | os.PathLike[str] | None = None,
-        timeouts: Timeouts | None = None,
-        retry: RetryPolicy | None = None,
-        max_concurrency: int = 16,
-        vihf: VihfSettings | None = None,
-        wsdl: str | os.PathLike[str] | None = None,
-        schema_dir: str | os.PathLike[str] | None = None,
-        establishment_id_authority: str = Oid.STRUCTURE_ID_TYPE,
-        unit_id_authority: str = DEFAULT_UNIT_ID_AUTHORITY,
-        cache_dir: str | os.PathLike[str] | None = None,
-        handler: HttpHandler | None = None,
-        allow_insecure_http: bool | None = None,
-        max_download_bytes: int | None = None,
+        options: ClientOptions | None = None,
     ) -> None:
-        self.name = name or (source.name if source else "ror")
-        self.soap_url = soap_url or (source.soap_url if source else None)
-        self.extraction_url = extraction_url or (source.extraction_url if source else None)
-        if allow_insecure_http is None:
-            allow_insecure_http = source.allow_insecure_http if source else False
-        self._allow_insecure_http = allow_insecure_http
+        options = options or ClientOptions()
+        self.name = name
+        self.soap_url = soap_url
+        self.extraction_url = extraction_url
+        self.options = options
+        """The :class:`~rorclient.ror.ClientOptions` this client was built with."""
+        self._allow_insecure_http = options.allow_insecure_http
         for url in (self.soap_url, self.extraction_url):
             self._check_scheme(url)
-        if max_download_bytes is None:
-            max_download_bytes = source.max_download_bytes if source else DEFAULT_MAX_DOWNLOAD_BYTES
-        if max_download_bytes < 1:
-            raise ConfigError("max_download_bytes must be at least 1")
-        self._max_download_bytes = max_download_bytes
-        self._credentials = credentials or _load_credentials(
-            source,
-            client_cert=client_cert,
-            client_key=client_key,
-            password=password,
-            password_env=password_env,
-            password_file=password_file,
-            ca_bundle=ca_bundle,
-        )
-        bundle = ca_bundle or (source.ca_bundle if source else None)
-        self._timeouts = timeouts or Timeouts()
-        self._retry = retry or RetryPolicy()
-        self._max_concurrency = max_concurrency
-        self._vihf = vihf
-        self._wsdl, self._schema_dir = wsdl, schema_dir
-        self._establishment_authority = establishment_id_authority
-        self._unit_authority = unit_id_authority
-        self._cache_dir = Path(cache_dir) if cache_dir else Path(platformdirs.user_cache_dir("rorclient"))
-        self._handler = handler
+        self._max_download_bytes = options.max_download_bytes
+        self._credentials = credentials
+        self._timeouts = options.timeouts
+        self._retry = options.retry
+        self._max_concurrency = options.max_concurrency
+        self._vihf = options.vihf
+        self._wsdl, self._schema_dir = options.wsdl, options.schema_dir
+        self._establishment_authority = options.establishment_id_authority
+        self._unit_authority = options.unit_id_authority
+        cache_dir = options.cache_dir
+        self._cache_dir = cache_dir if cache_dir else Path(platformdirs.user_cache_dir("rorclient"))
+        self._handler = options.handler
         # A WSDL given by the user is checked now; rorclient's own is loaded on the first SOAP call.
-        self._codec: SoapCodec | None = SoapCodec(wsdl, schema_dir=schema_dir) if wsdl is not None else None
-        if self._credentials is None:
-            context = _server_only_context(bundle)
-        else:  # a given bundle wins over the one a Credentials object passed in was loaded with
-            context = self._credentials.ssl_context(ca_bundle=bundle if credentials is not None else None)
+        wsdl = options.wsdl
+        self._codec: SoapCodec | None = SoapCodec(wsdl, schema_dir=self._schema_dir) if wsdl else None
+        if credentials is None:
+            context = _server_only_context(options.ca_bundle)
+        else:  # a given bundle wins over the one the credentials were loaded with
+            context = credentials.ssl_context(ca_bundle=options.ca_bundle)
         self._http = self._session(context)
         self._public_http: HttpSession | None = None
         self._lock = threading.Lock()
@@ -471,30 +425,6 @@ def _where(operation: str, url: str) -> str:
 
 def _source(request: SoapRequest, url: str) -> str:
     return f"{request.operation} answer from {safe_url(url)}"
-
-
-def _load_credentials(
-    source: SourceSettings | None,
-    *,
-    client_cert: str | os.PathLike[str] | None,
-    client_key: str | os.PathLike[str] | None,
-    password: str | bytes | SecretStr | None,
-    password_env: str | None,
-    password_file: str | os.PathLike[str] | None,
-    ca_bundle: str | os.PathLike[str] | None,
-) -> Credentials | None:
-    cert = client_cert or (source.client_cert if source else None)
-    if cert is None:
-        return None
-    explicit = password is not None or password_env is not None or password_file is not None
-    return Credentials.load(
-        cert,
-        client_key or (source.client_key if source else None),
-        password=password,
-        password_env=password_env if explicit else (source.password_env if source else None),
-        password_file=password_file if explicit else (source.password_file if source else None),
-        ca_bundle=ca_bundle or (source.ca_bundle if source else None),
-    )
 
 
 def _server_only_context(ca_bundle: str | os.PathLike[str] | None) -> ssl.SSLContext | None:

@@ -1,18 +1,18 @@
 """Sources of ROR data, the one thing the sync engine drives (docs/architecture.md).
 
 * :class:`Source` — the protocol (snapshot, changes since a watermark, reads of one identifier, traits);
-* :class:`CsdSource` — a regional ROR's CSD web services (extraction, Notif, Lecture);
+* :class:`CsdWebServiceSource` — a regional ROR's CSD web services (extraction, Notif, Lecture);
 * :class:`FileSource` — CSD files (open data, a saved extraction), plain, gzip or zip;
-* :class:`FhirSource` — the national ROR's FHIR API ($export, _lastUpdated deltas, graph reads);
-* :func:`source_from_settings` — the source a ``[[sources]]`` entry describes.
+* :class:`FhirSource` — the national ROR's FHIR API ($export, _lastUpdated deltas, graph reads).
+
+Sources take plain arguments; :func:`rorclient.config.source_from_settings` builds the source a
+``[[sources]]`` entry describes.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from rorclient.errors import ConfigError
 from rorclient.sources.base import (
+    CertificateProbe,
     ChangesTooLargeError,
     DownloadProgress,
     EstablishmentReads,
@@ -20,17 +20,14 @@ from rorclient.sources.base import (
     Source,
     SourceTraits,
 )
-from rorclient.sources.csd import CsdSource
+from rorclient.sources.csd import CsdWebServiceSource
 from rorclient.sources.fhir import FhirSource
 from rorclient.sources.file import FileSource
 
-if TYPE_CHECKING:
-    from rorclient._sync_options import RetryOptions
-    from rorclient.config import SourceSettings
-
 __all__ = [
+    "CertificateProbe",
     "ChangesTooLargeError",
-    "CsdSource",
+    "CsdWebServiceSource",
     "DownloadProgress",
     "EstablishmentReads",
     "FhirSource",
@@ -38,18 +35,4 @@ __all__ = [
     "Snapshot",
     "Source",
     "SourceTraits",
-    "source_from_settings",
 ]
-
-
-def source_from_settings(settings: SourceSettings, *, retry: RetryOptions | None = None) -> Source:
-    """The source one ``[[sources]]`` entry describes (``kind = "csd"``, ``"file"`` or ``"fhir"``);
-    ``retry``: how its web-service calls are repeated (default: :class:`rorclient.ror.RetryPolicy`'s
-    defaults)."""
-    if settings.kind == "csd":
-        return CsdSource(settings.name, settings=settings, retry=retry)
-    if settings.kind == "file":
-        return FileSource(settings.name, settings.files)
-    if settings.kind == "fhir":
-        return FhirSource(settings.name, settings=settings)
-    raise ConfigError(f"source {settings.name!r}: unknown kind {settings.kind!r}")  # pragma: no cover

@@ -1,4 +1,4 @@
-"""What a :class:`~rorclient.sources.CsdSource` needs from a ROR client: the subset of
+"""What a :class:`~rorclient.sources.CsdWebServiceSource` needs from a ROR client: the subset of
 :class:`rorclient.ror.RorClient` it calls.
 
 Declared as a protocol so that the engine does not import the web-service client (and ``httpx``/``zeep``)
@@ -17,11 +17,9 @@ from rorclient.errors import RorError
 from rorclient.models import Offer
 
 if TYPE_CHECKING:
-    from rorclient._sync_options import RetryOptions
-    from rorclient.config import SourceSettings
     from rorclient.tls import CertificateInfo
 
-__all__ = ["DownloadedFile", "SyncClient", "build_client"]
+__all__ = ["DownloadedFile", "SyncClient"]
 
 
 class DownloadedFile(Protocol):
@@ -61,14 +59,3 @@ class SyncClient(Protocol):
     def read_unit(self, unit_id: str) -> Offer: ...
 
     def close(self) -> None: ...
-
-
-def build_client(
-    source: SourceSettings, *, cache_dir: Path | None = None, retry: RetryOptions | None = None
-) -> SyncClient:
-    """A :class:`rorclient.ror.RorClient` for ``source`` (imported here: it pulls in httpx and zeep) that
-    repeats failed calls as ``retry`` says (default: :class:`rorclient.ror.RetryPolicy`'s defaults)."""
-    from rorclient.ror import RetryPolicy, RorClient
-
-    policy = RetryPolicy(**retry.model_dump()) if retry is not None else None
-    return RorClient(source, cache_dir=cache_dir, retry=policy)

@@ -1,7 +1,7 @@
 """The ``Source`` protocol: what the sync engine (:class:`rorclient.sync.Sync`) drives.
 
 A source is where ROR data comes from: a regional ROR's CSD web services
-(:class:`~rorclient.sources.CsdSource`), a set of open-data CSD files
+(:class:`~rorclient.sources.CsdWebServiceSource`), a set of open-data CSD files
 (:class:`~rorclient.sources.FileSource`), the national FHIR API. The engine asks it for four things and
 never looks further:
 
@@ -15,8 +15,8 @@ never looks further:
 * :attr:`Source.traits` — what the source can do and what its answers prove.
 
 A new source is one class satisfying this protocol (structural typing: no base class to inherit),
-registered in :func:`rorclient.sources.source_from_settings` if settings should build it. See
-docs/architecture.md.
+built from a ``[[sources]]`` entry by :func:`rorclient.config.source_from_settings` if settings should
+build it (sources never read settings themselves). See docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from rorclient.tls import CertificateInfo
 
 __all__ = [
+    "CertificateProbe",
     "ChangesTooLargeError",
     "DownloadProgress",
     "EstablishmentReads",
@@ -47,6 +48,14 @@ class ChangesTooLargeError(RorError):
     """:meth:`Source.changed_establishments` cannot list the changes completely (FHIR: more results than
     the server returns, even in the shortest window). Nothing was applied; the engine takes a snapshot
     instead of a delta."""
+
+
+class CertificateProbe(Protocol):
+    """``probe()`` describes a source's client certificate without loading its key (so that an expired
+    one is still described, not refused): what :attr:`Source.certificate` answers before the source's
+    client exists."""
+
+    def __call__(self) -> CertificateInfo: ...
 
 
 class DownloadProgress(Protocol):

@@ -1,36 +1,36 @@
-"""``CsdSource``: a regional ROR's CSD v2.4 web services — extraction download, Notif, Lecture."""
+"""``CsdWebServiceSource``: a regional ROR's CSD v2.4 web services — extraction download, Notif, Lecture."""
 
 from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rorclient.errors import ConfigError, RorError
 from rorclient.models import Offer
-from rorclient.sources._client import SyncClient, build_client
-from rorclient.sources.base import DownloadProgress, Snapshot, SourceTraits
+from rorclient.sources._client import SyncClient
+from rorclient.sources.base import CertificateProbe, DownloadProgress, Snapshot, SourceTraits
 
 if TYPE_CHECKING:
-    from rorclient._sync_options import RetryOptions
-    from rorclient.config import SourceSettings
     from rorclient.tls import CertificateInfo
 
-__all__ = ["CsdSource"]
+__all__ = ["CsdWebServiceSource"]
 
 #: The file name of a downloaded extraction inside the source's work directory.
 EXTRACTION_NAME = "extraction"
 
 
-class CsdSource:
+class CsdWebServiceSource:
     """The :class:`~rorclient.sources.Source` of a ROR's web services.
 
     ``client``: anything with the calls of :class:`rorclient.sync.SyncClient` (a
-    :class:`rorclient.ror.RorClient`, a test double); or ``settings``, from which a ``RorClient`` is
-    built on first use (importing ``httpx`` and ``zeep`` only then). :meth:`close` closes a client built
-    here, not one passed in.
+    :class:`rorclient.ror.RorClient`, a test double), used as is and not closed here; or ``connect``,
+    called on first use to build one (so that ``httpx`` and ``zeep`` are imported only then), which
+    :meth:`close` closes. ``certificate``: describes the client certificate before the client exists
+    (``status``); once it does, the client's own certificate is shown.
+    :func:`rorclient.config.source_from_settings` builds one from a ``[[sources]]`` entry.
     """
 
     traits = SourceTraits(deltas=True, reads=True, rereads_prove_deletions=True)
@@ -40,20 +40,20 @@ class CsdSource:
         name: str,
         client: SyncClient | None = None,
         *,
-        settings: SourceSettings | None = None,
-        retry: RetryOptions | None = None,
+        connect: Callable[[], SyncClient] | None = None,
+        certificate: CertificateProbe | None = None,
     ) -> None:
-        if client is None and settings is None:
-            raise ConfigError(f"source {name!r}: a CSD source needs a client or its settings")
+        if client is None and connect is None:
+            raise ConfigError(f"source {name!r}: a CSD web-service source needs a client or a way to connect")
         self._name = name
         self._client = client
-        self._settings = settings
-        self._retry = retry
+        self._connect = connect
+        self._probe = certificate
         self._owns_client = client is None
         self._guard = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"CsdSource({self._name!r})"
+        return f"CsdWebServiceSource({self._name!r})"
 
     @property
     def name(self) -> str:
@@ -61,25 +61,18 @@ class CsdSource:
 
     @property
     def client(self) -> SyncClient:
-        """The web-service client (built from the settings on first use)."""
+        """The web-service client (built by ``connect`` on first use)."""
         with self._guard:
             if self._client is None:
-                assert self._settings is not None  # guarded by __init__
-                self._client = build_client(self._settings, retry=self._retry)
+                assert self._connect is not None  # guarded by __init__
+                self._client = self._connect()
             return self._client
 
     @property
     def certificate(self) -> CertificateInfo | None:
         if self._client is not None:
             return self._client.certificate
-        settings = self._settings
-        if settings is None or settings.client_cert is None:
-            return None
-        from rorclient.tls import inspect_certificate
-
-        return inspect_certificate(
-            settings.client_cert, password_env=settings.password_env, password_file=settings.password_file
-        )
+        return self._probe() if self._probe is not None else None
 
     def snapshot(self, workdir: Path, *, progress: DownloadProgress | None = None) -> Snapshot:
         """Download the extraction into ``workdir`` (a partial download is resumed)."""

@@ -10,19 +10,18 @@ import copy
 import datetime as dt
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rorclient.errors import ConfigError, RemoteError, RorError
 from rorclient.fhir._reads import FhirApi, FhirReads
 from rorclient.fhir._values import PARIS
 from rorclient.models import Offer
-from rorclient.sources.base import DownloadProgress, Snapshot, SourceTraits
+from rorclient.sources.base import CertificateProbe, DownloadProgress, Snapshot, SourceTraits
 
 if TYPE_CHECKING:
-    from rorclient.config import SourceSettings
     from rorclient.tls import CertificateInfo
 
 __all__ = ["UNKNOWN_UNIT_CODE", "FhirSource", "FhirUnknownIdentifierError"]
@@ -51,8 +50,10 @@ class FhirSource:
     """The :class:`~rorclient.sources.Source` of the national ROR FHIR API.
 
     ``api``: anything with :class:`~rorclient.fhir.FhirClient`'s ``search`` and ``export`` (a client, a
-    test double); or ``settings`` (``kind = "fhir"``), from which a ``FhirClient`` is built on first use.
-    ``regions`` limit pulls to a regional ``$export`` and deltas to establishments of those regions.
+    test double), used as is and not closed here; or ``connect``, called on first use to build one,
+    which :meth:`close` closes. ``regions`` limit pulls to a regional ``$export`` and deltas to
+    establishments of those regions. ``certificate`` describes the client certificate (mTLS profiles)
+    for ``status``. :func:`rorclient.config.source_from_settings` builds one from a ``[[sources]]`` entry.
     """
 
     #: Deltas never delete: an answer that lacks something proves nothing (access profiles filter).
@@ -63,19 +64,17 @@ class FhirSource:
         name: str,
         api: FhirApi | None = None,
         *,
-        settings: SourceSettings | None = None,
+        connect: Callable[[], FhirApi] | None = None,
         regions: Iterable[str] | None = None,
-        client_options: dict[str, Any] | None = None,
+        certificate: CertificateProbe | None = None,
     ) -> None:
-        if api is None and settings is None:
-            raise ConfigError(f"source {name!r}: a FHIR source needs a client or its settings")
+        if api is None and connect is None:
+            raise ConfigError(f"source {name!r}: a FHIR source needs a client or a way to connect")
         self._name = name
         self._api = api
-        self._settings = settings
+        self._connect = connect
         self._owns_api = api is None
-        self._client_options = client_options or {}
-        if regions is None and settings is not None:
-            regions = settings.regions
+        self._probe = certificate
         self._regions = tuple(regions) if regions else None
         self._guard = threading.Lock()
         self._prefetched: dict[str, Offer] = {}
@@ -91,11 +90,8 @@ class FhirSource:
     def api(self) -> FhirApi:
         with self._guard:
             if self._api is None:
-                assert self._settings is not None
-                from rorclient.fhir.client import FhirClient
-                from rorclient.fhir.settings import fhir_options
-
-                self._api = FhirClient(fhir_options(self._settings, **self._client_options))
+                assert self._connect is not None  # guarded by __init__
+                self._api = self._connect()
             return self._api
 
     @property
@@ -104,14 +100,7 @@ class FhirSource:
 
     @property
     def certificate(self) -> CertificateInfo | None:
-        settings = self._settings
-        if settings is None or settings.client_cert is None:
-            return None
-        from rorclient.tls import inspect_certificate
-
-        return inspect_certificate(
-            settings.client_cert, password_env=settings.password_env, password_file=settings.password_file
-        )
+        return self._probe() if self._probe is not None else None
 
     # -- pull -----------------------------------------------------------------------------------------
 

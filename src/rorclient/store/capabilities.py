@@ -17,6 +17,9 @@ capability                who has it                               what rorclien
                           PostgreSQL                               process instead of several
 ========================  =======================================  ===================================
 
+The rows a :class:`StagesRows` bulk load takes are made by :func:`staged_row` (one tuple per entity,
+the same columns for both SQL stores); reader processes call it, the loading process passes the rows on.
+
 A third-party store needs none of them; the conformance suite exercises each one a store declares.
 """
 
@@ -27,7 +30,9 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["LocalDatabase", "LocksWriters", "StagesRows"]
+from rorclient.store._sql.rows import staged_row
+
+__all__ = ["LocalDatabase", "LocksWriters", "StagesRows", "staged_row"]
 
 
 @runtime_checkable
@@ -59,5 +64,5 @@ class StagesRows(Protocol):
     models, which spares a second serialisation."""
 
     def add_staged_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        """Stage rows made by the SQL stores' row encoder (here, or in reader processes)."""
+        """Stage rows made by :func:`staged_row` (here, or in reader processes)."""
         ...

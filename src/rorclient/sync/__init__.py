@@ -7,7 +7,7 @@ See :class:`Sync` and docs/sync.md. Importing this package does not import the w
 from __future__ import annotations
 
 from rorclient.sources._client import SyncClient
-from rorclient.sync.engine import Sync
+from rorclient.sync.engine import Sync, SyncSettings
 from rorclient.sync.errors import (
     BreakerLatchedError,
     NotInitializedError,
@@ -44,6 +44,7 @@ __all__ = [
     "SyncLockedError",
     "SyncOptions",
     "SyncReport",
+    "SyncSettings",
     "SyncStatus",
     "UnknownIdentifierError",
 ]

@@ -5,7 +5,7 @@
     from rorclient.config import Settings
     from rorclient.sync import Sync
 
-    with Sync(Settings.load(), source="idf") as sync:
+    with Sync.from_settings(Settings.load(), source="idf") as sync:
         sync.on_change(lambda change: print(change.change, change.kind, change.id))
         if not sync.status().initialized:
             sync.pull()                     # the extraction, swapped in atomically
@@ -35,15 +35,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 import platformdirs
 
 from rorclient._lock import sync_lock_name, writer_lock
-from rorclient.config import Settings, SourceSettings
 from rorclient.errors import ConfigError, DataError, RorError
 from rorclient.models import EntityKind, Offer
-from rorclient.sources import ChangesTooLargeError, CsdSource, Snapshot, Source, source_from_settings
+from rorclient.sources import ChangesTooLargeError, CsdWebServiceSource, Snapshot, Source
 from rorclient.sources._client import SyncClient
 from rorclient.sources.fhir import FhirUnknownIdentifierError
 from rorclient.store.base import (
@@ -73,7 +72,7 @@ from rorclient.sync.events import (
     ProgressEvent,
     Subscription,
 )
-from rorclient.sync.options import SyncOptions
+from rorclient.sync.options import RetryOptions, SyncOptions
 from rorclient.sync.report import (
     BreakerVerdict,
     CertificateStatus,
@@ -85,7 +84,7 @@ from rorclient.sync.report import (
     empty_counts,
 )
 
-__all__ = ["Sync"]
+__all__ = ["Sync", "SyncSettings"]
 
 _log = logging.getLogger("rorclient.sync")
 
@@ -147,18 +146,37 @@ class _Run:
         )
 
 
+class _StoreSettings(Protocol):
+    @property
+    def url(self) -> str: ...
+
+
+class SyncSettings(Protocol):
+    """What :meth:`Sync.from_settings` reads from settings: :class:`rorclient.config.Settings` has it
+    (the engine does not import the settings: they build the engine's parts, not the other way round)."""
+
+    @property
+    def store(self) -> _StoreSettings: ...
+
+    def sync_options(self) -> SyncOptions: ...
+
+    def build_source(self, name: str | None = None, *, retry: RetryOptions | None = None) -> Source: ...
+
+
 class Sync:
     """Keeps the store's copy of one ROR source up to date. Thread-safe; close it (or use ``with``).
 
-    ``settings``: :class:`~rorclient.config.Settings` (default: ``Settings.load()``, when needed);
-    ``source``: the ``[[sources]]`` name (optional when there is one web-service source), or a
-    :class:`~rorclient.sources.Source` object to drive (a :class:`~rorclient.sources.FileSource`, a
-    FHIR source...; it is not closed here); ``store``: a :class:`~rorclient.store.Store` or a store URL
-    (default: the settings' store; a store opened here is closed by :meth:`close`); ``client``: a ROR
-    web-service client, driven as a :class:`~rorclient.sources.CsdSource` (default: the source the
-    settings describe, its client built on first use); ``options``:
-    :class:`SyncOptions`; ``clock``: the ROR's current time as a naive date-time (default: now in
-    ``options.server_timezone``).
+    Built from settings with :meth:`from_settings` (the usual way), or from its parts:
+
+    * ``source``: the :class:`~rorclient.sources.Source` to drive (a
+      :class:`~rorclient.sources.CsdWebServiceSource`, :class:`~rorclient.sources.FileSource`,
+      :class:`~rorclient.sources.FhirSource`...; not closed here), or, with ``client``, the source's name;
+    * ``client``: a ROR web-service client (:class:`SyncClient`), driven as a
+      :class:`~rorclient.sources.CsdWebServiceSource` (not closed here);
+    * ``store``: a :class:`~rorclient.store.Store`, or a store URL (a store opened here is closed by
+      :meth:`close`);
+    * ``options``: :class:`SyncOptions`; ``clock``: the ROR's current time as a naive date-time
+      (default: now in ``options.server_timezone``).
 
     Reads of the store from other threads and processes are safe while a run is in progress: they see
     every establishment either before or after its update. At most one pull or sync of a source runs in a
@@ -167,36 +185,28 @@ class Sync:
 
     def __init__(
         self,
-        settings: Settings | None = None,
         *,
-        source: str | Source | None = None,
-        store: Store | str | None = None,
+        source: Source | str | None = None,
+        store: Store | str,
         client: SyncClient | None = None,
         options: SyncOptions | None = None,
         clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
-        given = source if isinstance(source, Source) else None
-        name = source if isinstance(source, str) else None
-        if settings is None and ((client is None and given is None) or store is None):
-            settings = Settings.load()
-        self.options = options or (settings.sync_options() if settings is not None else SyncOptions())
-        self._source_settings = _pick_source(settings, name) if client is None and given is None else None
-        if given is not None:
-            self.source: str = given.name
-        elif self._source_settings is not None:
-            self.source = self._source_settings.name
+        if isinstance(source, Source):
+            origin: Source = source
+        elif client is not None:
+            origin = CsdWebServiceSource(source or "ror", client)
         else:
-            self.source = name or _only_source_name(settings) or "ror"
-        self._origin: Source | None = given
-        if given is None and client is not None:
-            self._origin = CsdSource(self.source, client)
-        self._owns_origin = given is None
+            raise ConfigError(
+                "Sync needs a source object or a ROR client; Sync.from_settings(settings, source=...) "
+                "builds one from the settings"
+            )
+        self.options = options or SyncOptions()
+        self.source: str = origin.name
+        self._origin: Source = origin
+        self._owns_origin = False
         self._owns_store = not isinstance(store, Store)
-        if isinstance(store, Store):
-            self.store: Store = store
-        else:
-            url = store if isinstance(store, str) else (settings.store.url if settings else None)
-            self.store = open_store(url)
+        self.store: Store = store if isinstance(store, Store) else open_store(store)
         self._zone = self.options.zone()
         self._clock = clock or self._local_clock
         self.feed = ChangeFeed()
@@ -209,14 +219,27 @@ class Sync:
     @classmethod
     def from_settings(
         cls,
-        settings: Settings | None = None,
+        settings: SyncSettings,
         *,
         source: str | None = None,
         store: Store | str | None = None,
         options: SyncOptions | None = None,
+        clock: Callable[[], dt.datetime] | None = None,
     ) -> Sync:
-        """``Sync(settings, source=..., store=..., options=...)``, the usual way to build one."""
-        return cls(settings, source=source, store=store, options=options)
+        """The engine of the ``[[sources]]`` entry ``source`` of ``settings`` (a
+        :class:`rorclient.config.Settings`; without ``source``, the only web-service source, or the only
+        source), on the settings' store unless ``store`` is given, with ``options`` (default: the
+        ``[sync]`` table). The source's client is built on first use; :meth:`close` closes it."""
+        options = options or settings.sync_options()
+        origin = settings.build_source(source, retry=options.retry)
+        try:
+            url_or_store = store if store is not None else settings.store.url
+            sync = cls(source=origin, store=url_or_store, options=options, clock=clock)
+        except BaseException:
+            origin.close()
+            raise
+        sync._owns_origin = True
+        return sync
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     def close(self) -> None:
@@ -247,20 +270,15 @@ class Sync:
 
     @property
     def origin(self) -> Source:
-        """The :class:`~rorclient.sources.Source` this object drives (built from the settings on first
-        use; a web-service source builds its ROR client on its first call)."""
-        with self._operations:
-            if self._origin is None:
-                if self._source_settings is None:  # pragma: no cover - guarded by __init__
-                    raise ConfigError("no source and no source settings to build one")
-                self._origin = source_from_settings(self._source_settings, retry=self.options.retry)
-            return self._origin
+        """The :class:`~rorclient.sources.Source` this object drives (a web-service source builds its
+        ROR client on its first call)."""
+        return self._origin
 
     @property
     def client(self) -> SyncClient:
         """The ROR web-service client of a web-service source (built on first use)."""
         origin = self.origin
-        if not isinstance(origin, CsdSource):
+        if not isinstance(origin, CsdWebServiceSource):
             raise ConfigError(f"source {self.source!r} is not a web-service source: it has no ROR client")
         return origin.client
 
@@ -1195,26 +1213,6 @@ class Sync:
 
 
 # --------------------------------------------------------------------------------------------------
-
-
-def _pick_source(settings: Settings | None, name: str | None) -> SourceSettings:
-    if settings is None:  # pragma: no cover - __init__ loads settings when no client is given
-        raise ConfigError("settings are needed to build a ROR client")
-    if name is not None:
-        source = settings.source(name)
-    else:
-        candidates = [source for source in settings.sources if source.kind == "csd"] or list(settings.sources)
-        if len(candidates) != 1:
-            names = ", ".join(source.name for source in candidates) or "none"
-            raise ConfigError(f"name the source to sync (web-service sources configured: {names})")
-        source = candidates[0]
-    return source
-
-
-def _only_source_name(settings: Settings | None) -> str | None:
-    if settings is not None and len(settings.sources) == 1:
-        return settings.sources[0].name
-    return None
 
 
 def _wipes(deletions: int, live: int) -> bool:

@@ -45,7 +45,6 @@ from rorclient.models import (
     RecordMeta,
     Unit,
 )
-from rorclient.store._sql.rows import staged_row
 from rorclient.store.base import (
     BreakerLatch,
     BulkLoad,
@@ -60,7 +59,7 @@ from rorclient.store.base import (
     SyncState,
     content_hash,
 )
-from rorclient.store.capabilities import LocalDatabase, LocksWriters, StagesRows
+from rorclient.store.capabilities import LocalDatabase, LocksWriters, StagesRows, staged_row
 
 __all__ = [
     "EG1",

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from rorclient._log_redaction import MASK as _MASK
+from rorclient._log_redaction import redact_secret, redact_text
 from rorclient.errors import ConfigError
 
 __all__ = [
@@ -22,20 +23,16 @@ __all__ = [
     "SCHEMES",
     "Target",
     "parse_url",
-    "redact_text",
     "redact_url",
 ]
 
 SCHEMES = ("postgresql", "postgres")
 DEFAULT_SCHEMA = "public"
-_MASK = "***"
 _SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
 _MAX_IDENTIFIER_BYTES = 63
 #: What a connection to another host asks for when the URL (or ``PGSSLMODE``) sets no ``sslmode``: TLS,
 #: with the server's certificate checked against ``sslrootcert`` and its name against the host.
 DEFAULT_REMOTE_SSLMODE = "verify-full"
-_USERINFO_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/?#@]*):[^\s/?#@]*@")
-_PARAMETER_PASSWORD = re.compile(r"(\b(?:ssl)?password)=[^&\s'\"]*", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -51,10 +48,12 @@ class Target:
         return f"Target({self.display!r})"
 
     def scrub(self, text: str) -> str:
-        """``text`` with every form of the password replaced by ``***``."""
-        for secret in self.secrets:
-            text = text.replace(secret, _MASK)
-        return text
+        """``text`` with every form of the password replaced by ``***`` wherever it stands as a whole
+        token (in a URL, a connection string, or echoed alone by libpq), never inside a word: a
+        one-letter password leaves that letter alone elsewhere."""
+        for secret in self.secrets:  # the known password first: it may hold an "@" or a space
+            text = redact_secret(text, secret)
+        return redact_text(text)
 
 
 def parse_url(url: str) -> Target:
@@ -130,13 +129,6 @@ def _is_local(name: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
-
-
-def redact_text(text: str) -> str:
-    """``text`` with the password of every URL in it (``scheme://user:password@``, ``password=...``)
-    replaced by ``***``: for log lines and messages that may quote a URL."""
-    text = _USERINFO_PASSWORD.sub(rf"\1:{_MASK}@", text)
-    return _PARAMETER_PASSWORD.sub(rf"\1={_MASK}", text)
 
 
 def redact_url(url: str) -> str:

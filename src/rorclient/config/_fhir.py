@@ -1,17 +1,19 @@
-"""A ``kind = "fhir"`` source of the TOML configuration → :class:`~rorclient.fhir.FhirOptions`."""
+"""A ``kind = "fhir"`` source of the settings → :class:`~rorclient.fhir.FhirOptions`."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr, ValidationError
 
-from rorclient.config import SourceSettings
+from rorclient.config._settings import SourceSettings
 from rorclient.errors import ConfigError
-from rorclient.fhir.client import FhirOptions
 from rorclient.tls import Credentials
+
+if TYPE_CHECKING:  # imported when called: it pulls in httpx
+    from rorclient.fhir.client import FhirOptions
 
 __all__ = ["fhir_options"]
 
@@ -59,6 +61,8 @@ def fhir_options(
         "role_system": source.role_system,
         **overrides,
     }
+    from rorclient.fhir.client import FhirOptions
+
     try:
         return FhirOptions(**fields)
     except ValidationError as exc:

@@ -1,38 +1,4 @@
-"""Settings: keyword arguments, then ``RORCLIENT_*`` environment variables, then a TOML file, then defaults.
-
-The TOML format is a contract (docs/configuration.md)::
-
-    [store]
-    url = "sqlite:////var/lib/app/ror.sqlite3"
-
-    [[sources]]
-    name = "idf"                 # stored with every entity
-    kind = "csd"                 # "csd" web services, or "file" for open-data files
-    soap_url = "https://.../ROR/0.1/CSD_ROR_Binding"
-    extraction_url = "https://.../extraction"
-    client_cert = "/etc/app/ror.p12"
-    client_key = "/etc/app/ror.key"
-    password_env = "ROR_CERT_PASSWORD"
-    ca_bundle = "/etc/app/igc-sante-chain.pem"
-
-    [[sources]]
-    name = "national"
-    kind = "fhir"                # the national ROR's FHIR API
-    base_url = "https://.../ws-diffusion-fhir"
-    token_url = "https://.../auth/realms/ror/protocol/openid-connect/token"
-    client_id = "my-app"
-    client_secret_env = "ROR_CLIENT_SECRET"   # profile 0; or client_cert (+ password_env...) for mTLS
-    profile_code = "CU22"
-    profile_system = "1.2.250.1.213.1.6.1.66"
-    role_code = "AUTOMATE"
-    role_system = "1.2.250.1.213.1.1.4.6"
-    regions = ["11"]             # optional: regional $export
-
-Environment variables: ``RORCLIENT_CONFIG`` (path of the TOML file), ``RORCLIENT_STORE_URL``,
-``RORCLIENT_NOMENCLATURE`` (path of an ANS NOS export used to label codes).
-Without ``RORCLIENT_CONFIG`` the file ``config.toml`` under ``platformdirs.user_config_dir("rorclient")``
-is read when it exists.
-"""
+"""The settings models: ``Settings`` and its ``[store]``, ``[[sources]]`` and ``[sync]`` tables."""
 
 from __future__ import annotations
 
@@ -40,7 +6,7 @@ import os
 import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -49,6 +15,10 @@ from rorclient._sync_options import SyncOptions
 from rorclient.errors import ConfigError
 from rorclient.store import redact_url
 from rorclient.store.registry import default_store_url
+
+if TYPE_CHECKING:
+    from rorclient._sync_options import RetryOptions
+    from rorclient.sources import Source
 
 __all__ = ["Settings", "SourceSettings", "StoreSettings", "default_config_path"]
 
@@ -174,6 +144,24 @@ class Settings(_Section):
                 return source
         known = ", ".join(s.name for s in self.sources) or "none configured"
         raise ConfigError(f"unknown source {name!r} (known: {known})")
+
+    def pick_source(self, name: str | None = None) -> SourceSettings:
+        """The source ``name``; without a name, the only web-service source, else the only source."""
+        if name is not None:
+            return self.source(name)
+        candidates = [source for source in self.sources if source.kind == "csd"] or list(self.sources)
+        if len(candidates) != 1:
+            names = ", ".join(source.name for source in candidates) or "none"
+            raise ConfigError(f"name the source to sync (web-service sources configured: {names})")
+        return candidates[0]
+
+    def build_source(self, name: str | None = None, *, retry: RetryOptions | None = None) -> Source:
+        """The :class:`~rorclient.sources.Source` of :meth:`pick_source` ``(name)``, its client built on
+        first use; ``retry`` (default: the ``[sync.retry]`` table) says how its web-service calls are
+        repeated. See :func:`rorclient.config.source_from_settings`."""
+        from rorclient.config._factories import source_from_settings
+
+        return source_from_settings(self.pick_source(name), retry=retry or self.sync.retry)
 
     @classmethod
     def load(
