@@ -409,7 +409,7 @@ class RorClient:
         headers = {"Content-Type": request.content_type, "Accept": "application/soap+xml, text/xml"}
 
         def attempt() -> _T:
-            reply = self._http.post(
+            reply = self._http.call(
                 url, request.body, headers, operation=request.operation, total=self._timeouts.total
             )
             try:
