@@ -159,12 +159,24 @@ def fetch_batch(
     unknown_codes: tuple[int | None, ...],
     stop: StopFlag,
     on_read: Callable[[], None] | None = None,
+    stored: tuple[Store, str] | None = None,
 ) -> None:
-    """Read ``ids`` into ``batch`` (offers keep the order of ``ids``)."""
+    """Read ``ids`` into ``batch`` (offers keep the order of ``ids``).
+
+    ``stored``: the store and the source, to refuse answers older than what the store holds
+    (:func:`refuse_stale`) as they arrive, while the later reads are still in flight; the digests of
+    the answers' entities are taken then too (the plan and the application find them cached)."""
     results: dict[str, Offer | RorError] = {}
+    stale: dict[str, str] = {}
     reads = client.read_establishments(ids, concurrency=concurrency)
     try:
         for establishment_id, result in reads:
+            if isinstance(result, Offer):
+                problem = _check_offer(establishment_id, result)
+                if problem is not None:
+                    result = problem
+                elif stored is not None:
+                    _vet(stored, establishment_id, result, batch.zone, stale)
             results[establishment_id] = result
             if on_read is not None:
                 on_read()
@@ -179,16 +191,36 @@ def fetch_batch(
             continue
         result = results.pop(establishment_id)  # a repeated id is applied once
         if isinstance(result, Offer):
-            problem = _check_offer(establishment_id, result)
-            if problem is None:
+            if establishment_id not in stale:
                 batch.add_offer(establishment_id, result)
-                continue
-            result = problem
+            continue
         if is_unknown(result, unknown_codes):
             batch.removed.append(establishment_id)
         else:
             batch.failed[establishment_id] = result
             _log.warning("establishment %s could not be read: %s", establishment_id, result)
+    for establishment_id, reason in stale.items():  # after the failed reads, as refuse_stale orders them
+        _log.warning("establishment %s: %s", establishment_id, reason)
+        batch.failed[establishment_id] = DataError(reason)
+        batch.stale += 1
+
+
+def _vet(
+    stored: tuple[Store, str],
+    establishment_id: str,
+    offer: Offer,
+    zone: dt.tzinfo | None,
+    stale: dict[str, str],
+) -> None:
+    """Record in ``stale`` why ``offer`` is older than the store, if it is; else hash its entities."""
+    store, source = stored
+    reason = stale_reason(store, source, establishment_id, offer, zone)
+    if reason is not None:
+        stale[establishment_id] = reason
+        return
+    stale.pop(establishment_id, None)  # a repeated id: its last answer counts
+    for entity in offer.entities():
+        content_hash(entity)
 
 
 def _check_offer(establishment_id: str, offer: Offer) -> DataError | None:
