@@ -759,8 +759,8 @@ class Sync:
             unknown_codes=options.unknown_codes,
             stop=run.stop,
             on_read=on_read,
-            stored=(self.store, self.source),  # answers older than the store: refused as they arrive
         )
+        _plan.refuse_stale(self.store, self.source, batch)
         if keep_missing:
             _plan.keep_missing(self.store, self.source, batch, seen)
         run.emit("plan", len(batch.offers), len(ids))
