@@ -274,6 +274,18 @@ def test_read_establishments_yields_each_result_and_keeps_going_after_errors(lec
     assert all(isinstance(results[i], RemoteError) for i in ("bad1", "bad2"))
 
 
+def test_a_large_server_fault_among_many_reads_is_retried(lecture_body: bytes, sleeps: list[float]) -> None:
+    """A soap:Receiver fault too large to be sniffed before parsing is found by the parser (in the
+    iterating thread): the read is retried as a single read's would be."""
+    padding = b"<!--" + b" " * 70_000 + b"-->"
+    large_fault = fault("Receiver").replace(b"<s:Body>", b"<s:Body>" + padding)
+    script = Script(soap(200, large_fault), soap(200, lecture_body))
+    with client(script) as ror:
+        results = dict(ror.read_establishments(["1830000002"], concurrency=2))
+    assert isinstance(results["1830000002"], Offer)
+    assert len(script.requests) == 2 and len(sleeps) == 1
+
+
 def test_concurrency_is_bounded_by_max_concurrency(lecture_body: bytes) -> None:
     lock = threading.Lock()
     active = peak = 0

@@ -46,6 +46,41 @@ def test_codec_builds_soap12_requests_with_the_wsdl_actions() -> None:
     assert notif.body.startswith(b"<?xml version='1.0' encoding='UTF-8'?>")
 
 
+@pytest.mark.parametrize(
+    ("options"),
+    [
+        {},
+        {"restricted": True},
+        {"since": "2024-01-02T03:04:05", "activity": [("01", "1.2.250.1.213.3.3.65")]},
+        {"patients": [("01", "1.2.250.1.213.3.3.66"), ("02", "1.2.250.1.213.3.3.66")]},
+    ],
+)
+def test_lecture_requests_from_the_cached_envelope_are_what_zeep_builds(options: dict[str, object]) -> None:
+    codec = SoapCodec()
+    for code in ("010000123", "0100001230", "75/A.b:c+d-e_f"):
+        cached = codec.lecture_establishment((code, "1.2.250.1.71.4.2.2"), **options)  # type: ignore[arg-type]
+        built = codec._lecture_establishment(  # what zeep builds for this very request
+            code,
+            "1.2.250.1.71.4.2.2",
+            options.get("since"),  # type: ignore[arg-type]
+            options.get("activity", ()),  # type: ignore[arg-type]
+            options.get("patients", ()),  # type: ignore[arg-type]
+            restricted=bool(options.get("restricted", False)),
+            header=None,
+        )
+        assert cached == built
+        demand = etree.fromstring(cached.body).find(f".//{{{CSD}}}id_etablissement")
+        assert demand is not None and demand.get("code") == code
+
+
+def test_lecture_codes_that_need_escaping_are_built_by_zeep() -> None:
+    codec = SoapCodec()
+    for code in ('a"b', "a&b<c", "é123", "a b"):
+        request = codec.lecture_establishment((code, "x"))
+        demand = etree.fromstring(request.body).find(f".//{{{CSD}}}id_etablissement")
+        assert demand is not None and demand.get("code") == code
+
+
 def test_official_wsdl_loads_offline_from_the_files_beside_it(monkeypatch: pytest.MonkeyPatch) -> None:
     import socket
 

@@ -256,6 +256,31 @@ def test_an_answer_older_than_the_store_is_not_applied_and_is_retried(
     assert sync.sync().stale == 0 and store.pending() == []
 
 
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_legal_entity_older_than_the_store_makes_the_answer_stale(tmp_path: Path, kind: str) -> None:
+    """The stale check reads the stored stamps as heads in a transaction (SQLite) or as whole rows
+    (a store without head reads): the same verdict, the legal entity included."""
+    from rorclient.store.sqlite import SqliteStore
+
+    ror = FakeRor(12)
+    store: Store = MemoryStore() if kind == "memory" else SqliteStore(tmp_path / "ror.db")
+    with make_sync(ror, store, tmp_path) as sync:
+        sync.pull()
+        key = next(key for key, offer in ror.offers.items() if offer.legal_entities)
+        offer = ror.offers[key]
+        legal = offer.legal_entities[0]
+        older = legal.record.model_copy(update={"updated": legal.record.updated - dt.timedelta(days=1)})
+        changed = legal.model_copy(update={"name": "OLDER NAME", "record": older})
+        ror.offers[key] = offer.model_copy(update={"legal_entities": (changed,)})
+        ror.updated[key] = ror.tick()
+        report = sync.sync()
+        assert report.stale == 1 and [item.establishment_id for item in store.pending()] == [key]
+        stored = store.get(EntityKind.LEGAL_ENTITY, legal.id)
+        assert stored is not None and stored.name == legal.name
+    if kind == "sqlite":
+        store.close()
+
+
 def test_equal_stamps_with_different_content_are_applied_and_logged(
     sync_12: tuple[FakeRor, MemoryStore, Sync], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -7,11 +7,18 @@ ever fetched from the network: an unmapped remote schema is a :class:`~rorclient
 
 zeep only builds envelopes here (``Client.create_message``); rorclient sends them itself through its
 shared HTTP client, and reads answers with its own streaming parsers, never into zeep objects.
+
+A delta cycle sends hundreds of Lecture requests that differ only by the establishment's code: zeep
+builds the envelope once per set of options, with a placeholder code, and the requests of plain codes
+are that envelope's bytes with the code put in place of the placeholder (byte for byte what zeep would
+build, pinned by the tests). Other codes, and requests with a header (the VIHF token is new at every
+call), are built by zeep each time.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,6 +61,12 @@ _ZEEP_CLIENT: Any = zeep.Client  # zeep is untyped: its client is handled as Any
 
 #: A code and the OID of its nomenclature (``codedtype``'s ``code`` and ``codingScheme``).
 Coded = tuple[str, str]
+
+#: Codes that XML serialises as they are (no escaping, ASCII): these may fill a cached envelope.
+_PLAIN_CODE = re.compile(r"[A-Za-z0-9._:/+-]{1,200}")
+_PLACEHOLDER_CODE = "RORCLIENTxCODExPLACEHOLDER"
+#: Cached Lecture envelopes kept at most (one per set of options; a sync uses one).
+_MAX_TEMPLATES = 32
 
 
 @dataclass(frozen=True)
@@ -104,6 +117,7 @@ class SoapCodec:
                 f"{BINDING} with the operations {NOTIF_OPERATION} and {LECTURE_OPERATION})"
             ) from None
         self._lock = threading.Lock()
+        self._templates: dict[tuple[Any, ...], tuple[bytes, bytes] | None] = {}
 
     @property
     def wsdl_location(self) -> str:
@@ -135,6 +149,31 @@ class SoapCodec:
     ) -> SoapRequest:
         """TR_Lecture-OffresSanteEtablissement for ``establishment`` (idNat_Struct, authority OID)."""
         code, authority = establishment
+        if header is None and _PLAIN_CODE.fullmatch(code):
+            key = (authority, since, tuple(activity), tuple(patients), restricted)
+            template = self._template(key)
+            if template is not None:
+                prefix, suffix = template
+                return SoapRequest(
+                    operation="lecture",
+                    action=self._actions[LECTURE_OPERATION],
+                    body=prefix + code.encode("ascii") + suffix,
+                )
+        return self._lecture_establishment(
+            code, authority, since, activity, patients, restricted=restricted, header=header
+        )
+
+    def _lecture_establishment(
+        self,
+        code: str,
+        authority: str,
+        since: str | None,
+        activity: Sequence[Coded],
+        patients: Sequence[Coded],
+        *,
+        restricted: bool,
+        header: etree._Element | None,
+    ) -> SoapRequest:
         demand: dict[str, Any] = {"id_etablissement": {"code": code, "assigningAuthorityName": authority}}
         if since is not None:
             demand["dateRef"] = since
@@ -143,6 +182,25 @@ class SoapCodec:
         demand["restrictedOrganisation"] = "1" if restricted else "0"
         function = {LECTURE_ESTABLISHMENT_FUNCTION: {"etablissementDemandeLecture": demand}}
         return self._lecture(function, header)
+
+    def _template(self, key: tuple[Any, ...]) -> tuple[bytes, bytes] | None:
+        """The Lecture envelope for ``key``'s options, split around the establishment's code (``None``:
+        the placeholder does not come out exactly once, so every request of these options goes to zeep)."""
+        with self._lock:
+            if key in self._templates:
+                return self._templates[key]
+        authority, since, activity, patients, restricted = key
+        request = self._lecture_establishment(
+            _PLACEHOLDER_CODE, authority, since, activity, patients, restricted=restricted, header=None
+        )
+        marker = f'"{_PLACEHOLDER_CODE}"'.encode("ascii")
+        parts = request.body.split(marker)
+        template = (parts[0] + b'"', b'"' + parts[1]) if len(parts) == 2 else None
+        with self._lock:
+            if len(self._templates) >= _MAX_TEMPLATES:
+                self._templates.clear()
+            self._templates[key] = template
+        return template
 
     def lecture_unit(self, unit: Coded, *, header: etree._Element | None = None) -> SoapRequest:
         """TR_Lecture-OffreSanteOrganisationInterne for ``unit`` (identifiantOI, authority)."""

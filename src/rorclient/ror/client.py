@@ -201,13 +201,8 @@ class RorClient:
         with TR_Lecture-OffresSanteEtablissement. ``since`` limits it to what changed after that time;
         ``activity``/``patients`` filter the units; ``restricted`` asks for the offer without
         unit-level detail (RG_ALIM_015). An unknown id raises :class:`~rorclient.errors.RemoteError`."""
-        request = self._soap_codec().lecture_establishment(
-            (_params.identifier(establishment_id, name="establishment_id"), self._establishment_authority),
-            since=_params.date_ref(since) if since is not None else None,
-            activity=_params.activity_filter(activity),
-            patients=_params.patients_filter(patients),
-            restricted=restricted,
-            header=self._header(),
+        request = self._lecture_request(
+            establishment_id, since=since, activity=activity, patients=patients, restricted=restricted
         )
         return self._lecture(request)
 
@@ -234,7 +229,8 @@ class RorClient:
         """Read many establishments, ``concurrency`` at a time (bounded by ``max_concurrency``), yielding
         ``(id, offer)`` or ``(id, error)`` as each read completes (not in input order). A failed read does
         not stop the others; ids are consumed lazily, so a long iterable is fine. Closing the generator
-        early (``close()``, or leaving a ``for`` loop and dropping it) cancels the reads not yet started."""
+        early (``close()``, or leaving a ``for`` loop and dropping it) cancels the reads not yet started.
+        The calls run in worker threads; the answers are parsed in the thread that iterates."""
         if concurrency < 1:
             raise ConfigError("concurrency must be at least 1")
         options: dict[str, Any] = {
@@ -244,30 +240,86 @@ class RorClient:
             "restricted": restricted,
         }
 
-        def read(establishment_id: str) -> Offer | RorError:
+        def fetch(establishment_id: str) -> tuple[SoapRequest, HttpReply] | RorError:
             try:
-                return self.read_establishment(establishment_id, **options)
+                request = self._lecture_request(establishment_id, **options)
+                return request, self._soap(request, self._sniffed_lecture(request), keep_reply=True)
             except RorError as error:
                 return error
 
-        yield from _bounded_map(read, establishment_ids, concurrency)
+        # The worker threads only wait on the network; the answers are parsed here, in the consumer's
+        # thread, one at a time: sixteen threads parsing at once took turns at the interpreter lock
+        # (CPU spent on hand-offs) and held up each other's network calls.
+        for establishment_id, fetched in _bounded_map(fetch, establishment_ids, concurrency):
+            if isinstance(fetched, RorError):
+                yield establishment_id, fetched
+                continue
+            request, reply = fetched
+            try:
+                offer: Offer | RorError = self._parse_lecture(request, reply)
+            except RorError as error:
+                if error.retryable:  # as if parsed within the call: its next attempts follow
+                    try:
+                        offer = self._lecture(request, failed=error)
+                    except RorError as again:
+                        offer = again
+                else:
+                    offer = error
+            finally:
+                reply.close()
+            yield establishment_id, offer
 
-    def _lecture(self, request: SoapRequest, *, external_parents: bool = False) -> Offer:
-        url = self._require(self.soap_url, "soap_url")
+    def _lecture_request(
+        self,
+        establishment_id: str,
+        *,
+        since: dt.datetime | dt.date | str | None,
+        activity: _params.CodeFilter,
+        patients: _params.CodeFilter,
+        restricted: bool,
+    ) -> SoapRequest:
+        return self._soap_codec().lecture_establishment(
+            (_params.identifier(establishment_id, name="establishment_id"), self._establishment_authority),
+            since=_params.date_ref(since) if since is not None else None,
+            activity=_params.activity_filter(activity),
+            patients=_params.patients_filter(patients),
+            restricted=restricted,
+            header=self._header(),
+        )
+
+    def _lecture(
+        self, request: SoapRequest, *, external_parents: bool = False, failed: RorError | None = None
+    ) -> Offer:
+        sniff = self._sniffed_lecture(request)
 
         def parse(reply: HttpReply) -> Offer:
+            sniff(reply)
+            return self._parse_lecture(request, reply, external_parents=external_parents)
+
+        return self._soap(request, parse, failed=failed)
+
+    def _sniffed_lecture(self, request: SoapRequest) -> Callable[[HttpReply], HttpReply]:
+        """Raises the SOAP fault a small Lecture answer is (the retry policy decides on it), else returns
+        the answer."""
+        url = self._require(self.soap_url, "soap_url")
+
+        def sniff(reply: HttpReply) -> HttpReply:
             if reply.size <= _FAULT_SNIFF_LIMIT:
                 body = reply.body
                 if b"Fault" in body:
                     fault = find_fault(body, source=_source(request, url))
                     if fault is not None:
                         raise fault
-            # Read from the spooled body as it is parsed: a large answer is never held whole in memory.
-            return read_offer(
-                reply.open(), source_name=_source(request, url), external_parents=external_parents
-            )
+            return reply
 
-        return self._soap(request, parse)
+        return sniff
+
+    def _parse_lecture(
+        self, request: SoapRequest, reply: HttpReply, *, external_parents: bool = False
+    ) -> Offer:
+        # Read from the spooled body as it is parsed: a large answer is never held whole in memory.
+        source = _source(request, self._require(self.soap_url, "soap_url"))
+        return read_offer(reply.open(), source_name=source, external_parents=external_parents)
 
     # ----------------------------------------------------------------------------------------------------
     # Extraction and files
@@ -357,20 +409,38 @@ class RorClient:
         subject = self._credentials.info.subject if self._credentials else None
         return vihf_header(self._vihf, certificate_subject=subject)
 
-    def _soap(self, request: SoapRequest, parse: Callable[[HttpReply], _T]) -> _T:
+    def _soap(
+        self,
+        request: SoapRequest,
+        parse: Callable[[HttpReply], _T],
+        *,
+        keep_reply: bool = False,
+        failed: RorError | None = None,
+    ) -> _T:
+        """Send ``request`` and return ``parse(answer)``, retried per the policy. ``keep_reply``: the
+        answer stays open (``parse`` returns it; the caller closes it). ``failed``: how a first attempt
+        made elsewhere failed (the policy counts it and waits before the next)."""
         url = self._require(self.soap_url, "soap_url")
         self._check_open()
         headers = {"Content-Type": request.content_type, "Accept": "application/soap+xml, text/xml"}
 
         def attempt() -> _T:
-            reply = self._http.post(
+            nonlocal failed
+            if failed is not None:
+                error, failed = failed, None
+                raise error
+            reply = self._http.call(
                 url, request.body, headers, operation=request.operation, total=self._timeouts.total
             )
+            done = False
             try:
                 _raise_for_reply(reply, request.operation)
-                return parse(reply)
+                result = parse(reply)
+                done = True
+                return result
             finally:
-                reply.close()
+                if not (done and keep_reply):
+                    reply.close()
 
         return retry_call(attempt, self._retry, operation=f"{self.name} {request.operation}")
 

@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from rorclient.errors import DataError, RemoteError, RorError
 from rorclient.models import Entity, EntityKind, Offer
@@ -159,12 +160,23 @@ def fetch_batch(
     unknown_codes: tuple[int | None, ...],
     stop: StopFlag,
     on_read: Callable[[], None] | None = None,
+    hash_answers: bool = True,
 ) -> None:
-    """Read ``ids`` into ``batch`` (offers keep the order of ``ids``)."""
+    """Read ``ids`` into ``batch`` (offers keep the order of ``ids``).
+
+    ``hash_answers``: the digests of the answers' entities are taken as they arrive, while the later
+    reads are in flight (the stale check, the plan and the application find them cached)."""
     results: dict[str, Offer | RorError] = {}
     reads = client.read_establishments(ids, concurrency=concurrency)
     try:
         for establishment_id, result in reads:
+            if isinstance(result, Offer):
+                problem = _check_offer(establishment_id, result)
+                if problem is not None:
+                    result = problem
+                elif hash_answers:
+                    for entity in result.entities():
+                        content_hash(entity)
             results[establishment_id] = result
             if on_read is not None:
                 on_read()
@@ -179,11 +191,8 @@ def fetch_batch(
             continue
         result = results.pop(establishment_id)  # a repeated id is applied once
         if isinstance(result, Offer):
-            problem = _check_offer(establishment_id, result)
-            if problem is None:
-                batch.add_offer(establishment_id, result)
-                continue
-            result = problem
+            batch.add_offer(establishment_id, result)
+            continue
         if is_unknown(result, unknown_codes):
             batch.removed.append(establishment_id)
         else:
@@ -285,7 +294,13 @@ def stale_reason(
     """Why ``offer`` must not be applied over what the store holds: an entity whose ``updated`` stamp is
     older than the stored row's (a lagging replica, a replayed answer). Equal stamps with different
     content are applied (logged): the ROR does not always move the stamp."""
-    stored = _stored_rows(store, source, establishment_id, offer)
+    return _stale_against(_stored_rows(store, source, establishment_id, offer), offer, zone)
+
+
+def _stale_against(
+    stored: Mapping[tuple[EntityKind, str], StoredEntity], offer: Offer, zone: dt.tzinfo | None
+) -> str | None:
+    """:func:`stale_reason`, given the stored rows (or heads) of the offer's establishment."""
     for entity in offer.entities():
         row = stored.get((entity.kind, entity.id))
         if row is None:
@@ -326,15 +341,62 @@ def _stored_rows(
 
 
 def refuse_stale(store: Store, source: str, batch: Batch) -> None:
-    """Move answers older than the store out of the batch: failed (pending), counted in ``batch.stale``."""
-    for establishment_id, offer in list(batch.offers.items()):
-        reason = stale_reason(store, source, establishment_id, offer, batch.zone)
-        if reason is None:
-            continue
+    """Move answers older than the store out of the batch: failed (pending), counted in ``batch.stale``.
+
+    The stored stamps and digests are read as heads inside one rolled-back transaction when the store's
+    transactions give them (:class:`~rorclient.store.subtree.RowAccess`: the built-in stores), rather
+    than as whole rows whose entities are decoded for nothing."""
+    reasons: dict[str, str] = {}
+    read_heads = False
+    if batch.offers:
+        try:
+            with store.transaction() as transaction:
+                if isinstance(transaction, _HeadReads):
+                    read_heads = True
+                    for establishment_id, offer in batch.offers.items():
+                        heads = _stored_heads(transaction, source, establishment_id, offer)
+                        reason = _stale_against(heads, offer, batch.zone)
+                        if reason is not None:
+                            reasons[establishment_id] = reason
+                raise _Rollback
+        except _Rollback:
+            pass
+        if not read_heads:  # a store whose transactions cannot read heads: whole rows, outside it
+            for establishment_id, offer in batch.offers.items():
+                reason = stale_reason(store, source, establishment_id, offer, batch.zone)
+                if reason is not None:
+                    reasons[establishment_id] = reason
+    for establishment_id, reason in reasons.items():
         _log.warning("establishment %s: %s", establishment_id, reason)
         del batch.offers[establishment_id]
         batch.failed[establishment_id] = DataError(reason)
         batch.stale += 1
+
+
+_Key = tuple[EntityKind, str]
+
+
+@runtime_checkable
+class _HeadReads(Protocol):
+    """The part of :class:`~rorclient.store.subtree.RowAccess` the stale check reads."""
+
+    def heads(self, keys: Collection[_Key]) -> Mapping[_Key, StoredEntity]: ...
+
+    def live_in_establishment(self, establishment_id: str, source: str) -> Iterable[StoredEntity]: ...
+
+
+def _stored_heads(
+    rows: _HeadReads, source: str, establishment_id: str, offer: Offer
+) -> dict[tuple[EntityKind, str], StoredEntity]:
+    """What :func:`_stored_rows` finds, as heads: the live rows of ``source`` under the establishment
+    and the offer's legal entities when ``source`` holds them live."""
+    heads = {(row.kind, row.id): row for row in rows.live_in_establishment(establishment_id, source)}
+    keys = [(EntityKind.LEGAL_ENTITY, item.id) for item in offer.legal_entities]
+    if keys:
+        for key, row in rows.heads(keys).items():
+            if not row.deleted and row.source == source:
+                heads[key] = row
+    return heads
 
 
 def keep_missing(
