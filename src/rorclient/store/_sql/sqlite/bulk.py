@@ -71,6 +71,7 @@ __all__ = ["BATCH_SIZE", "SqliteBulkLoad", "clean_abandoned_loads", "start_bulk_
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = RowBatches.batch_size
+_STREAMING_CACHE_KIB = -16_384  # negative: KiB (PRAGMA cache_size)
 _FOREIGN_LOAD_MAX_AGE = dt.timedelta(days=1)
 
 # Loads running in this process, whatever store object started them. A registered load carrying this
@@ -182,6 +183,10 @@ def start_bulk_load(
             ).fetchone()
             if owned is None:
                 load.streaming = True
+                # The page cache fills while reader processes still run (a staging load filled it only
+                # at its swap, after them), and an index build sorts in as much memory again: half the
+                # writers' 32 MiB keeps a national load with two readers under its memory budget.
+                connection.execute(f"PRAGMA main.cache_size = {_STREAMING_CACHE_KIB}")
                 load.defer_indexes()
             else:
                 connection.execute("COMMIT")
