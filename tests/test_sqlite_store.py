@@ -447,6 +447,15 @@ def test_an_error_in_the_middle_of_a_streamed_load_leaves_the_store_exactly_as_i
             differing_copy()
         assert _everything(store) == before
 
+        with store.bulk_load(source=SOURCE) as load:  # what a tripped breaker or a dry run does
+            load.add_many(_many_units(EG1, 20))
+            assert load.streaming
+            preview = load.preview()  # the legal entity is OTHER's: staged, classified as updated
+            assert (preview[ChangeKind.CREATED], preview[ChangeKind.UPDATED]) == (41, 1)
+            load.abort()
+        assert _everything(store) == before
+        assert _indexes(path) == indexes
+
 
 _KILLED_STREAMING_LOAD = """
 import os, signal, sys
