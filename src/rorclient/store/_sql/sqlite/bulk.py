@@ -88,16 +88,16 @@ _INSERT_STAGED = "INSERT INTO staging.staged VALUES (" + ",".join("?" * 14) + ")
 # (VALUES, not INSERT ... SELECT: half the cost per row.)
 _INSERT_LIVE = f"""INSERT INTO main.entities ({ENTITY_COLUMNS})
 VALUES (?1, ?2, ?3, ?15, ?4, COALESCE(?5, (SELECT u.establishment FROM main.entities AS u
-    WHERE ?6 IS NOT NULL AND u.kind = 'unit' AND u.id = ?6 AND u.source = ?15)),
+    WHERE ?6 IS NOT NULL AND u.kind = '{EntityKind.UNIT.value}' AND u.id = ?6 AND u.source = ?15)),
     ?7, ?8, ?9, ?10, ?11, ?12, NULL, ?13, ?14)
 ON CONFLICT (kind, id) DO NOTHING"""
 # Streamed rows whose establishment comes from a unit, resolved at the swap if the insert could not.
 _UNIT_REFS_DDL = """CREATE TABLE IF NOT EXISTS staging.unit_refs (
     kind TEXT NOT NULL, id TEXT NOT NULL, unit_ref TEXT NOT NULL
 )"""
-_UNRESOLVED = """SELECT u.establishment, r.kind, r.id FROM staging.unit_refs AS r
+_UNRESOLVED = f"""SELECT u.establishment, r.kind, r.id FROM staging.unit_refs AS r
 JOIN main.entities AS e ON e.kind = r.kind AND e.id = r.id
-JOIN main.entities AS u ON u.kind = 'unit' AND u.id = r.unit_ref
+JOIN main.entities AS u ON u.kind = '{EntityKind.UNIT.value}' AND u.id = r.unit_ref
 WHERE e.establishment IS NULL AND e.source = :source AND u.establishment IS NOT NULL"""
 
 _KIND_OF_RANK = (
