@@ -14,12 +14,12 @@ import pytest
 pytest.register_assert_rewrite("rorclient.testing.store_conformance")
 
 from rorclient.errors import ConfigError, DataError, SchemaVersionError, StoreError  # noqa: E402
-from rorclient.models import EntityKind  # noqa: E402
+from rorclient.models import Entity, EntityKind  # noqa: E402
 from rorclient.store import default_store_url, open_store  # noqa: E402
 from rorclient.store import sqlite as sqlite_module  # noqa: E402
 from rorclient.store._sql.sqlite import bulk as _sqlite_bulk  # noqa: E402
 from rorclient.store._sql.sqlite.schema import SCHEMA_VERSION  # noqa: E402
-from rorclient.store.base import ChangeKind, EntityQuery, SyncState  # noqa: E402
+from rorclient.store.base import KIND_ORDER, ChangeKind, EntityQuery, SyncState  # noqa: E402
 from rorclient.store.memory import MemoryStore  # noqa: E402
 from rorclient.store.sqlite import SqliteStore, path_from_url  # noqa: E402
 from rorclient.testing.store_conformance import (  # noqa: E402
@@ -35,6 +35,7 @@ from tests.strategies import sample_offer  # noqa: E402
 
 UNIT = EntityKind.UNIT
 U1, U2 = "11/1001", "11/1002"
+_KIND_RANK = {kind.value: rank for kind, rank in KIND_ORDER.items()}
 
 
 @pytest.fixture
@@ -347,6 +348,151 @@ def test_opening_the_store_leaves_a_running_bulk_load_alone(path: Path) -> None:
             SqliteStore(path).close()
             assert len(_staging_files(path)) == 1
         assert load.result[ChangeKind.CREATED] == 4
+
+
+# ---- bulk loads: a source's first load streams into the live table -------------------------------
+
+OTHER = "other-source"
+
+
+def _indexes(path: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(path) as connection:
+        rows: list[tuple[str, str]] = connection.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL ORDER BY name"
+        ).fetchall()
+    connection.close()
+    return rows
+
+
+def _everything(store: SqliteStore) -> tuple[object, ...]:
+    rows = [
+        (r.kind, r.id, r.source, r.content_hash, r.deleted, r.establishment) for r in store.iter_entities()
+    ]
+    return rows, store.changes(), store.stats()
+
+
+def _many_units(establishment: str, count: int) -> list[Entity]:
+    return list(
+        site(establishment, *[unit(f"11/{n}", establishment) for n in range(5000, 5000 + count)]).entities()
+    )
+
+
+def test_a_source_s_first_load_streams_and_a_reload_stages(path: Path) -> None:
+    with SqliteStore(path) as store:
+        with store.bulk_load(source=SOURCE) as load:
+            load.add_many(site(EG1, unit(U1)).entities())
+            assert load.streaming
+            assert len(_staging_files(path)) == 1, "the staging file still takes rows meeting others'"
+        with store.bulk_load(source=SOURCE) as load:
+            load.add_many(site(EG1, unit(U1), unit(U2)).entities())
+            assert not load.streaming
+        assert load.result == {**dict.fromkeys(ChangeKind, 0), ChangeKind.CREATED: 2}
+        with store.bulk_load(source=OTHER) as load:
+            load.abort()
+            assert load.streaming, "another source's rows do not stop a first load from streaming"
+
+
+def test_a_streamed_load_is_invisible_until_it_commits_and_keeps_the_indexes(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_sqlite_bulk.SqliteBulkLoad, "batch_size", 7)
+    with SqliteStore(path) as store:
+        indexes = _indexes(path)
+        with store.bulk_load(source=SOURCE) as load:
+            load.add_many(_many_units(EG1, 40))  # six batches written to the live table
+            assert load.streaming
+            assert store.get(UNIT, "11/5000") is None, "readers see the store as it was"
+            assert store.stats().last_change_seq == 0
+            assert sum(store.stats().by_kind.values()) == 0
+        assert (
+            load.result[ChangeKind.CREATED] == 40 + 2 + 40
+        )  # units, legal entity, establishment, activities
+        assert _indexes(path) == indexes, "the indexes dropped while streaming are all back"
+        activity = store.get(EntityKind.ACTIVITY, "11/5039#100")
+        assert activity is not None and activity.establishment == EG1
+        log = store.changes()
+        assert [(c.kind, c.id) for c in log] == sorted(
+            ((c.kind, c.id) for c in log), key=lambda pair: (_KIND_RANK[pair[0]], pair[1])
+        ), "the change log lists a streamed load in kind and id order, as a staged one"
+
+
+def test_an_error_in_the_middle_of_a_streamed_load_leaves_the_store_exactly_as_it_was(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_sqlite_bulk.SqliteBulkLoad, "batch_size", 7)
+    with SqliteStore(path) as store:
+        apply_site(store, site(EG2, unit(U2, EG2)), EG2, source=OTHER)
+        before, indexes = _everything(store), _indexes(path)
+
+        def fail_halfway() -> None:
+            with store.bulk_load(source=SOURCE) as load:
+                load.add_many(_many_units(EG1, 40))
+                assert load.streaming
+                load.add_many(site(EG2, unit(U2, EG2)).entities())  # meets OTHER's rows: staged
+                load.preview()
+                raise RuntimeError("the file ends here")
+
+        with pytest.raises(RuntimeError, match="ends here"):
+            fail_halfway()
+        assert _everything(store) == before
+        assert _indexes(path) == indexes
+        assert _staging_files(path) == [] and _registered_loads(path) == 0
+
+        def differing_copy() -> None:
+            with store.bulk_load(source=SOURCE) as load:
+                load.add_many(_many_units(EG1, 20))
+                load.add(unit("11/5003", EG1, name="another name"))
+
+        with pytest.raises(DataError, match="11/5003"):
+            differing_copy()
+        assert _everything(store) == before
+
+        with store.bulk_load(source=SOURCE) as load:  # what a tripped breaker or a dry run does
+            load.add_many(_many_units(EG1, 20))
+            assert load.streaming
+            preview = load.preview()  # the legal entity is OTHER's: staged, classified as updated
+            assert (preview[ChangeKind.CREATED], preview[ChangeKind.UPDATED]) == (41, 1)
+            load.abort()
+        assert _everything(store) == before
+        assert _indexes(path) == indexes
+
+
+_KILLED_STREAMING_LOAD = """
+import os, signal, sys
+from rorclient.store._sql.sqlite.bulk import SqliteBulkLoad
+from rorclient.store.sqlite import SqliteStore
+from rorclient.testing.store_conformance import EG1, SOURCE, site, unit
+
+SqliteBulkLoad.batch_size = 50
+store = SqliteStore(sys.argv[1])
+context = store.bulk_load(source=SOURCE)
+load = context.__enter__()
+assert load.streaming
+load.add_many(site(EG1, *[unit(f"11/{n}") for n in range(5000, 5400)]).entities())
+load.preview()  # every batch is in the live table, uncommitted
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_streamed_load_killed_in_the_middle_leaves_the_store_exactly_as_it_was(path: Path) -> None:
+    with SqliteStore(path) as store:
+        apply_site(store, site(EG2, unit(U2, EG2)), EG2, source=OTHER)
+        before, indexes = _everything(store), _indexes(path)
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_STREAMING_LOAD, str(path)], check=False, capture_output=True
+    )
+    assert killed.returncode == -9, killed.stderr.decode()
+    assert _registered_loads(path) == 1
+    with SqliteStore(path) as store:
+        assert _everything(store) == before
+        assert store.get(UNIT, "11/5000") is None
+        assert _indexes(path) == indexes
+        assert _staging_files(path) == [] and _registered_loads(path) == 0
+        with store.bulk_load(source=SOURCE) as load:  # the next load starts afresh
+            load.add_many(site(EG1, unit(U1)).entities())
+            assert load.streaming
+        # The legal entity, shared by design, is OTHER's: staged and classified, not streamed.
+        assert (load.result[ChangeKind.CREATED], load.result[ChangeKind.UPDATED]) == (3, 1)
 
 
 def test_staging_files_no_load_claims_are_removed_at_open(path: Path) -> None:
