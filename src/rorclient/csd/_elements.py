@@ -17,6 +17,12 @@ Not kept (the models have no place for them; documented in :mod:`rorclient.csd.r
 gender, date of birth, further names, name ``otherName``/``suffix``/``extension``), and the children of
 the link elements (``facility/organizations/organization/{service/*,extension}``,
 ``provider/organizations/organization/*``, ``provider/facilities/facility/*``).
+
+**Plain values.** Every value object is built as a plain ``dict`` holding the model's fields in the
+model's order, defaults included and the fields serialised only when non-empty left out while empty,
+so that it serialises exactly as pydantic serialises the model (the stored JSON and content hash) and
+validates into exactly the model (the reader validates whole entities once, on the model path only).
+Repeated values (codes, records, ages) are cached and shared: never mutate a value once built.
 """
 
 from __future__ import annotations
@@ -90,23 +96,7 @@ from rorclient.csd._names import (
 )
 from rorclient.csd._values import parse_boolean, parse_date, parse_datetime, parse_decimal, parse_integer
 from rorclient.errors import DataError
-from rorclient.models import (
-    Activity,
-    Address,
-    AddressLine,
-    Age,
-    CodedValue,
-    Contact,
-    Equipment,
-    ExtraElement,
-    Geocode,
-    Identifier,
-    Location,
-    PatientsType,
-    PersonName,
-    RecordMeta,
-    Telecom,
-)
+from rorclient.models import Age, Contact, Geocode, Location, PersonName, Telecom
 
 __all__ = [
     "DEFAULT_MAX_UNMODELED_LENGTH",
@@ -118,6 +108,8 @@ __all__ = [
     "ProviderPart",
     "Ref",
     "ServicePayload",
+    "Values",
+    "plain_template",
     "validator",
 ]
 
@@ -132,6 +124,9 @@ _V = TypeVar("_V")
 _CodedRow = tuple[str, str, str | None]
 _ExtraRow = tuple[str, str]
 _RecordRow = tuple[str, str, str | None, str | None, tuple[_ExtraRow, ...]]
+
+Values = dict[str, Any]
+"""The plain fields of a model (see the module docstring)."""
 
 ServicePayload = tuple[
     _CodedRow, tuple[_CodedRow, ...], _RecordRow, tuple[_ExtraRow, ...], tuple[_ExtraRow, ...]
@@ -153,17 +148,40 @@ def validator(model: type[_M]) -> Callable[[dict[str, Any]], _M]:
     return model.__pydantic_validator__.validate_python
 
 
-_new_activity = validator(Activity)
-_new_address = validator(Address)
-_new_address_line = validator(AddressLine)
-_new_contact = validator(Contact)
-_new_equipment = validator(Equipment)
-_new_geocode = validator(Geocode)
-_new_identifier = validator(Identifier)
-_new_location = validator(Location)
-_new_patients = validator(PatientsType)
-_new_record = validator(RecordMeta)
-_new_telecom = validator(Telecom)
+class _Required:
+    """Stands for a required field in a template until the reader fills it; serialises to nothing
+    and validates into nothing, so that a field left unfilled fails loudly on both paths."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<required>"
+
+
+REQUIRED = _Required()
+
+
+def plain_template(model: type[BaseModel]) -> Values:
+    """The complete plain fields of ``model`` with their defaults, in the model's order, required fields
+    as :data:`REQUIRED`; fields serialised only when non-empty (``exclude_if``) are left out."""
+    template: Values = {}
+    for name, info in model.model_fields.items():
+        if info.exclude_if is not None:
+            continue
+        if info.is_required():
+            template[name] = REQUIRED
+        else:
+            default = info.get_default(call_default_factory=True)
+            template[name] = default.model_dump() if isinstance(default, BaseModel) else default
+    return template
+
+
+_DEFAULT_AGE_UNIT: Values = Age.model_fields["unit"].get_default().model_dump()
+_GEOCODE = plain_template(Geocode)
+_TELECOM = plain_template(Telecom)
+_CONTACT = plain_template(Contact)
+_LOCATION = plain_template(Location)
+_PERSON_NAME = plain_template(PersonName)
 
 
 # The children of a ``location`` the model holds, and the field each fills (the first occurrence).
@@ -183,14 +201,14 @@ class OrganizationPart:
     entity_id: str
     business_id: str
     parent: Ref | None
-    fields: dict[str, Any]
+    fields: Values
 
 
 @dataclass(slots=True)
 class FacilityPart:
     entity_id: str
     business_id: str
-    fields: dict[str, Any]
+    fields: Values
     organizations: list[Ref] = field(default_factory=list)
     services: list[Ref] = field(default_factory=list)
     equipment: list[Ref] = field(default_factory=list)
@@ -200,7 +218,7 @@ class FacilityPart:
 @dataclass(slots=True)
 class ProviderPart:
     business_id: str
-    fields: dict[str, Any]
+    fields: Values
     organizations: list[Ref] = field(default_factory=list)
     facilities: list[Ref] = field(default_factory=list)
 
@@ -208,25 +226,24 @@ class ProviderPart:
 @dataclass(slots=True)
 class DevicePart:
     entity_id: str
-    code: CodedValue
-    other_ids: tuple[Identifier, ...]
+    code: Values
+    other_ids: tuple[Values, ...]
     count: int | None
-    record: RecordMeta
-    extras: tuple[ExtraElement, ...]
-    extension_extras: tuple[ExtraElement, ...]
+    record: Values
+    extras: tuple[Values, ...]
+    extension_extras: tuple[Values, ...]
 
-    def equipment(self, unit_id: str) -> Equipment:
-        return _new_equipment(
-            {
-                "unit_id": unit_id,
-                "code": self.code,
-                "other_ids": self.other_ids,
-                "count": self.count,
-                "record": self.record,
-                "extras": self.extras,
-                "extension_extras": self.extension_extras,
-            }
-        )
+    def equipment(self, unit_id: str) -> Values:
+        """The fields of the :class:`~rorclient.models.Equipment` of this device in ``unit_id``."""
+        return {
+            "unit_id": unit_id,
+            "code": self.code,
+            "other_ids": self.other_ids,
+            "count": self.count,
+            "record": self.record,
+            "extras": self.extras,
+            "extension_extras": self.extension_extras,
+        }
 
 
 #: Default cap on the serialised size of one kept unmodeled element (characters): far above anything a
@@ -248,9 +265,9 @@ class ElementParser:
         self._entity: etree._Element | None = None
         self._entity_path = ""
         self._entity_position = 0
-        self._coded_cache: dict[_CodedRow, CodedValue] = {}
-        self._record_cache: dict[_RecordRow, RecordMeta] = {}
-        self._age_cache: dict[tuple[int, CodedValue | None], Age] = {}
+        self._coded_cache: dict[_CodedRow, Values] = {}
+        self._record_cache: dict[_RecordRow, Values] = {}
+        self._age_cache: dict[tuple[int, _CodedRow | None], Values] = {}
 
     # -- locations and errors ---------------------------------------------------------------------
 
@@ -344,7 +361,8 @@ class ElementParser:
             raise self.error("missing attribute code", element)
         return code, element.get("codingScheme") or "", element.text or None
 
-    def coded(self, element: etree._Element) -> CodedValue:
+    def coded(self, element: etree._Element) -> Values:
+        """A :class:`~rorclient.models.CodedValue` (shared: do not mutate)."""
         code = element.get("code")
         if code is None:
             raise self.error("missing attribute code", element)
@@ -352,19 +370,19 @@ class ElementParser:
         value = self._coded_cache.get(row)
         return self.coded_from_row(row) if value is None else value
 
-    def coded_from_row(self, row: _CodedRow) -> CodedValue:
+    def coded_from_row(self, row: _CodedRow) -> Values:
         value = self._coded_cache.get(row)
         if value is None:
             if len(self._coded_cache) >= _CODED_CACHE_LIMIT:
                 self._coded_cache.clear()
-            value = self._coded_cache[row] = CodedValue(code=row[0], coding_scheme=row[1], display=row[2])
+            value = self._coded_cache[row] = {"code": row[0], "coding_scheme": row[1], "display": row[2]}
         return value
 
-    def identifier(self, element: etree._Element) -> Identifier:
+    def identifier(self, element: etree._Element) -> Values:
         code = element.get("code")
         if code is None:
             raise self.error("missing attribute code", element)
-        return _new_identifier({"value": code, "authority": element.get("assigningAuthorityName") or ""})
+        return {"value": code, "authority": element.get("assigningAuthorityName") or ""}
 
     def record_row(self, element: etree._Element) -> _RecordRow:
         """The attributes and extensions of a ``record``, validated."""
@@ -373,7 +391,8 @@ class ElementParser:
             self._new_record(row, element)
         return row  # _new_record checked created and updated
 
-    def record(self, element: etree._Element) -> RecordMeta:
+    def record(self, element: etree._Element) -> Values:
+        """A :class:`~rorclient.models.RecordMeta` (shared: do not mutate)."""
         row = self._record_key(element)
         value = self._record_cache.get(row)
         return self._new_record(row, element) if value is None else value
@@ -387,27 +406,25 @@ class ElementParser:
             tuple(self.unmodeled_row(child) for child in element) if len(element) else (),
         )
 
-    def record_from_row(self, row: _RecordRow) -> RecordMeta:
+    def record_from_row(self, row: _RecordRow) -> Values:
         """The RecordMeta of a row :meth:`record_row` validated."""
         value = self._record_cache.get(row)
         return self._new_record(row, None) if value is None else value
 
-    def _new_record(self, row: tuple[Any, ...], element: etree._Element | None) -> RecordMeta:
+    def _new_record(self, row: tuple[Any, ...], element: etree._Element | None) -> Values:
         created_text, updated_text, status, source_directory, extras = row
         created = self._datetime(created_text, element, "created")
         updated = (
             created if updated_text == created_text else self._datetime(updated_text, element, "updated")
         )
-        fields: dict[str, Any] = {
+        value: Values = {
             "created": created,
             "updated": updated,
+            "status": "Active" if status is None else status,
             "source_directory": source_directory,
         }
-        if status is not None:
-            fields["status"] = status
         if extras:
-            fields["extras"] = _extra_elements(extras)
-        value = _new_record(fields)
+            value["extras"] = _extra_elements(extras)
         if len(self._record_cache) >= _RECORD_CACHE_LIMIT:
             self._record_cache.clear()
         self._record_cache[row] = value
@@ -447,29 +464,30 @@ class ElementParser:
             )
         return tag, xml
 
-    def unmodeled(self, element: etree._Element) -> ExtraElement:
+    def unmodeled(self, element: etree._Element) -> Values:
+        """An :class:`~rorclient.models.ExtraElement`."""
         tag, xml = self.unmodeled_row(element)
-        return ExtraElement(name=tag, xml=xml)
+        return {"name": tag, "xml": xml}
 
-    def address(self, element: etree._Element) -> Address:
-        lines: list[AddressLine] = []
-        values: dict[str, Any] = {"type": element.get("type"), "record": None}
-        extras: list[ExtraElement] = []
-        extension_extras: list[ExtraElement] = []
+    def address(self, element: etree._Element) -> Values:
+        lines: list[Values] = []
+        record: Values | None = None
+        extras: list[Values] = []
+        extension_extras: list[Values] = []
         extension_seen = False
         for child in element:
             if child.tag == ADDRESS_LINE:
-                lines.append(_new_address_line({"text": child.text or None, "parts": dict(child.attrib)}))
+                lines.append({"text": child.text or None, "parts": dict(child.attrib)})
             elif child.tag == EXTENSION and not extension_seen:
                 extension_seen = True
                 for sub in child:
-                    if sub.tag == RECORD and values["record"] is None:
-                        values["record"] = self.record(sub)
+                    if sub.tag == RECORD and record is None:
+                        record = self.record(sub)
                     else:
                         extension_extras.append(self.unmodeled(sub))
             else:
                 extras.append(self.unmodeled(child))
-        values["lines"] = tuple(lines)
+        values: Values = {"type": element.get("type"), "lines": tuple(lines), "record": record}
         language = element.get("language")
         if language is not None:
             values["language"] = language
@@ -477,11 +495,11 @@ class ElementParser:
             values["extras"] = tuple(extras)
         if extension_extras:
             values["extension_extras"] = tuple(extension_extras)
-        return _new_address(values)
+        return values
 
-    def geocode(self, element: etree._Element) -> Geocode:
-        values: dict[str, Any] = {}
-        extras: list[ExtraElement] = []
+    def geocode(self, element: etree._Element) -> Values:
+        values: Values = {}
+        extras: list[Values] = []
         for child in element:
             tag = child.tag
             if tag == LATITUDE and "latitude" not in values:
@@ -497,14 +515,16 @@ class ElementParser:
         for name in ("latitude", "longitude"):
             if name not in values:
                 raise self.error(f"missing {name}", element)
+        geocode = _GEOCODE.copy()
+        geocode.update(values)
         if extras:
-            values["extras"] = tuple(extras)
-        return _new_geocode(values)
+            geocode["extras"] = tuple(extras)
+        return geocode
 
-    def telecom(self, element: etree._Element) -> Telecom:
-        values: dict[str, Any] = {}
-        extras: list[ExtraElement] = []
-        extension_extras: list[ExtraElement] = []
+    def telecom(self, element: etree._Element) -> Values:
+        values: Values = {}
+        extras: list[Values] = []
+        extension_extras: list[Values] = []
         extension_seen = False
         for child in element:
             tag = child.tag
@@ -527,15 +547,17 @@ class ElementParser:
                 extras.append(self.unmodeled(child))
         if "channel" not in values:
             raise self.error("missing codedType (communication channel)", element)
+        telecom = _TELECOM.copy()
+        telecom.update(values)
         if extras:
-            values["extras"] = tuple(extras)
+            telecom["extras"] = tuple(extras)
         if extension_extras:
-            values["extension_extras"] = tuple(extension_extras)
-        return _new_telecom(values)
+            telecom["extension_extras"] = tuple(extension_extras)
+        return telecom
 
-    def contact(self, element: etree._Element) -> Contact:
-        values: dict[str, Any] = {}
-        telecoms: list[Telecom] = []
+    def contact(self, element: etree._Element) -> Values:
+        values: Values = {}
+        telecoms: list[Values] = []
         for child in element:
             tag = child.tag
             if tag == CONTACT_POINT:
@@ -554,11 +576,13 @@ class ElementParser:
                 values["record"] = self.record(child)
         self._require(values, element, confidentiality="confidentialityLevel", record="record")
         values["telecoms"] = tuple(telecoms)
-        return _new_contact(values)
+        contact = _CONTACT.copy()
+        contact.update(values)
+        return contact
 
-    def location(self, element: etree._Element) -> Location:
-        values: dict[str, Any] = {}
-        extras: list[ExtraElement] = []
+    def location(self, element: etree._Element) -> Values:
+        values: Values = {}
+        extras: list[Values] = []
         for child in element:
             tag = child.tag
             key = _LOCATION_FIELDS.get(tag)  # type: ignore[arg-type]  # tags are str here
@@ -575,13 +599,15 @@ class ElementParser:
             else:  # status, city
                 values[key] = self.coded(child)
         self._require(values, element, city="cityNumber", record="record")
+        location = _LOCATION.copy()
+        location.update(values)
         if extras:
-            values["extras"] = tuple(extras)
-        return _new_location(values)
+            location["extras"] = tuple(extras)
+        return location
 
-    def patients(self, element: etree._Element) -> PatientsType:
-        values: dict[str, Any] = {}
-        supported: list[CodedValue] = []
+    def patients(self, element: etree._Element) -> Values:
+        values: Values = {}
+        supported: list[Values] = []
         for child in element:
             tag = child.tag
             if tag == SUPPORTED_PATIENT:
@@ -595,12 +621,17 @@ class ElementParser:
         self._require(
             values, element, age_min="patientTypeAgeMin", age_max="patientTypeAgeMax", record="record"
         )
-        values["supported"] = tuple(supported)
-        return _new_patients(values)
+        return {
+            "supported": tuple(supported),
+            "age_min": values["age_min"],
+            "age_max": values["age_max"],
+            "record": values["record"],
+        }
 
-    def age(self, element: etree._Element) -> Age:
+    def age(self, element: etree._Element) -> Values:
+        """An :class:`~rorclient.models.Age` (shared: do not mutate)."""
         value: int | None = None
-        unit: CodedValue | None = None
+        unit: Values | None = None
         for child in element:
             if child.tag == VALUE:
                 value = self.integer(child)
@@ -608,19 +639,19 @@ class ElementParser:
                 unit = self.coded(child)
         if value is None:
             raise self.error("missing value", element)
-        key = (value, unit)
+        key = (value, None if unit is None else (unit["code"], unit["coding_scheme"], unit["display"]))
         age = self._age_cache.get(key)
         if age is None:
             if len(self._age_cache) >= _CODED_CACHE_LIMIT:
                 self._age_cache.clear()
-            age = self._age_cache[key] = Age(value=value) if unit is None else Age(value=value, unit=unit)
+            age = self._age_cache[key] = {"value": value, "unit": _DEFAULT_AGE_UNIT if unit is None else unit}
         return age
 
-    def person_name(self, demographic: etree._Element) -> PersonName:
+    def person_name(self, demographic: etree._Element) -> Values:
         for name in demographic:
             if name.tag != NAME:
                 continue
-            values: dict[str, Any] = {}
+            values: Values = {}
             common: list[str] = []
             for child in name:
                 tag = child.tag
@@ -632,10 +663,13 @@ class ElementParser:
                     values["surname"] = child.text
                 elif tag == HONORIFIC:
                     values["honorific"] = self.coded(child)
-            return PersonName(common_names=tuple(common), **values)
+            person = _PERSON_NAME.copy()
+            person["common_names"] = tuple(common)
+            person.update(values)
+            return person
         raise self.error("missing name", demographic)
 
-    def _require(self, values: dict[str, Any], element: etree._Element, **names: str) -> None:
+    def _require(self, values: Values, element: etree._Element, **names: str) -> None:
         for key, xml_name in names.items():
             if key not in values:
                 raise self.error(f"missing {xml_name}", element)
@@ -644,14 +678,14 @@ class ElementParser:
 
     def organization(self, element: etree._Element) -> OrganizationPart:
         entity_id = self.entity_ref(element)
-        ids: list[Identifier] = []
-        types: list[CodedValue] = []
+        ids: list[Values] = []
+        types: list[Values] = []
         other_names: list[str] = []
-        addresses: list[Address] = []
-        contacts: list[Contact] = []
-        extras: list[ExtraElement] = []
-        ext_extras: list[ExtraElement] = []
-        fields: dict[str, Any] = {}
+        addresses: list[Values] = []
+        contacts: list[Values] = []
+        extras: list[Values] = []
+        ext_extras: list[Values] = []
+        fields: Values = {}
         parent: Ref | None = None
         for child in element:
             tag = child.tag
@@ -696,9 +730,9 @@ class ElementParser:
     def _organization_extension(
         self,
         extension: etree._Element,
-        fields: dict[str, Any],
-        contacts: list[Contact],
-        ext_extras: list[ExtraElement],
+        fields: Values,
+        contacts: list[Values],
+        ext_extras: list[Values],
     ) -> None:
         for child in extension:
             tag = child.tag
@@ -719,23 +753,23 @@ class ElementParser:
             else:
                 ext_extras.append(self.unmodeled(child))
 
-    def _structure_id(self, ids: list[Identifier], element: etree._Element) -> str:
+    def _structure_id(self, ids: list[Values], element: etree._Element) -> str:
         for identifier in ids:
-            if identifier.authority == Oid.ID_NAT_STRUCT:
-                return identifier.value
+            if identifier["authority"] == Oid.ID_NAT_STRUCT:
+                return str(identifier["value"])
         if ids:
-            return ids[0].value
+            return str(ids[0]["value"])
         raise self.error("organization without otherID: no idNat_Struct", element)
 
     def facility(self, element: etree._Element) -> FacilityPart:
         entity_id = self.entity_ref(element)
-        ids: list[Identifier] = []
-        types: list[CodedValue] = []
+        ids: list[Values] = []
+        types: list[Values] = []
         other_names: list[str] = []
-        addresses: list[Address] = []
-        extras: list[ExtraElement] = []
-        ext_extras: list[ExtraElement] = []
-        fields: dict[str, Any] = {}
+        addresses: list[Values] = []
+        extras: list[Values] = []
+        ext_extras: list[Values] = []
+        fields: Values = {}
         part = FacilityPart(entity_id, "", fields)
         for child in element:
             tag = child.tag
@@ -763,7 +797,7 @@ class ElementParser:
         if not ids:
             raise self.error("facility without otherID: no identifiantOI", element)
         self._require(fields, element, care_mode="extension/careMode", patients="extension/patientsType")
-        part.business_id = ids[0].value
+        part.business_id = ids[0]["value"]
         fields.update(
             id=part.business_id,
             other_ids=tuple(ids),
@@ -787,7 +821,7 @@ class ElementParser:
                     part.services.append((self.entity_ref(service), service))
 
     def _facility_extension(
-        self, extension: etree._Element, part: FacilityPart, ext_extras: list[ExtraElement]
+        self, extension: etree._Element, part: FacilityPart, ext_extras: list[Values]
     ) -> None:
         fields = part.fields
         for child in extension:
@@ -904,27 +938,26 @@ class ElementParser:
             raise self.error("missing record", element)
         return entity_id, (code, tuple(families), record, tuple(extras), tuple(ext_extras))
 
-    def activity(self, unit_id: str, payload: ServicePayload) -> Activity:
+    def activity(self, unit_id: str, payload: ServicePayload) -> Values:
+        """The fields of the :class:`~rorclient.models.Activity` of a service in ``unit_id``."""
         code, families, record, extras, ext_extras = payload
-        return _new_activity(
-            {
-                "unit_id": unit_id,
-                "code": self.coded_from_row(code),
-                "act_families": tuple(self.coded_from_row(row) for row in families),
-                "record": self.record_from_row(record),
-                "extras": _extra_elements(extras),
-                "extension_extras": _extra_elements(ext_extras),
-            }
-        )
+        return {
+            "unit_id": unit_id,
+            "code": self.coded_from_row(code),
+            "act_families": tuple(self.coded_from_row(row) for row in families),
+            "record": self.record_from_row(record),
+            "extras": _extra_elements(extras),
+            "extension_extras": _extra_elements(ext_extras),
+        }
 
     def device(self, element: etree._Element) -> DevicePart:
         entity_id = self.entity_ref(element)
-        ids: list[Identifier] = []
-        code: CodedValue | None = None
+        ids: list[Values] = []
+        code: Values | None = None
         count: int | None = None
-        record: RecordMeta | None = None
-        extras: list[ExtraElement] = []
-        ext_extras: list[ExtraElement] = []
+        record: Values | None = None
+        extras: list[Values] = []
+        ext_extras: list[Values] = []
         for child in element:
             tag = child.tag
             if tag == OTHER_ID:
@@ -949,11 +982,11 @@ class ElementParser:
 
     def provider(self, element: etree._Element) -> ProviderPart:
         self.entity_ref(element)
-        ids: list[Identifier] = []
-        types: list[CodedValue] = []
-        extras: list[ExtraElement] = []
-        ext_extras: list[ExtraElement] = []
-        fields: dict[str, Any] = {}
+        ids: list[Values] = []
+        types: list[Values] = []
+        extras: list[Values] = []
+        ext_extras: list[Values] = []
+        fields: Values = {}
         part = ProviderPart("", fields)
         for child in element:
             tag = child.tag
@@ -978,7 +1011,7 @@ class ElementParser:
             else:
                 extras.append(self.unmodeled(child))
         self._require(fields, element, person="demographic", record="record")
-        part.business_id = next((i.value for i in ids if i.value), "")
+        part.business_id = next((i["value"] for i in ids if i["value"]), "")
         if not part.business_id:
             raise self.error("provider without otherID: no idNat_PS", element)
         fields.update(
@@ -1009,5 +1042,5 @@ def _copy_children(source: etree._Element, target: etree._Element) -> None:
         copy.tail = child.tail
 
 
-def _extra_elements(rows: tuple[_ExtraRow, ...]) -> tuple[ExtraElement, ...]:
-    return tuple(ExtraElement(name=name, xml=xml) for name, xml in rows)
+def _extra_elements(rows: tuple[_ExtraRow, ...]) -> tuple[Values, ...]:
+    return tuple({"name": name, "xml": xml} for name, xml in rows)
