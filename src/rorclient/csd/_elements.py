@@ -28,9 +28,11 @@ Repeated values (codes, records, ages) are cached and shared: never mutate a val
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from typing import Any, TypeVar
 
 from lxml import etree
@@ -184,16 +186,86 @@ _LOCATION = plain_template(Location)
 _PERSON_NAME = plain_template(PersonName)
 
 
-# The children of a ``location`` the model holds, and the field each fills (the first occurrence).
-_LOCATION_FIELDS = {
-    NAME: "name",
-    DESCRIPTION: "description",
-    STATUS: "status",
-    ADDRESS: "address",
-    GEO_COORDINATES: "coordinates",
-    CITY_NUMBER: "city",
-    RECORD: "record",
-}
+# How the walk treats a child the table lists: the model holds a sequence of them (each one read), or one
+# (the first read, and any further one kept as unmodeled; or the last read, each one read), or the child
+# is read into the element's own values by a nested walk (each one, or the first one only).
+_APPEND, _FIRST, _LAST, _NESTED, _NESTED_ONCE = "append", "first", "last", "nested", "nested once"
+_TEXT = operator.attrgetter("text")
+
+
+@dataclass(frozen=True, slots=True)
+class _Table:
+    """How to walk the children of one kind of element: ``entries`` maps a child's tag to the key it
+    fills in the element's values, the reader of its value (``read(child)``; a nested walk is called
+    ``read(child, values)``) and its repeat rule. A child the table does not list, or a repeat of a
+    ``_FIRST`` or ``_NESTED_ONCE`` one, is kept with ``unmodeled`` in the list at ``extras``, or
+    dropped when ``extras`` is ``None``."""
+
+    entries: dict[str, tuple[str, Callable[..., Any], str]]
+    extras: str | None = None
+    unmodeled: Callable[[etree._Element], Any] = lambda element: None
+
+
+def _text_or_empty(element: etree._Element) -> str:
+    return element.text or ""
+
+
+def _address_line(element: etree._Element) -> Values:
+    return {"text": element.text or None, "parts": dict(element.attrib)}
+
+
+def _drop_zone(element: etree._Element, values: Values) -> None:
+    """Remember the ``dropZone`` and where it stands among the extension's unmodeled children: an
+    establishment reads it, a legal entity keeps it there (see :meth:`ElementParser.organization`)."""
+    values["drop_zone"] = (len(values.get("extension_extras", ())), element)
+
+
+def _tuples(values: Values, keys: tuple[str, ...]) -> None:
+    """The walk's lists as the models' tuples."""
+    for key in keys:
+        found = values.get(key)
+        if found is not None:
+            values[key] = tuple(found)
+
+
+def _complete(template: Values, found: Values, trailing: tuple[str, ...]) -> Values:
+    """``found`` in the order and with the defaults of ``template``, then the ``trailing`` fields
+    (serialised only when non-empty) that were found."""
+    values = template.copy()
+    trailing_found = {key: found.pop(key) for key in trailing if key in found}
+    values.update(found)
+    for key, value in trailing_found.items():
+        values[key] = tuple(value)
+    return values
+
+
+def _trailing(values: Values, found: Values, *keys: str) -> None:
+    for key in keys:
+        value = found.get(key)
+        if value:
+            values[key] = tuple(value)
+
+
+_ORGANIZATION_LISTS = (
+    "other_ids",
+    "types",
+    "other_names",
+    "addresses",
+    "contacts",
+    "extras",
+    "extension_extras",
+)
+_FACILITY_LISTS = (
+    "other_ids",
+    "types",
+    "other_names",
+    "addresses",
+    "contacts",
+    "activity_fields",
+    "extras",
+    "extension_extras",
+)
+_PROVIDER_LISTS = ("other_ids", "types", "extras", "extension_extras")
 
 
 @dataclass(slots=True)
@@ -268,6 +340,7 @@ class ElementParser:
         self._coded_cache: dict[_CodedRow, Values] = {}
         self._record_cache: dict[_RecordRow, Values] = {}
         self._age_cache: dict[tuple[int, _CodedRow | None], Values] = {}
+        self._build_tables()
 
     # -- locations and errors ---------------------------------------------------------------------
 
@@ -469,176 +542,302 @@ class ElementParser:
         tag, xml = self.unmodeled_row(element)
         return {"name": tag, "xml": xml}
 
-    def address(self, element: etree._Element) -> Values:
-        lines: list[Values] = []
-        record: Values | None = None
-        extras: list[Values] = []
-        extension_extras: list[Values] = []
-        extension_seen = False
+    # -- the walk ---------------------------------------------------------------------------------
+
+    def _walk(self, table: _Table, element: etree._Element, values: Values) -> Values:
+        """Read the children of ``element`` into ``values`` as ``table`` says (see :class:`_Table`)."""
+        entries = table.entries
         for child in element:
-            if child.tag == ADDRESS_LINE:
-                lines.append({"text": child.text or None, "parts": dict(child.attrib)})
-            elif child.tag == EXTENSION and not extension_seen:
-                extension_seen = True
-                for sub in child:
-                    if sub.tag == RECORD and record is None:
-                        record = self.record(sub)
+            entry = entries.get(child.tag)  # type: ignore[arg-type]  # tags are str here
+            if entry is not None:
+                key, read, rule = entry
+                if rule is _FIRST:
+                    if key not in values:
+                        values[key] = read(child)
+                        continue
+                elif rule is _APPEND:
+                    found = values.get(key)
+                    if found is None:
+                        values[key] = [read(child)]
                     else:
-                        extension_extras.append(self.unmodeled(sub))
-            else:
-                extras.append(self.unmodeled(child))
-        values: Values = {"type": element.get("type"), "lines": tuple(lines), "record": record}
+                        found.append(read(child))
+                    continue
+                elif rule is _LAST:
+                    values[key] = read(child)
+                    continue
+                elif rule is _NESTED:
+                    read(child, values)
+                    continue
+                elif key not in values:  # _NESTED_ONCE: ``key`` marks the first one read
+                    values[key] = True
+                    read(child, values)
+                    continue
+            if table.extras is not None:  # unmodeled, or a repeat of what the model holds once
+                kept = values.get(table.extras)
+                if kept is None:
+                    values[table.extras] = [table.unmodeled(child)]
+                else:
+                    kept.append(table.unmodeled(child))
+        return values
+
+    def _build_tables(self) -> None:
+        """The walk of every CSD element the reader models: child tag -> (key, reader, repeat rule)."""
+        nested, walk = _NESTED, self._walk
+        coded, record, text, unmodeled = self.coded, self.record, _TEXT, self.unmodeled
+        self._address = _Table(
+            {
+                ADDRESS_LINE: ("lines", _address_line, _APPEND),
+                EXTENSION: (
+                    "#extension",
+                    partial(
+                        walk, _Table({RECORD: ("record", record, _FIRST)}, "extension_extras", unmodeled)
+                    ),
+                    _NESTED_ONCE,
+                ),
+            },
+            "extras",
+            unmodeled,
+        )
+        self._geocode = _Table(
+            {
+                LATITUDE: ("latitude", self.decimal, _FIRST),
+                LONGITUDE: ("longitude", self.decimal, _FIRST),
+                COORDINATE_SYSTEM: ("coordinate_system", _text_or_empty, _FIRST),
+                RECORD: ("record", record, _FIRST),
+            },
+            "extras",
+            unmodeled,
+        )
+        telecom_extension = _Table(
+            {CONFIDENTIALITY_LEVEL: ("confidentiality", coded, _FIRST), RECORD: ("record", record, _FIRST)},
+            "extension_extras",
+            unmodeled,
+        )
+        self._telecom = _Table(
+            {
+                CODED_TYPE: ("channel", coded, _FIRST),
+                EQUIPMENT: ("value", text, _FIRST),
+                PURPOSE: ("purpose", text, _FIRST),
+                EXTENSION: ("#extension", partial(walk, telecom_extension), _NESTED_ONCE),
+            },
+            "extras",
+            unmodeled,
+        )
+        self._contact = _Table(  # unknown children dropped, repeats: the last one wins
+            {
+                CONTACT_POINT: ("telecoms", self.telecom, _APPEND),
+                NAME: ("name", text, _LAST),
+                FUNCTION: ("function", coded, _LAST),
+                NATURE: ("nature", coded, _LAST),
+                DESCRIPTION: ("description", text, _LAST),
+                CONFIDENTIALITY_LEVEL: ("confidentiality", coded, _LAST),
+                RECORD: ("record", record, _LAST),
+            },
+        )
+        self._location = _Table(
+            {
+                NAME: ("name", text, _FIRST),
+                DESCRIPTION: ("description", text, _FIRST),
+                STATUS: ("status", coded, _FIRST),
+                ADDRESS: ("address", self.address, _FIRST),
+                GEO_COORDINATES: ("coordinates", self.geocode, _FIRST),
+                CITY_NUMBER: ("city", coded, _FIRST),
+                RECORD: ("record", record, _FIRST),
+            },
+            "extras",
+            unmodeled,
+        )
+        self._patients = _Table(
+            {
+                SUPPORTED_PATIENT: ("supported", coded, _APPEND),
+                PATIENT_TYPE_AGE_MIN: ("age_min", self.age, _LAST),
+                PATIENT_TYPE_AGE_MAX: ("age_max", self.age, _LAST),
+                RECORD: ("record", record, _LAST),
+            },
+        )
+        self._age = _Table({VALUE: ("value", self.integer, _LAST), UNIT: ("unit", coded, _LAST)})
+        self._name = _Table(
+            {
+                COMMON_NAME: ("common_names", _text_or_empty, _APPEND),
+                FORENAME: ("forename", text, _LAST),
+                SURNAME: ("surname", text, _LAST),
+                HONORIFIC: ("honorific", coded, _LAST),
+            },
+        )
+        organization_extension = _Table(
+            {
+                CONTACT: ("contacts", self.contact, _APPEND),
+                USE_NAME: ("use_name", text, _FIRST),
+                LOCATION: ("location", self.location, _FIRST),
+                DROP_ZONE: ("drop_zone", _drop_zone, _NESTED_ONCE),  # decided once we know EJ or EG
+                CREATION_DATE: ("creation_date", self.date, _FIRST),
+                CLOSING_DATE: ("closing_date", self.date, _FIRST),
+                CLOSING_REASON: ("closing_reason", coded, _FIRST),
+            },
+            "extension_extras",
+            unmodeled,
+        )
+        self._organization = _Table(
+            {
+                OTHER_ID: ("other_ids", self.identifier, _APPEND),
+                CODED_TYPE: ("types", coded, _APPEND),
+                PRIMARY_NAME: ("name", _text_or_empty, _FIRST),
+                OTHER_NAME: ("other_names", _text_or_empty, _APPEND),
+                ADDRESS: ("addresses", self.address, _APPEND),
+                PARENT: ("#parent", self.ref, _FIRST),
+                EXTENSION: ("", partial(walk, organization_extension), nested),
+                RECORD: ("record", record, _FIRST),
+            },
+            "extras",
+            unmodeled,
+        )
+        facility_extension = _Table(
+            {
+                TYPE_ACTIVITY: ("activity_fields", coded, _APPEND),
+                CARE_MODE: ("care_mode", coded, _FIRST),
+                PATIENTS_TYPE: ("patients", self.patients, _FIRST),
+                SENSITIVE_UNIT: ("sensitive", self.boolean, _FIRST),
+                EQUIPMENT: ("#equipment", self.ref, _APPEND),
+                PARENT_FACILITY: ("#parent", self.ref, _FIRST),
+                CONTACT: ("contacts", self.contact, _APPEND),
+                CREATION_DATE: ("creation_date", self.date, _FIRST),
+                FINAL_CLOSING_DATE: ("final_closing_date", self.date, _FIRST),
+                LOCATION: ("location", self.location, _FIRST),
+            },
+            "extension_extras",
+            unmodeled,
+        )
+        self._facility = _Table(
+            {
+                OTHER_ID: ("other_ids", self.identifier, _APPEND),
+                CODED_TYPE: ("types", coded, _APPEND),
+                PRIMARY_NAME: ("name", _text_or_empty, _FIRST),
+                ORGANIZATIONS: ("", self._facility_organizations, nested),
+                EXTENSION: ("", partial(walk, facility_extension), nested),
+                RECORD: ("record", record, _FIRST),
+                OTHER_NAME: ("other_names", _text_or_empty, _APPEND),
+                ADDRESS: ("addresses", self.address, _APPEND),
+                GEOCODE: ("geocode", self.geocode, _FIRST),
+            },
+            "extras",
+            unmodeled,
+        )
+        self._provider = _Table(
+            {
+                OTHER_ID: ("other_ids", self.identifier, _APPEND),
+                CODED_TYPE: ("types", coded, _APPEND),
+                DEMOGRAPHIC: ("person", self.person_name, _FIRST),
+                ORGANIZATIONS: ("", partial(self._links, ORGANIZATION, "#organizations"), nested),
+                FACILITIES: ("", partial(self._links, FACILITY, "#facilities"), nested),
+                RECORD: ("record", record, _FIRST),
+                EXTENSION: ("", partial(walk, _Table({}, "extension_extras", unmodeled)), nested),
+            },
+            "extras",
+            unmodeled,
+        )
+        device_extension = _Table(
+            {NB_IN_SERVICE: ("count", self.integer, _FIRST)}, "extension_extras", unmodeled
+        )
+        self._device = _Table(
+            {
+                OTHER_ID: ("other_ids", self.identifier, _APPEND),
+                CODED_TYPE: ("code", coded, _FIRST),
+                RECORD: ("record", record, _FIRST),
+                EXTENSION: ("", partial(walk, device_extension), nested),
+            },
+            "extras",
+            unmodeled,
+        )
+        # A service is kept as rows (plain tuples) until facilities reference it: see ServicePayload.
+        service_extension = _Table(
+            {ACT_FAMILY: ("families", self.coded_row, _APPEND)}, "extension_extras", self.unmodeled_row
+        )
+        self._service = _Table(
+            {
+                CODED_TYPE: ("code", self.coded_row, _FIRST),
+                RECORD: ("record", self.record_row, _FIRST),
+                EXTENSION: ("", partial(walk, service_extension), nested),
+            },
+            "extras",
+            self.unmodeled_row,
+        )
+
+    def ref(self, element: etree._Element) -> Ref:
+        return self.entity_ref(element), element
+
+    def _links(self, tag: str, key: str, element: etree._Element, values: Values) -> None:
+        """The ``entityID`` references of the ``tag`` children of a link list (children ignored)."""
+        refs = values.setdefault(key, [])
+        refs.extend((self.entity_ref(link), link) for link in element if link.tag == tag)
+
+    def _facility_organizations(self, organizations: etree._Element, values: Values) -> None:
+        for organization in organizations:
+            if organization.tag != ORGANIZATION:
+                continue
+            values.setdefault("#organizations", []).append((self.entity_ref(organization), organization))
+            for service in organization:
+                if service.tag == SERVICE:
+                    values.setdefault("#services", []).append((self.entity_ref(service), service))
+
+    # -- value objects built by the walk ----------------------------------------------------------
+
+    def address(self, element: etree._Element) -> Values:
+        found = self._walk(self._address, element, {})
+        values: Values = {
+            "type": element.get("type"),
+            "lines": tuple(found.get("lines", ())),
+            "record": found.get("record"),
+        }
         language = element.get("language")
         if language is not None:
             values["language"] = language
-        if extras:
-            values["extras"] = tuple(extras)
-        if extension_extras:
-            values["extension_extras"] = tuple(extension_extras)
+        _trailing(values, found, "extras", "extension_extras")
         return values
 
     def geocode(self, element: etree._Element) -> Values:
-        values: Values = {}
-        extras: list[Values] = []
-        for child in element:
-            tag = child.tag
-            if tag == LATITUDE and "latitude" not in values:
-                values["latitude"] = self.decimal(child)
-            elif tag == LONGITUDE and "longitude" not in values:
-                values["longitude"] = self.decimal(child)
-            elif tag == COORDINATE_SYSTEM and "coordinate_system" not in values:
-                values["coordinate_system"] = child.text or ""
-            elif tag == RECORD and "record" not in values:
-                values["record"] = self.record(child)
-            else:
-                extras.append(self.unmodeled(child))
+        found = self._walk(self._geocode, element, {})
         for name in ("latitude", "longitude"):
-            if name not in values:
+            if name not in found:
                 raise self.error(f"missing {name}", element)
-        geocode = _GEOCODE.copy()
-        geocode.update(values)
-        if extras:
-            geocode["extras"] = tuple(extras)
-        return geocode
+        return _complete(_GEOCODE, found, ("extras",))
 
     def telecom(self, element: etree._Element) -> Values:
-        values: Values = {}
-        extras: list[Values] = []
-        extension_extras: list[Values] = []
-        extension_seen = False
-        for child in element:
-            tag = child.tag
-            if tag == CODED_TYPE and "channel" not in values:
-                values["channel"] = self.coded(child)
-            elif tag == EQUIPMENT and "value" not in values:
-                values["value"] = child.text
-            elif tag == PURPOSE and "purpose" not in values:
-                values["purpose"] = child.text
-            elif tag == EXTENSION and not extension_seen:
-                extension_seen = True
-                for sub in child:
-                    if sub.tag == CONFIDENTIALITY_LEVEL and "confidentiality" not in values:
-                        values["confidentiality"] = self.coded(sub)
-                    elif sub.tag == RECORD and "record" not in values:
-                        values["record"] = self.record(sub)
-                    else:
-                        extension_extras.append(self.unmodeled(sub))
-            else:
-                extras.append(self.unmodeled(child))
-        if "channel" not in values:
+        found = self._walk(self._telecom, element, {})
+        if "channel" not in found:
             raise self.error("missing codedType (communication channel)", element)
-        telecom = _TELECOM.copy()
-        telecom.update(values)
-        if extras:
-            telecom["extras"] = tuple(extras)
-        if extension_extras:
-            telecom["extension_extras"] = tuple(extension_extras)
-        return telecom
+        found.pop("#extension", None)
+        return _complete(_TELECOM, found, ("extras", "extension_extras"))
 
     def contact(self, element: etree._Element) -> Values:
-        values: Values = {}
-        telecoms: list[Values] = []
-        for child in element:
-            tag = child.tag
-            if tag == CONTACT_POINT:
-                telecoms.append(self.telecom(child))
-            elif tag == NAME:
-                values["name"] = child.text
-            elif tag == FUNCTION:
-                values["function"] = self.coded(child)
-            elif tag == NATURE:
-                values["nature"] = self.coded(child)
-            elif tag == DESCRIPTION:
-                values["description"] = child.text
-            elif tag == CONFIDENTIALITY_LEVEL:
-                values["confidentiality"] = self.coded(child)
-            elif tag == RECORD:
-                values["record"] = self.record(child)
-        self._require(values, element, confidentiality="confidentialityLevel", record="record")
-        values["telecoms"] = tuple(telecoms)
-        contact = _CONTACT.copy()
-        contact.update(values)
-        return contact
+        found = self._walk(self._contact, element, {})
+        self._require(found, element, confidentiality="confidentialityLevel", record="record")
+        found["telecoms"] = tuple(found.get("telecoms", ()))
+        return _complete(_CONTACT, found, ())
 
     def location(self, element: etree._Element) -> Values:
-        values: Values = {}
-        extras: list[Values] = []
-        for child in element:
-            tag = child.tag
-            key = _LOCATION_FIELDS.get(tag)  # type: ignore[arg-type]  # tags are str here
-            if key is None or key in values:
-                extras.append(self.unmodeled(child))
-            elif key == "name" or key == "description":
-                values[key] = child.text
-            elif key == "address":
-                values[key] = self.address(child)
-            elif key == "coordinates":
-                values[key] = self.geocode(child)
-            elif key == "record":
-                values[key] = self.record(child)
-            else:  # status, city
-                values[key] = self.coded(child)
-        self._require(values, element, city="cityNumber", record="record")
-        location = _LOCATION.copy()
-        location.update(values)
-        if extras:
-            location["extras"] = tuple(extras)
-        return location
+        found = self._walk(self._location, element, {})
+        self._require(found, element, city="cityNumber", record="record")
+        return _complete(_LOCATION, found, ("extras",))
 
     def patients(self, element: etree._Element) -> Values:
-        values: Values = {}
-        supported: list[Values] = []
-        for child in element:
-            tag = child.tag
-            if tag == SUPPORTED_PATIENT:
-                supported.append(self.coded(child))
-            elif tag == PATIENT_TYPE_AGE_MIN:
-                values["age_min"] = self.age(child)
-            elif tag == PATIENT_TYPE_AGE_MAX:
-                values["age_max"] = self.age(child)
-            elif tag == RECORD:
-                values["record"] = self.record(child)
+        found = self._walk(self._patients, element, {})
         self._require(
-            values, element, age_min="patientTypeAgeMin", age_max="patientTypeAgeMax", record="record"
+            found, element, age_min="patientTypeAgeMin", age_max="patientTypeAgeMax", record="record"
         )
         return {
-            "supported": tuple(supported),
-            "age_min": values["age_min"],
-            "age_max": values["age_max"],
-            "record": values["record"],
+            "supported": tuple(found.get("supported", ())),
+            "age_min": found["age_min"],
+            "age_max": found["age_max"],
+            "record": found["record"],
         }
 
     def age(self, element: etree._Element) -> Values:
         """An :class:`~rorclient.models.Age` (shared: do not mutate)."""
-        value: int | None = None
-        unit: Values | None = None
-        for child in element:
-            if child.tag == VALUE:
-                value = self.integer(child)
-            elif child.tag == UNIT:
-                unit = self.coded(child)
+        found = self._walk(self._age, element, {})
+        value = found.get("value")
         if value is None:
             raise self.error("missing value", element)
+        unit = found.get("unit")
         key = (value, None if unit is None else (unit["code"], unit["coding_scheme"], unit["display"]))
         age = self._age_cache.get(key)
         if age is None:
@@ -648,25 +847,11 @@ class ElementParser:
         return age
 
     def person_name(self, demographic: etree._Element) -> Values:
-        for name in demographic:
-            if name.tag != NAME:
-                continue
-            values: Values = {}
-            common: list[str] = []
-            for child in name:
-                tag = child.tag
-                if tag == COMMON_NAME:
-                    common.append(child.text or "")
-                elif tag == FORENAME:
-                    values["forename"] = child.text
-                elif tag == SURNAME:
-                    values["surname"] = child.text
-                elif tag == HONORIFIC:
-                    values["honorific"] = self.coded(child)
-            person = _PERSON_NAME.copy()
-            person["common_names"] = tuple(common)
-            person.update(values)
-            return person
+        for name in demographic:  # the first name only (see the module docstring)
+            if name.tag == NAME:
+                found = self._walk(self._name, name, {})
+                found["common_names"] = tuple(found.get("common_names", ()))
+                return _complete(_PERSON_NAME, found, ())
         raise self.error("missing name", demographic)
 
     def _require(self, values: Values, element: etree._Element, **names: str) -> None:
@@ -678,80 +863,19 @@ class ElementParser:
 
     def organization(self, element: etree._Element) -> OrganizationPart:
         entity_id = self.entity_ref(element)
-        ids: list[Values] = []
-        types: list[Values] = []
-        other_names: list[str] = []
-        addresses: list[Values] = []
-        contacts: list[Values] = []
-        extras: list[Values] = []
-        ext_extras: list[Values] = []
-        fields: Values = {}
-        parent: Ref | None = None
-        for child in element:
-            tag = child.tag
-            if tag == OTHER_ID:
-                ids.append(self.identifier(child))
-            elif tag == CODED_TYPE:
-                types.append(self.coded(child))
-            elif tag == PRIMARY_NAME and "name" not in fields:
-                fields["name"] = child.text or ""
-            elif tag == OTHER_NAME:
-                other_names.append(child.text or "")
-            elif tag == ADDRESS:
-                addresses.append(self.address(child))
-            elif tag == PARENT and parent is None:
-                parent = (self.entity_ref(child), child)
-            elif tag == EXTENSION:
-                self._organization_extension(child, fields, contacts, ext_extras)
-            elif tag == RECORD and "record" not in fields:
-                fields["record"] = self.record(child)
-            else:
-                extras.append(self.unmodeled(child))
+        fields = self._walk(self._organization, element, {})
+        parent: Ref | None = fields.pop("#parent", None)
         self._require(fields, element, name="primaryName", record="record")
         drop_zone = fields.pop("drop_zone", None)
         if drop_zone is not None:
-            value, drop_element = drop_zone
+            position, drop_element = drop_zone
             if parent is None:  # a legal entity has no dropZone field: keep the element, in place
-                ext_extras.insert(value, self.unmodeled(drop_element))
+                fields.setdefault("extension_extras", []).insert(position, self.unmodeled(drop_element))
             else:
                 fields["drop_zone"] = self.boolean(drop_element)
-        fields.update(
-            id=self._structure_id(ids, element),
-            other_ids=tuple(ids),
-            types=tuple(types),
-            other_names=tuple(other_names),
-            addresses=tuple(addresses),
-            contacts=tuple(contacts),
-            extras=tuple(extras),
-            extension_extras=tuple(ext_extras),
-        )
+        fields["id"] = self._structure_id(fields.get("other_ids", ()), element)
+        _tuples(fields, _ORGANIZATION_LISTS)
         return OrganizationPart(entity_id, fields["id"], parent, fields)
-
-    def _organization_extension(
-        self,
-        extension: etree._Element,
-        fields: Values,
-        contacts: list[Values],
-        ext_extras: list[Values],
-    ) -> None:
-        for child in extension:
-            tag = child.tag
-            if tag == CONTACT:
-                contacts.append(self.contact(child))
-            elif tag == USE_NAME and "use_name" not in fields:
-                fields["use_name"] = child.text
-            elif tag == LOCATION and "location" not in fields:
-                fields["location"] = self.location(child)
-            elif tag == DROP_ZONE and "drop_zone" not in fields:
-                fields["drop_zone"] = (len(ext_extras), child)  # decided once we know EJ or EG
-            elif tag == CREATION_DATE and "creation_date" not in fields:
-                fields["creation_date"] = self.date(child)
-            elif tag == CLOSING_DATE and "closing_date" not in fields:
-                fields["closing_date"] = self.date(child)
-            elif tag == CLOSING_REASON and "closing_reason" not in fields:
-                fields["closing_reason"] = self.coded(child)
-            else:
-                ext_extras.append(self.unmodeled(child))
 
     def _structure_id(self, ids: list[Values], element: etree._Element) -> str:
         for identifier in ids:
@@ -763,91 +887,23 @@ class ElementParser:
 
     def facility(self, element: etree._Element) -> FacilityPart:
         entity_id = self.entity_ref(element)
-        ids: list[Values] = []
-        types: list[Values] = []
-        other_names: list[str] = []
-        addresses: list[Values] = []
-        extras: list[Values] = []
-        ext_extras: list[Values] = []
-        fields: Values = {}
-        part = FacilityPart(entity_id, "", fields)
-        for child in element:
-            tag = child.tag
-            if tag == OTHER_ID:
-                ids.append(self.identifier(child))
-            elif tag == CODED_TYPE:
-                types.append(self.coded(child))
-            elif tag == PRIMARY_NAME and "name" not in fields:
-                fields["name"] = child.text or ""
-            elif tag == ORGANIZATIONS:
-                self._facility_organizations(child, part)
-            elif tag == EXTENSION:
-                self._facility_extension(child, part, ext_extras)
-            elif tag == RECORD and "record" not in fields:
-                fields["record"] = self.record(child)
-            elif tag == OTHER_NAME:
-                other_names.append(child.text or "")
-            elif tag == ADDRESS:
-                addresses.append(self.address(child))
-            elif tag == GEOCODE and "geocode" not in fields:
-                fields["geocode"] = self.geocode(child)
-            else:
-                extras.append(self.unmodeled(child))
+        fields = self._walk(self._facility, element, {})
         self._require(fields, element, name="primaryName", record="record")
-        if not ids:
+        if "other_ids" not in fields:
             raise self.error("facility without otherID: no identifiantOI", element)
         self._require(fields, element, care_mode="extension/careMode", patients="extension/patientsType")
-        part.business_id = ids[0]["value"]
-        fields.update(
-            id=part.business_id,
-            other_ids=tuple(ids),
-            types=tuple(types),
-            other_names=tuple(other_names),
-            addresses=tuple(addresses),
-            contacts=tuple(fields.pop("contacts", ())),
-            activity_fields=tuple(fields.pop("activity_fields", ())),
-            extras=tuple(extras),
-            extension_extras=tuple(ext_extras),
+        part = FacilityPart(
+            entity_id,
+            fields["other_ids"][0]["value"],
+            fields,
+            fields.pop("#organizations", []),
+            fields.pop("#services", []),
+            fields.pop("#equipment", []),
+            fields.pop("#parent", None),
         )
+        fields["id"] = part.business_id
+        _tuples(fields, _FACILITY_LISTS)
         return part
-
-    def _facility_organizations(self, organizations: etree._Element, part: FacilityPart) -> None:
-        for organization in organizations:
-            if organization.tag != ORGANIZATION:
-                continue
-            part.organizations.append((self.entity_ref(organization), organization))
-            for service in organization:
-                if service.tag == SERVICE:
-                    part.services.append((self.entity_ref(service), service))
-
-    def _facility_extension(
-        self, extension: etree._Element, part: FacilityPart, ext_extras: list[Values]
-    ) -> None:
-        fields = part.fields
-        for child in extension:
-            tag = child.tag
-            if tag == TYPE_ACTIVITY:
-                fields.setdefault("activity_fields", []).append(self.coded(child))
-            elif tag == CARE_MODE and "care_mode" not in fields:
-                fields["care_mode"] = self.coded(child)
-            elif tag == PATIENTS_TYPE and "patients" not in fields:
-                fields["patients"] = self.patients(child)
-            elif tag == SENSITIVE_UNIT and "sensitive" not in fields:
-                fields["sensitive"] = self.boolean(child)
-            elif tag == EQUIPMENT:
-                part.equipment.append((self.entity_ref(child), child))
-            elif tag == PARENT_FACILITY and part.parent is None:
-                part.parent = (self.entity_ref(child), child)
-            elif tag == CONTACT:
-                fields.setdefault("contacts", []).append(self.contact(child))
-            elif tag == CREATION_DATE and "creation_date" not in fields:
-                fields["creation_date"] = self.date(child)
-            elif tag == FINAL_CLOSING_DATE and "final_closing_date" not in fields:
-                fields["final_closing_date"] = self.date(child)
-            elif tag == LOCATION and "location" not in fields:
-                fields["location"] = self.location(child)
-            else:
-                ext_extras.append(self.unmodeled(child))
 
     # -- references only: entities another reader process builds (see reader.read_share) ----------
 
@@ -913,30 +969,20 @@ class ElementParser:
 
     def service(self, element: etree._Element) -> tuple[str, ServicePayload]:
         entity_id = self.entity_ref(element)
-        code: _CodedRow | None = None
-        record: _RecordRow | None = None
-        families: list[_CodedRow] = []
-        extras: list[_ExtraRow] = []
-        ext_extras: list[_ExtraRow] = []
-        for child in element:
-            tag = child.tag
-            if tag == CODED_TYPE and code is None:
-                code = self.coded_row(child)
-            elif tag == RECORD and record is None:
-                record = self.record_row(child)
-            elif tag == EXTENSION:
-                for sub in child:
-                    if sub.tag == ACT_FAMILY:
-                        families.append(self.coded_row(sub))
-                    else:
-                        ext_extras.append(self.unmodeled_row(sub))
-            else:
-                extras.append(self.unmodeled_row(child))
+        found = self._walk(self._service, element, {})
+        code: _CodedRow | None = found.get("code")
         if code is None:
             raise self.error("missing codedType (operational activity)", element)
+        record: _RecordRow | None = found.get("record")
         if record is None:
             raise self.error("missing record", element)
-        return entity_id, (code, tuple(families), record, tuple(extras), tuple(ext_extras))
+        return entity_id, (
+            code,
+            tuple(found.get("families", ())),
+            record,
+            tuple(found.get("extras", ())),
+            tuple(found.get("extension_extras", ())),
+        )
 
     def activity(self, unit_id: str, payload: ServicePayload) -> Values:
         """The fields of the :class:`~rorclient.models.Activity` of a service in ``unit_id``."""
@@ -952,75 +998,33 @@ class ElementParser:
 
     def device(self, element: etree._Element) -> DevicePart:
         entity_id = self.entity_ref(element)
-        ids: list[Values] = []
-        code: Values | None = None
-        count: int | None = None
-        record: Values | None = None
-        extras: list[Values] = []
-        ext_extras: list[Values] = []
-        for child in element:
-            tag = child.tag
-            if tag == OTHER_ID:
-                ids.append(self.identifier(child))
-            elif tag == CODED_TYPE and code is None:
-                code = self.coded(child)
-            elif tag == RECORD and record is None:
-                record = self.record(child)
-            elif tag == EXTENSION:
-                for sub in child:
-                    if sub.tag == NB_IN_SERVICE and count is None:
-                        count = self.integer(sub)
-                    else:
-                        ext_extras.append(self.unmodeled(sub))
-            else:
-                extras.append(self.unmodeled(child))
-        if code is None:
+        found = self._walk(self._device, element, {})
+        if "code" not in found:
             raise self.error("missing codedType (equipment)", element)
-        if record is None:
+        if "record" not in found:
             raise self.error("missing record", element)
-        return DevicePart(entity_id, code, tuple(ids), count, record, tuple(extras), tuple(ext_extras))
+        return DevicePart(
+            entity_id,
+            found["code"],
+            tuple(found.get("other_ids", ())),
+            found.get("count"),
+            found["record"],
+            tuple(found.get("extras", ())),
+            tuple(found.get("extension_extras", ())),
+        )
 
     def provider(self, element: etree._Element) -> ProviderPart:
         self.entity_ref(element)
-        ids: list[Values] = []
-        types: list[Values] = []
-        extras: list[Values] = []
-        ext_extras: list[Values] = []
-        fields: Values = {}
-        part = ProviderPart("", fields)
-        for child in element:
-            tag = child.tag
-            if tag == OTHER_ID:
-                ids.append(self.identifier(child))
-            elif tag == CODED_TYPE:
-                types.append(self.coded(child))
-            elif tag == DEMOGRAPHIC and "person" not in fields:
-                fields["person"] = self.person_name(child)
-            elif tag == ORGANIZATIONS:
-                part.organizations.extend(
-                    (self.entity_ref(org), org) for org in child if org.tag == ORGANIZATION
-                )
-            elif tag == FACILITIES:
-                part.facilities.extend(
-                    (self.entity_ref(facility), facility) for facility in child if facility.tag == FACILITY
-                )
-            elif tag == RECORD and "record" not in fields:
-                fields["record"] = self.record(child)
-            elif tag == EXTENSION:
-                ext_extras.extend(self.unmodeled(sub) for sub in child)
-            else:
-                extras.append(self.unmodeled(child))
+        fields = self._walk(self._provider, element, {})
         self._require(fields, element, person="demographic", record="record")
-        part.business_id = next((i["value"] for i in ids if i["value"]), "")
-        if not part.business_id:
+        business_id = next((i["value"] for i in fields.get("other_ids", ()) if i["value"]), "")
+        if not business_id:
             raise self.error("provider without otherID: no idNat_PS", element)
-        fields.update(
-            id=part.business_id,
-            other_ids=tuple(ids),
-            types=tuple(types),
-            extras=tuple(extras),
-            extension_extras=tuple(ext_extras),
+        part = ProviderPart(
+            business_id, fields, fields.pop("#organizations", []), fields.pop("#facilities", [])
         )
+        fields["id"] = business_id
+        _tuples(fields, _PROVIDER_LISTS)
         return part
 
 

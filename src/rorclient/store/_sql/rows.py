@@ -196,13 +196,27 @@ def values_row(kind: EntityKind, fields: Mapping[str, Any]) -> tuple[Any, ...]:
         unit_ref,
         region,
         name,
-        name_key(name),
+        _name_key(name),
         code,
         fields["record"]["updated"].isoformat(),
         int(closed),
         hashlib.sha256(raw).hexdigest()[:32],
         raw.decode(),
     )
+
+
+_NAME_KEYS: dict[str, str] = {}
+_NAME_KEYS_LIMIT = 65_536
+
+
+def _name_key(name: str) -> str:
+    """:func:`name_key`, remembered: names repeat (activity and equipment labels above all)."""
+    key = _NAME_KEYS.get(name)
+    if key is None:
+        if len(_NAME_KEYS) >= _NAME_KEYS_LIMIT:
+            _NAME_KEYS.clear()
+        key = _NAME_KEYS[name] = name_key(name)
+    return key
 
 
 def _closed_location(location: Mapping[str, Any] | None) -> bool:
