@@ -342,6 +342,15 @@ class ElementParser:
         self._age_cache: dict[tuple[int, _CodedRow | None], Values] = {}
         self._build_tables()
 
+    def close(self) -> None:
+        """Drop the caches and the walk's tables (which refer to the parser): the parser is done."""
+        self._coded_cache.clear()
+        self._record_cache.clear()
+        self._age_cache.clear()
+        for name, value in list(vars(self).items()):
+            if isinstance(value, _Table):
+                delattr(self, name)
+
     # -- locations and errors ---------------------------------------------------------------------
 
     def begin(self, entity: etree._Element, path: str, position: int) -> None:

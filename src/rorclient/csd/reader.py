@@ -317,10 +317,7 @@ class _Reader:
         self._count = 0
         self._content_seen = False
         self.external_parents = False
-        # What the reader yields for an entity: its model, or its plain values (read_values).
-        self._make: Callable[[type[BaseModel], Values, etree._Element | None], Any] = (
-            self._values if plain else self._build
-        )
+        self._plain = plain
 
     def entities(self) -> Iterator[Any]:
         with open_xml(self._source, source_name=self._source_name, progress=self._progress) as xml:
@@ -335,6 +332,7 @@ class _Reader:
                 if self._index.spilled:
                     _log.debug("%s: entityID index spilled to a temporary SQLite file", self._name)
                 self._index.close()
+                self._parser.close()  # its tables refer to it: free it now, not at the next full collection
 
     # -- document structure -----------------------------------------------------------------------
 
@@ -754,6 +752,10 @@ class _Reader:
             return self._parser.error(f"duplicate {what} entityID", element, "entityID")
         kind = "idNat_Struct" if what == "organization" else "identifiantOI"
         return self._parser.error(f"duplicate {what} {kind} {business_id!r}", element)
+
+    def _make(self, model: type[BaseModel], fields: Values, element: etree._Element | None) -> Any:
+        """What the reader yields for an entity: its model, or its plain values (:func:`read_values`)."""
+        return self._values(model, fields, element) if self._plain else self._build(model, fields, element)
 
     def _values(self, model: type[BaseModel], fields: Values, element: etree._Element | None) -> EntityValues:
         complete = _TEMPLATES[model].copy()

@@ -206,7 +206,7 @@ def values_row(kind: EntityKind, fields: Mapping[str, Any]) -> tuple[Any, ...]:
 
 
 _NAME_KEYS: dict[str, str] = {}
-_NAME_KEYS_LIMIT = 65_536
+_NAME_KEYS_LIMIT = 4_096
 
 
 def _name_key(name: str) -> str:
