@@ -28,12 +28,10 @@ Repeated values (codes, records, ages) are cached and shared: never mutate a val
 from __future__ import annotations
 
 import datetime as dt
-import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import partial
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from lxml import etree
 from pydantic import BaseModel
@@ -190,31 +188,56 @@ _PERSON_NAME = plain_template(PersonName)
 # (the first read, and any further one kept as unmodeled; or the last read, each one read), or the child
 # is read into the element's own values by a nested walk (each one, or the first one only).
 _APPEND, _FIRST, _LAST, _NESTED, _NESTED_ONCE = "append", "first", "last", "nested", "nested once"
-_TEXT = operator.attrgetter("text")
 
 
 @dataclass(frozen=True, slots=True)
 class _Table:
     """How to walk the children of one kind of element: ``entries`` maps a child's tag to the key it
-    fills in the element's values, the reader of its value (``read(child)``; a nested walk is called
-    ``read(child, values)``) and its repeat rule. A child the table does not list, or a repeat of a
+    fills in the element's values, the reader of its value (``read(self, child)``; a nested walk is called
+    ``read(self, child, values)``) and its repeat rule. A child the table does not list, or a repeat of a
     ``_FIRST`` or ``_NESTED_ONCE`` one, is kept with ``unmodeled`` in the list at ``extras``, or
     dropped when ``extras`` is ``None``."""
 
     entries: dict[str, tuple[str, Callable[..., Any], str]]
     extras: str | None = None
-    unmodeled: Callable[[etree._Element], Any] = lambda element: None
+    unmodeled: Callable[[Any, etree._Element], Any] = lambda parser, element: None
 
 
-def _text_or_empty(element: etree._Element) -> str:
+# Readers of the walk: ``read(parser, child)``, or ``read(parser, child, values)`` for a nested walk.
+
+
+def _text(parser: ElementParser, element: etree._Element) -> str | None:
+    return element.text
+
+
+def _text_or_empty(parser: ElementParser, element: etree._Element) -> str:
     return element.text or ""
 
 
-def _address_line(element: etree._Element) -> Values:
+def _address_line(parser: ElementParser, element: etree._Element) -> Values:
     return {"text": element.text or None, "parts": dict(element.attrib)}
 
 
-def _drop_zone(element: etree._Element, values: Values) -> None:
+def _nested(table: _Table) -> Callable[[ElementParser, etree._Element, Values], None]:
+    """A nested walk: the children of the child are read into the element's own values."""
+
+    def walk(parser: ElementParser, element: etree._Element, values: Values) -> None:
+        parser._walk(table, element, values)
+
+    return walk
+
+
+def _link_list(tag: str, key: str) -> Callable[[ElementParser, etree._Element, Values], None]:
+    """The ``entityID`` references of the ``tag`` children of a link list (their children ignored)."""
+
+    def read(parser: ElementParser, element: etree._Element, values: Values) -> None:
+        refs = values.setdefault(key, [])
+        refs.extend((parser.entity_ref(link), link) for link in element if link.tag == tag)
+
+    return read
+
+
+def _drop_zone(parser: ElementParser, element: etree._Element, values: Values) -> None:
     """Remember the ``dropZone`` and where it stands among the extension's unmodeled children: an
     establishment reads it, a legal entity keeps it there (see :meth:`ElementParser.organization`)."""
     values["drop_zone"] = (len(values.get("extension_extras", ())), element)
@@ -326,6 +349,21 @@ DEFAULT_MAX_UNMODELED_LENGTH = 1_000_000
 class ElementParser:
     """Reads entity elements; errors name the element path and line inside the current entity."""
 
+    # How the walk reads each element type: shared by every parser (see _build_tables below).
+    _address: ClassVar[_Table]
+    _geocode: ClassVar[_Table]
+    _telecom: ClassVar[_Table]
+    _contact: ClassVar[_Table]
+    _location: ClassVar[_Table]
+    _patients: ClassVar[_Table]
+    _age: ClassVar[_Table]
+    _name: ClassVar[_Table]
+    _organization: ClassVar[_Table]
+    _facility: ClassVar[_Table]
+    _provider: ClassVar[_Table]
+    _device: ClassVar[_Table]
+    _service: ClassVar[_Table]
+
     def __init__(
         self, source: str, max_text_length: int, max_unmodeled_length: int = DEFAULT_MAX_UNMODELED_LENGTH
     ) -> None:
@@ -340,16 +378,12 @@ class ElementParser:
         self._coded_cache: dict[_CodedRow, Values] = {}
         self._record_cache: dict[_RecordRow, Values] = {}
         self._age_cache: dict[tuple[int, _CodedRow | None], Values] = {}
-        self._build_tables()
 
     def close(self) -> None:
-        """Drop the caches and the walk's tables (which refer to the parser): the parser is done."""
+        """Drop the caches: the parser is done."""
         self._coded_cache.clear()
         self._record_cache.clear()
         self._age_cache.clear()
-        for name, value in list(vars(self).items()):
-            if isinstance(value, _Table):
-                delattr(self, name)
 
     # -- locations and errors ---------------------------------------------------------------------
 
@@ -562,222 +596,35 @@ class ElementParser:
                 key, read, rule = entry
                 if rule is _FIRST:
                     if key not in values:
-                        values[key] = read(child)
+                        values[key] = read(self, child)
                         continue
                 elif rule is _APPEND:
                     found = values.get(key)
                     if found is None:
-                        values[key] = [read(child)]
+                        values[key] = [read(self, child)]
                     else:
-                        found.append(read(child))
+                        found.append(read(self, child))
                     continue
                 elif rule is _LAST:
-                    values[key] = read(child)
+                    values[key] = read(self, child)
                     continue
                 elif rule is _NESTED:
-                    read(child, values)
+                    read(self, child, values)
                     continue
                 elif key not in values:  # _NESTED_ONCE: ``key`` marks the first one read
                     values[key] = True
-                    read(child, values)
+                    read(self, child, values)
                     continue
             if table.extras is not None:  # unmodeled, or a repeat of what the model holds once
                 kept = values.get(table.extras)
                 if kept is None:
-                    values[table.extras] = [table.unmodeled(child)]
+                    values[table.extras] = [table.unmodeled(self, child)]
                 else:
-                    kept.append(table.unmodeled(child))
+                    kept.append(table.unmodeled(self, child))
         return values
-
-    def _build_tables(self) -> None:
-        """The walk of every CSD element the reader models: child tag -> (key, reader, repeat rule)."""
-        nested, walk = _NESTED, self._walk
-        coded, record, text, unmodeled = self.coded, self.record, _TEXT, self.unmodeled
-        self._address = _Table(
-            {
-                ADDRESS_LINE: ("lines", _address_line, _APPEND),
-                EXTENSION: (
-                    "#extension",
-                    partial(
-                        walk, _Table({RECORD: ("record", record, _FIRST)}, "extension_extras", unmodeled)
-                    ),
-                    _NESTED_ONCE,
-                ),
-            },
-            "extras",
-            unmodeled,
-        )
-        self._geocode = _Table(
-            {
-                LATITUDE: ("latitude", self.decimal, _FIRST),
-                LONGITUDE: ("longitude", self.decimal, _FIRST),
-                COORDINATE_SYSTEM: ("coordinate_system", _text_or_empty, _FIRST),
-                RECORD: ("record", record, _FIRST),
-            },
-            "extras",
-            unmodeled,
-        )
-        telecom_extension = _Table(
-            {CONFIDENTIALITY_LEVEL: ("confidentiality", coded, _FIRST), RECORD: ("record", record, _FIRST)},
-            "extension_extras",
-            unmodeled,
-        )
-        self._telecom = _Table(
-            {
-                CODED_TYPE: ("channel", coded, _FIRST),
-                EQUIPMENT: ("value", text, _FIRST),
-                PURPOSE: ("purpose", text, _FIRST),
-                EXTENSION: ("#extension", partial(walk, telecom_extension), _NESTED_ONCE),
-            },
-            "extras",
-            unmodeled,
-        )
-        self._contact = _Table(  # unknown children dropped, repeats: the last one wins
-            {
-                CONTACT_POINT: ("telecoms", self.telecom, _APPEND),
-                NAME: ("name", text, _LAST),
-                FUNCTION: ("function", coded, _LAST),
-                NATURE: ("nature", coded, _LAST),
-                DESCRIPTION: ("description", text, _LAST),
-                CONFIDENTIALITY_LEVEL: ("confidentiality", coded, _LAST),
-                RECORD: ("record", record, _LAST),
-            },
-        )
-        self._location = _Table(
-            {
-                NAME: ("name", text, _FIRST),
-                DESCRIPTION: ("description", text, _FIRST),
-                STATUS: ("status", coded, _FIRST),
-                ADDRESS: ("address", self.address, _FIRST),
-                GEO_COORDINATES: ("coordinates", self.geocode, _FIRST),
-                CITY_NUMBER: ("city", coded, _FIRST),
-                RECORD: ("record", record, _FIRST),
-            },
-            "extras",
-            unmodeled,
-        )
-        self._patients = _Table(
-            {
-                SUPPORTED_PATIENT: ("supported", coded, _APPEND),
-                PATIENT_TYPE_AGE_MIN: ("age_min", self.age, _LAST),
-                PATIENT_TYPE_AGE_MAX: ("age_max", self.age, _LAST),
-                RECORD: ("record", record, _LAST),
-            },
-        )
-        self._age = _Table({VALUE: ("value", self.integer, _LAST), UNIT: ("unit", coded, _LAST)})
-        self._name = _Table(
-            {
-                COMMON_NAME: ("common_names", _text_or_empty, _APPEND),
-                FORENAME: ("forename", text, _LAST),
-                SURNAME: ("surname", text, _LAST),
-                HONORIFIC: ("honorific", coded, _LAST),
-            },
-        )
-        organization_extension = _Table(
-            {
-                CONTACT: ("contacts", self.contact, _APPEND),
-                USE_NAME: ("use_name", text, _FIRST),
-                LOCATION: ("location", self.location, _FIRST),
-                DROP_ZONE: ("drop_zone", _drop_zone, _NESTED_ONCE),  # decided once we know EJ or EG
-                CREATION_DATE: ("creation_date", self.date, _FIRST),
-                CLOSING_DATE: ("closing_date", self.date, _FIRST),
-                CLOSING_REASON: ("closing_reason", coded, _FIRST),
-            },
-            "extension_extras",
-            unmodeled,
-        )
-        self._organization = _Table(
-            {
-                OTHER_ID: ("other_ids", self.identifier, _APPEND),
-                CODED_TYPE: ("types", coded, _APPEND),
-                PRIMARY_NAME: ("name", _text_or_empty, _FIRST),
-                OTHER_NAME: ("other_names", _text_or_empty, _APPEND),
-                ADDRESS: ("addresses", self.address, _APPEND),
-                PARENT: ("#parent", self.ref, _FIRST),
-                EXTENSION: ("", partial(walk, organization_extension), nested),
-                RECORD: ("record", record, _FIRST),
-            },
-            "extras",
-            unmodeled,
-        )
-        facility_extension = _Table(
-            {
-                TYPE_ACTIVITY: ("activity_fields", coded, _APPEND),
-                CARE_MODE: ("care_mode", coded, _FIRST),
-                PATIENTS_TYPE: ("patients", self.patients, _FIRST),
-                SENSITIVE_UNIT: ("sensitive", self.boolean, _FIRST),
-                EQUIPMENT: ("#equipment", self.ref, _APPEND),
-                PARENT_FACILITY: ("#parent", self.ref, _FIRST),
-                CONTACT: ("contacts", self.contact, _APPEND),
-                CREATION_DATE: ("creation_date", self.date, _FIRST),
-                FINAL_CLOSING_DATE: ("final_closing_date", self.date, _FIRST),
-                LOCATION: ("location", self.location, _FIRST),
-            },
-            "extension_extras",
-            unmodeled,
-        )
-        self._facility = _Table(
-            {
-                OTHER_ID: ("other_ids", self.identifier, _APPEND),
-                CODED_TYPE: ("types", coded, _APPEND),
-                PRIMARY_NAME: ("name", _text_or_empty, _FIRST),
-                ORGANIZATIONS: ("", self._facility_organizations, nested),
-                EXTENSION: ("", partial(walk, facility_extension), nested),
-                RECORD: ("record", record, _FIRST),
-                OTHER_NAME: ("other_names", _text_or_empty, _APPEND),
-                ADDRESS: ("addresses", self.address, _APPEND),
-                GEOCODE: ("geocode", self.geocode, _FIRST),
-            },
-            "extras",
-            unmodeled,
-        )
-        self._provider = _Table(
-            {
-                OTHER_ID: ("other_ids", self.identifier, _APPEND),
-                CODED_TYPE: ("types", coded, _APPEND),
-                DEMOGRAPHIC: ("person", self.person_name, _FIRST),
-                ORGANIZATIONS: ("", partial(self._links, ORGANIZATION, "#organizations"), nested),
-                FACILITIES: ("", partial(self._links, FACILITY, "#facilities"), nested),
-                RECORD: ("record", record, _FIRST),
-                EXTENSION: ("", partial(walk, _Table({}, "extension_extras", unmodeled)), nested),
-            },
-            "extras",
-            unmodeled,
-        )
-        device_extension = _Table(
-            {NB_IN_SERVICE: ("count", self.integer, _FIRST)}, "extension_extras", unmodeled
-        )
-        self._device = _Table(
-            {
-                OTHER_ID: ("other_ids", self.identifier, _APPEND),
-                CODED_TYPE: ("code", coded, _FIRST),
-                RECORD: ("record", record, _FIRST),
-                EXTENSION: ("", partial(walk, device_extension), nested),
-            },
-            "extras",
-            unmodeled,
-        )
-        # A service is kept as rows (plain tuples) until facilities reference it: see ServicePayload.
-        service_extension = _Table(
-            {ACT_FAMILY: ("families", self.coded_row, _APPEND)}, "extension_extras", self.unmodeled_row
-        )
-        self._service = _Table(
-            {
-                CODED_TYPE: ("code", self.coded_row, _FIRST),
-                RECORD: ("record", self.record_row, _FIRST),
-                EXTENSION: ("", partial(walk, service_extension), nested),
-            },
-            "extras",
-            self.unmodeled_row,
-        )
 
     def ref(self, element: etree._Element) -> Ref:
         return self.entity_ref(element), element
-
-    def _links(self, tag: str, key: str, element: etree._Element, values: Values) -> None:
-        """The ``entityID`` references of the ``tag`` children of a link list (children ignored)."""
-        refs = values.setdefault(key, [])
-        refs.extend((self.entity_ref(link), link) for link in element if link.tag == tag)
 
     def _facility_organizations(self, organizations: etree._Element, values: Values) -> None:
         for organization in organizations:
@@ -1035,6 +882,187 @@ class ElementParser:
         fields["id"] = business_id
         _tuples(fields, _PROVIDER_LISTS)
         return part
+
+
+def _build_tables(parser: type[ElementParser]) -> None:
+    """The walk of every CSD element the reader models: child tag -> (key, reader, repeat rule)."""
+    nested = _NESTED
+    coded, record, text, unmodeled = parser.coded, parser.record, _text, parser.unmodeled
+    address_extension = _Table({RECORD: ("record", record, _FIRST)}, "extension_extras", unmodeled)
+    parser._address = _Table(
+        {
+            ADDRESS_LINE: ("lines", _address_line, _APPEND),
+            EXTENSION: ("#extension", _nested(address_extension), _NESTED_ONCE),
+        },
+        "extras",
+        unmodeled,
+    )
+    parser._geocode = _Table(
+        {
+            LATITUDE: ("latitude", parser.decimal, _FIRST),
+            LONGITUDE: ("longitude", parser.decimal, _FIRST),
+            COORDINATE_SYSTEM: ("coordinate_system", _text_or_empty, _FIRST),
+            RECORD: ("record", record, _FIRST),
+        },
+        "extras",
+        unmodeled,
+    )
+    telecom_extension = _Table(
+        {CONFIDENTIALITY_LEVEL: ("confidentiality", coded, _FIRST), RECORD: ("record", record, _FIRST)},
+        "extension_extras",
+        unmodeled,
+    )
+    parser._telecom = _Table(
+        {
+            CODED_TYPE: ("channel", coded, _FIRST),
+            EQUIPMENT: ("value", text, _FIRST),
+            PURPOSE: ("purpose", text, _FIRST),
+            EXTENSION: ("#extension", _nested(telecom_extension), _NESTED_ONCE),
+        },
+        "extras",
+        unmodeled,
+    )
+    parser._contact = _Table(  # unknown children dropped, repeats: the last one wins
+        {
+            CONTACT_POINT: ("telecoms", parser.telecom, _APPEND),
+            NAME: ("name", text, _LAST),
+            FUNCTION: ("function", coded, _LAST),
+            NATURE: ("nature", coded, _LAST),
+            DESCRIPTION: ("description", text, _LAST),
+            CONFIDENTIALITY_LEVEL: ("confidentiality", coded, _LAST),
+            RECORD: ("record", record, _LAST),
+        },
+    )
+    parser._location = _Table(
+        {
+            NAME: ("name", text, _FIRST),
+            DESCRIPTION: ("description", text, _FIRST),
+            STATUS: ("status", coded, _FIRST),
+            ADDRESS: ("address", parser.address, _FIRST),
+            GEO_COORDINATES: ("coordinates", parser.geocode, _FIRST),
+            CITY_NUMBER: ("city", coded, _FIRST),
+            RECORD: ("record", record, _FIRST),
+        },
+        "extras",
+        unmodeled,
+    )
+    parser._patients = _Table(
+        {
+            SUPPORTED_PATIENT: ("supported", coded, _APPEND),
+            PATIENT_TYPE_AGE_MIN: ("age_min", parser.age, _LAST),
+            PATIENT_TYPE_AGE_MAX: ("age_max", parser.age, _LAST),
+            RECORD: ("record", record, _LAST),
+        },
+    )
+    parser._age = _Table({VALUE: ("value", parser.integer, _LAST), UNIT: ("unit", coded, _LAST)})
+    parser._name = _Table(
+        {
+            COMMON_NAME: ("common_names", _text_or_empty, _APPEND),
+            FORENAME: ("forename", text, _LAST),
+            SURNAME: ("surname", text, _LAST),
+            HONORIFIC: ("honorific", coded, _LAST),
+        },
+    )
+    organization_extension = _Table(
+        {
+            CONTACT: ("contacts", parser.contact, _APPEND),
+            USE_NAME: ("use_name", text, _FIRST),
+            LOCATION: ("location", parser.location, _FIRST),
+            DROP_ZONE: ("drop_zone", _drop_zone, _NESTED_ONCE),  # decided once we know EJ or EG
+            CREATION_DATE: ("creation_date", parser.date, _FIRST),
+            CLOSING_DATE: ("closing_date", parser.date, _FIRST),
+            CLOSING_REASON: ("closing_reason", coded, _FIRST),
+        },
+        "extension_extras",
+        unmodeled,
+    )
+    parser._organization = _Table(
+        {
+            OTHER_ID: ("other_ids", parser.identifier, _APPEND),
+            CODED_TYPE: ("types", coded, _APPEND),
+            PRIMARY_NAME: ("name", _text_or_empty, _FIRST),
+            OTHER_NAME: ("other_names", _text_or_empty, _APPEND),
+            ADDRESS: ("addresses", parser.address, _APPEND),
+            PARENT: ("#parent", parser.ref, _FIRST),
+            EXTENSION: ("", _nested(organization_extension), nested),
+            RECORD: ("record", record, _FIRST),
+        },
+        "extras",
+        unmodeled,
+    )
+    facility_extension = _Table(
+        {
+            TYPE_ACTIVITY: ("activity_fields", coded, _APPEND),
+            CARE_MODE: ("care_mode", coded, _FIRST),
+            PATIENTS_TYPE: ("patients", parser.patients, _FIRST),
+            SENSITIVE_UNIT: ("sensitive", parser.boolean, _FIRST),
+            EQUIPMENT: ("#equipment", parser.ref, _APPEND),
+            PARENT_FACILITY: ("#parent", parser.ref, _FIRST),
+            CONTACT: ("contacts", parser.contact, _APPEND),
+            CREATION_DATE: ("creation_date", parser.date, _FIRST),
+            FINAL_CLOSING_DATE: ("final_closing_date", parser.date, _FIRST),
+            LOCATION: ("location", parser.location, _FIRST),
+        },
+        "extension_extras",
+        unmodeled,
+    )
+    parser._facility = _Table(
+        {
+            OTHER_ID: ("other_ids", parser.identifier, _APPEND),
+            CODED_TYPE: ("types", coded, _APPEND),
+            PRIMARY_NAME: ("name", _text_or_empty, _FIRST),
+            ORGANIZATIONS: ("", parser._facility_organizations, nested),
+            EXTENSION: ("", _nested(facility_extension), nested),
+            RECORD: ("record", record, _FIRST),
+            OTHER_NAME: ("other_names", _text_or_empty, _APPEND),
+            ADDRESS: ("addresses", parser.address, _APPEND),
+            GEOCODE: ("geocode", parser.geocode, _FIRST),
+        },
+        "extras",
+        unmodeled,
+    )
+    parser._provider = _Table(
+        {
+            OTHER_ID: ("other_ids", parser.identifier, _APPEND),
+            CODED_TYPE: ("types", coded, _APPEND),
+            DEMOGRAPHIC: ("person", parser.person_name, _FIRST),
+            ORGANIZATIONS: ("", _link_list(ORGANIZATION, "#organizations"), nested),
+            FACILITIES: ("", _link_list(FACILITY, "#facilities"), nested),
+            RECORD: ("record", record, _FIRST),
+            EXTENSION: ("", _nested(_Table({}, "extension_extras", unmodeled)), nested),
+        },
+        "extras",
+        unmodeled,
+    )
+    device_extension = _Table(
+        {NB_IN_SERVICE: ("count", parser.integer, _FIRST)}, "extension_extras", unmodeled
+    )
+    parser._device = _Table(
+        {
+            OTHER_ID: ("other_ids", parser.identifier, _APPEND),
+            CODED_TYPE: ("code", coded, _FIRST),
+            RECORD: ("record", record, _FIRST),
+            EXTENSION: ("", _nested(device_extension), nested),
+        },
+        "extras",
+        unmodeled,
+    )
+    # A service is kept as rows (plain tuples) until facilities reference it: see ServicePayload.
+    service_extension = _Table(
+        {ACT_FAMILY: ("families", parser.coded_row, _APPEND)}, "extension_extras", parser.unmodeled_row
+    )
+    parser._service = _Table(
+        {
+            CODED_TYPE: ("code", parser.coded_row, _FIRST),
+            RECORD: ("record", parser.record_row, _FIRST),
+            EXTENSION: ("", _nested(service_extension), nested),
+        },
+        "extras",
+        parser.unmodeled_row,
+    )
+
+
+_build_tables(ElementParser)
 
 
 def _canonical_xml(element: etree._Element) -> str:
