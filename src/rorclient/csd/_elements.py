@@ -2,6 +2,14 @@
 
 The reader hands each complete entity element to :class:`ElementParser`, which walks the small subtree
 by hand (no XPath) and returns the model fields plus the ``entityID`` references the reader resolves.
+
+**One walk.** Every element type the models hold has a table (:func:`_build_tables`): for each child
+tag, the field it fills, how its value is read, and its repeat rule: *append* (the model holds a
+sequence), *first* (the model holds one: the first is read, a repeat is kept as unmodeled), *last*
+(each one is read, the last wins: contacts, patient types, ages, names), *nested* (the child's own
+children are walked into the same fields: ``extension``, link lists; *nested once* for the sub-objects
+whose second ``extension`` is kept as unmodeled). The table also says where unmodeled children go
+(``extras``, ``extension_extras``, or nowhere for contacts, patient types, ages and names).
 Elements the models do not hold are kept as :class:`~rorclient.models.ExtraElement`: children of the
 entity element go to ``extras``, children of its ``extension`` element(s) to ``extension_extras``, in
 document order. A second occurrence of an element the model holds only once (a second ``careMode``,

@@ -8,6 +8,9 @@ of :mod:`rorclient.models`, in one pass, with flat memory::
 
     offer = read_offer(lecture_response_bytes)   # small documents: everything at once
 
+    for kind, fields in read_values("extraction.xml.gz"):   # a store's bulk load: no model built
+        rows.append(values_row(kind, fields))               # (rorclient.store._sql.rows)
+
 **Documents.** The root may be ``csd:CSD``, ``csd:careServicesResponse`` (its ``result/queryResult`` is
 read; an inline ``csd:error`` raises :class:`~rorclient.errors.RemoteError`) or a SOAP 1.2 envelope
 around either (a SOAP fault raises :class:`~rorclient.errors.RemoteError` with the code and message of
@@ -52,6 +55,11 @@ Sub-objects keep theirs in their own ``extras`` (``record/extension`` with its r
 ``geocode/extension``, ``contactPoint/certificate``, ``location/calculatedDistance``...). What is still
 not kept is listed in :mod:`rorclient.csd._elements` (``otherName/@xml:lang``, provider demographics
 beyond the first name, children of link elements).
+
+**Models or plain values.** The entities are built as plain values first (see
+:mod:`rorclient.csd._elements`); :func:`read_csd` validates each into its model, :func:`read_values`
+yields the values themselves, which serialise exactly as the models do (a store's bulk load encodes
+them without building the models).
 
 **Memory.** Each entity element is cleared once read and its predecessors deleted. The ``entityID``
 index (business ids, services waiting for their facilities, device links, entities waiting for their
