@@ -597,9 +597,9 @@ class ElementParser:
 
     def _walk(self, table: _Table, element: etree._Element, values: Values) -> Values:
         """Read the children of ``element`` into ``values`` as ``table`` says (see :class:`_Table`)."""
-        entries = table.entries
+        entry_of = table.entries.get
         for child in element:
-            entry = entries.get(child.tag)  # type: ignore[arg-type]  # tags are str here
+            entry = entry_of(child.tag)  # type: ignore[arg-type]  # tags are str here
             if entry is not None:
                 key, read, rule = entry
                 if rule is _FIRST:
@@ -607,11 +607,10 @@ class ElementParser:
                         values[key] = read(self, child)
                         continue
                 elif rule is _APPEND:
-                    found = values.get(key)
-                    if found is None:
-                        values[key] = [read(self, child)]
+                    if key in values:
+                        values[key].append(read(self, child))
                     else:
-                        found.append(read(self, child))
+                        values[key] = [read(self, child)]
                     continue
                 elif rule is _LAST:
                     values[key] = read(self, child)
