@@ -6,15 +6,15 @@ they do not model, and sequences keep every occurrence in document order."""
 from __future__ import annotations
 
 from rorclient.csd.reader import read_offer, read_values
-from rorclient.models import ENTITY_ADAPTER, Offer
+from rorclient.models import ENTITY_ADAPTER, ExtraElement, Offer
 from tests import _csd_docs as docs
 
 CSD = "{urn:ihe:iti:csd:2013}"
 CODE = 'codingScheme="X"'
 
 
-def _names(extras: tuple[object, ...]) -> list[str]:
-    return [getattr(extra, "name").removeprefix(CSD) for extra in extras]
+def _names(extras: tuple[ExtraElement, ...]) -> list[str]:
+    return [extra.name.removeprefix(CSD) for extra in extras]
 
 
 def _contact() -> str:
@@ -22,7 +22,8 @@ def _contact() -> str:
         f'<contactPoint><codedType code="1" {CODE}/><codedType code="2" {CODE}/><equipment>a</equipment>'
         "<equipment>b</equipment><purpose>p1</purpose><purpose>p2</purpose>"
         f'<extension type="e" urn="e"><confidentialityLevel code="c1" {CODE}/>'
-        f'<confidentialityLevel code="c2" {CODE}/>{docs.record()}{docs.record("2019-01-01T00:00:00")}</extension>'
+        f'<confidentialityLevel code="c2" {CODE}/>{docs.record()}'
+        f"{docs.record('2019-01-01T00:00:00')}</extension>"
         '<extension type="f" urn="f"/></contactPoint>'
     )
     return (
@@ -45,7 +46,10 @@ def _location() -> str:
 
 
 def _document() -> bytes:
-    age = '<patientTypeAgeMin><value>1</value><value>2</value><unit code="m" codingScheme="U"/></patientTypeAgeMin>'
+    age = (
+        '<patientTypeAgeMin><value>1</value><value>2</value><unit code="m" codingScheme="U"/>'
+        "</patientTypeAgeMin>"
+    )
     patients = docs.PATIENTS.replace("</patientsType>", f"{age}<unknown/></patientsType>")
     facility = (
         docs.facility(
