@@ -104,7 +104,7 @@ from rorclient.csd._names import (
 )
 from rorclient.csd._values import parse_boolean, parse_date, parse_datetime, parse_decimal, parse_integer
 from rorclient.errors import DataError
-from rorclient.models import Age, Contact, Geocode, Location, PersonName, Telecom
+from rorclient.models import Age, CodedValue, Contact, Geocode, Location, PersonName, RecordMeta, Telecom
 
 __all__ = [
     "DEFAULT_MAX_UNMODELED_LENGTH",
@@ -185,6 +185,9 @@ def plain_template(model: type[BaseModel]) -> Values:
 
 
 _DEFAULT_AGE_UNIT: Values = Age.model_fields["unit"].get_default().model_dump()
+_new_coded = validator(CodedValue)
+_new_record = validator(RecordMeta)
+_new_age = validator(Age)
 _GEOCODE = plain_template(Geocode)
 _TELECOM = plain_template(Telecom)
 _CONTACT = plain_template(Contact)
@@ -329,7 +332,8 @@ class ProviderPart:
 @dataclass(slots=True)
 class DevicePart:
     entity_id: str
-    code: Values
+    code_value: str  # the equipment code (TRE_R212)
+    code: Any  # plain values, or a CodedValue on the model path
     other_ids: tuple[Values, ...]
     count: int | None
     record: Values
@@ -373,9 +377,17 @@ class ElementParser:
     _service: ClassVar[_Table]
 
     def __init__(
-        self, source: str, max_text_length: int, max_unmodeled_length: int = DEFAULT_MAX_UNMODELED_LENGTH
+        self,
+        source: str,
+        max_text_length: int,
+        max_unmodeled_length: int = DEFAULT_MAX_UNMODELED_LENGTH,
+        *,
+        models: bool = False,
     ) -> None:
         self.source = source
+        # On the model path, the shared value objects (codes, records, ages) are built as models once
+        # and reused: validating an entity then only checks their type instead of building them again.
+        self._models = models
         self.max_text_length = max_text_length
         self.max_unmodeled_length = max_unmodeled_length
         # At the default limit libxml2 already refuses longer texts and attribute values.
@@ -383,9 +395,9 @@ class ElementParser:
         self._entity: etree._Element | None = None
         self._entity_path = ""
         self._entity_position = 0
-        self._coded_cache: dict[_CodedRow, Values] = {}
-        self._record_cache: dict[_RecordRow, Values] = {}
-        self._age_cache: dict[tuple[int, _CodedRow | None], Values] = {}
+        self._coded_cache: dict[_CodedRow, Any] = {}
+        self._record_cache: dict[_RecordRow, Any] = {}
+        self._age_cache: dict[tuple[int, _CodedRow | None], Any] = {}
 
     def close(self) -> None:
         """Drop the caches: the parser is done."""
@@ -485,8 +497,9 @@ class ElementParser:
             raise self.error("missing attribute code", element)
         return code, element.get("codingScheme") or "", element.text or None
 
-    def coded(self, element: etree._Element) -> Values:
-        """A :class:`~rorclient.models.CodedValue` (shared: do not mutate)."""
+    def coded(self, element: etree._Element) -> Any:
+        """A :class:`~rorclient.models.CodedValue`: plain values, or the model on the model path
+        (shared: do not mutate)."""
         code = element.get("code")
         if code is None:
             raise self.error("missing attribute code", element)
@@ -494,12 +507,15 @@ class ElementParser:
         value = self._coded_cache.get(row)
         return self.coded_from_row(row) if value is None else value
 
-    def coded_from_row(self, row: _CodedRow) -> Values:
+    def coded_from_row(self, row: _CodedRow) -> Any:
         value = self._coded_cache.get(row)
         if value is None:
             if len(self._coded_cache) >= _CODED_CACHE_LIMIT:
                 self._coded_cache.clear()
-            value = self._coded_cache[row] = {"code": row[0], "coding_scheme": row[1], "display": row[2]}
+            value = {"code": row[0], "coding_scheme": row[1], "display": row[2]}
+            if self._models:
+                value = _new_coded(value)
+            self._coded_cache[row] = value
         return value
 
     def identifier(self, element: etree._Element) -> Values:
@@ -515,8 +531,9 @@ class ElementParser:
             self._new_record(row, element)
         return row  # _new_record checked created and updated
 
-    def record(self, element: etree._Element) -> Values:
-        """A :class:`~rorclient.models.RecordMeta` (shared: do not mutate)."""
+    def record(self, element: etree._Element) -> Any:
+        """A :class:`~rorclient.models.RecordMeta`: plain values, or the model on the model path
+        (shared: do not mutate)."""
         row = self._record_key(element)
         value = self._record_cache.get(row)
         return self._new_record(row, element) if value is None else value
@@ -530,12 +547,12 @@ class ElementParser:
             tuple(self.unmodeled_row(child) for child in element) if len(element) else (),
         )
 
-    def record_from_row(self, row: _RecordRow) -> Values:
+    def record_from_row(self, row: _RecordRow) -> Any:
         """The RecordMeta of a row :meth:`record_row` validated."""
         value = self._record_cache.get(row)
         return self._new_record(row, None) if value is None else value
 
-    def _new_record(self, row: tuple[Any, ...], element: etree._Element | None) -> Values:
+    def _new_record(self, row: tuple[Any, ...], element: etree._Element | None) -> Any:
         created_text, updated_text, status, source_directory, extras = row
         created = self._datetime(created_text, element, "created")
         updated = (
@@ -549,10 +566,11 @@ class ElementParser:
         }
         if extras:
             value["extras"] = _extra_elements(extras)
+        record = _new_record(value) if self._models else value
         if len(self._record_cache) >= _RECORD_CACHE_LIMIT:
             self._record_cache.clear()
-        self._record_cache[row] = value
-        return value
+        self._record_cache[row] = record
+        return record
 
     def _datetime(self, text: str | None, element: etree._Element | None, name: str) -> dt.datetime:
         if text is None:
@@ -694,19 +712,24 @@ class ElementParser:
             "record": found["record"],
         }
 
-    def age(self, element: etree._Element) -> Values:
-        """An :class:`~rorclient.models.Age` (shared: do not mutate)."""
+    def age(self, element: etree._Element) -> Any:
+        """An :class:`~rorclient.models.Age`: plain values, or the model on the model path (shared: do
+        not mutate)."""
         found = self._walk(self._age, element, {})
         value = found.get("value")
         if value is None:
             raise self.error("missing value", element)
-        unit = found.get("unit")
-        key = (value, None if unit is None else (unit["code"], unit["coding_scheme"], unit["display"]))
+        unit_row: _CodedRow | None = found.get("unit")
+        key = (value, unit_row)
         age = self._age_cache.get(key)
         if age is None:
             if len(self._age_cache) >= _CODED_CACHE_LIMIT:
                 self._age_cache.clear()
-            age = self._age_cache[key] = {"value": value, "unit": _DEFAULT_AGE_UNIT if unit is None else unit}
+            unit = _DEFAULT_AGE_UNIT if unit_row is None else self.coded_from_row(unit_row)
+            age = {"value": value, "unit": unit}
+            if self._models:
+                age = _new_age(age)
+            self._age_cache[key] = age
         return age
 
     def person_name(self, demographic: etree._Element) -> Values:
@@ -862,13 +885,15 @@ class ElementParser:
     def device(self, element: etree._Element) -> DevicePart:
         entity_id = self.entity_ref(element)
         found = self._walk(self._device, element, {})
-        if "code" not in found:
+        code: _CodedRow | None = found.get("code")
+        if code is None:
             raise self.error("missing codedType (equipment)", element)
         if "record" not in found:
             raise self.error("missing record", element)
         return DevicePart(
             entity_id,
-            found["code"],
+            code[0],
+            self.coded_from_row(code),
             tuple(found.get("other_ids", ())),
             found.get("count"),
             found["record"],
@@ -961,7 +986,7 @@ def _build_tables(parser: type[ElementParser]) -> None:
             RECORD: ("record", record, _LAST),
         },
     )
-    parser._age = _Table({VALUE: ("value", parser.integer, _LAST), UNIT: ("unit", coded, _LAST)})
+    parser._age = _Table({VALUE: ("value", parser.integer, _LAST), UNIT: ("unit", parser.coded_row, _LAST)})
     parser._name = _Table(
         {
             COMMON_NAME: ("common_names", _text_or_empty, _APPEND),
@@ -1047,7 +1072,7 @@ def _build_tables(parser: type[ElementParser]) -> None:
     parser._device = _Table(
         {
             OTHER_ID: ("other_ids", parser.identifier, _APPEND),
-            CODED_TYPE: ("code", coded, _FIRST),
+            CODED_TYPE: ("code", parser.coded_row, _FIRST),
             RECORD: ("record", record, _FIRST),
             EXTENSION: ("", _nested(device_extension), nested),
         },

@@ -316,7 +316,7 @@ class _Reader:
         self._max_text_length = max_text_length
         self._progress = progress
         self._name = source_name or "<csd>"
-        self._parser = ElementParser(self._name, max_text_length, max_unmodeled_length)
+        self._parser = ElementParser(self._name, max_text_length, max_unmodeled_length, models=not plain)
         self._root: etree._Element | None = None
         self._index = EntityIndex(_index.DEFAULT_SPILL_THRESHOLD)
         self._directory: str | None = None
@@ -671,7 +671,7 @@ class _Reader:
         unit_ids = self._index.take_device_links(part.entity_id)
         if not unit_ids:
             _log.debug("%s: device %s is linked to no unit: no equipment", self._name, part.entity_id)
-        code = part.code["code"]
+        code = part.code_value
         for unit_id in unit_ids:
             if not self._index.add_key(KeySpace.EQUIPMENT, f"{unit_id}#{code}"):
                 raise self._parser.error(
