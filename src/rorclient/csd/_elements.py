@@ -30,7 +30,9 @@ the link elements (``facility/organizations/organization/{service/*,extension}``
 model's order, defaults included and the fields serialised only when non-empty left out while empty,
 so that it serialises exactly as pydantic serialises the model (the stored JSON and content hash) and
 validates into exactly the model (the reader validates whole entities once, on the model path only).
-Repeated values (codes, records, ages) are cached and shared: never mutate a value once built.
+Repeated values (codes, records, ages) are cached and shared: never mutate a value once built. On the
+model path (``ElementParser(models=True)``) those three are built as models once and reused, so that
+validating an entity does not build them again.
 """
 
 from __future__ import annotations
@@ -157,8 +159,8 @@ def validator(model: type[_M]) -> Callable[[dict[str, Any]], _M]:
 
 
 class _Required:
-    """Stands for a required field in a template until the reader fills it; serialises to nothing
-    and validates into nothing, so that a field left unfilled fails loudly on both paths."""
+    """Stands for a required field in a template until the reader fills it: neither orjson nor pydantic
+    accepts it, so that a field left unfilled fails loudly on both paths."""
 
     __slots__ = ()
 
@@ -336,7 +338,7 @@ class DevicePart:
     code: Any  # plain values, or a CodedValue on the model path
     other_ids: tuple[Values, ...]
     count: int | None
-    record: Values
+    record: Any  # plain values, or a RecordMeta on the model path
     extras: tuple[Values, ...]
     extension_extras: tuple[Values, ...]
 

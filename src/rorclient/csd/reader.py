@@ -340,7 +340,7 @@ class _Reader:
                 if self._index.spilled:
                     _log.debug("%s: entityID index spilled to a temporary SQLite file", self._name)
                 self._index.close()
-                self._parser.close()  # its tables refer to it: free it now, not at the next full collection
+                self._parser.close()  # its caches go now, whatever keeps this generator alive
 
     # -- document structure -----------------------------------------------------------------------
 
