@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from rorclient.csd import _index
 from rorclient.csd.reader import read_csd, read_share, read_values
 from rorclient.csd.writer import csd_bytes
 from rorclient.errors import DataError
@@ -94,7 +95,12 @@ def _waiting_children() -> bytes:
     )
 
 
-def test_entities_that_wait_for_their_parent_give_the_same_rows() -> None:
+@pytest.mark.parametrize("spilled", [False, True], ids=["in-memory index", "spilled index"])
+def test_entities_that_wait_for_their_parent_give_the_same_rows(
+    spilled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if spilled:  # waiting entities and services go through the index's temporary file
+        monkeypatch.setattr(_index, "DEFAULT_SPILL_THRESHOLD", 0)
     assert assert_same_rows(_waiting_children()) == 8  # EJ, EG, two units, two activities, PS, equipment
 
 
