@@ -30,8 +30,7 @@ from typing import Any
 
 from rorclient.csd.reader import read_values
 from rorclient.errors import RorError
-from rorclient.store._sql.rows import values_row
-from rorclient.store.capabilities import StagesRows
+from rorclient.store.capabilities import StagesRows, values_row
 
 __all__ = [
     "MIN_PARALLEL_BYTES",

@@ -17,6 +17,10 @@ capability                who has it                               what rorclien
                           PostgreSQL                               process instead of several
 ========================  =======================================  ===================================
 
+The rows a :class:`StagesRows` bulk load takes are made by :func:`values_row` from the plain values
+the CSD reader yields (:func:`rorclient.csd.reader.read_values`), the same tuple the SQL stores make
+of a model: reader processes make them, the loading process passes them on.
+
 A third-party store needs none of them; the conformance suite exercises each one a store declares.
 """
 
@@ -27,7 +31,9 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["LocalDatabase", "LocksWriters", "StagesRows"]
+from rorclient.store._sql.rows import values_row
+
+__all__ = ["LocalDatabase", "LocksWriters", "StagesRows", "values_row"]
 
 
 @runtime_checkable

@@ -19,9 +19,8 @@ from rorclient.csd.reader import read_csd, read_values
 from rorclient.errors import DataError, RemoteError
 from rorclient.models import Entity
 from rorclient.sources.base import DownloadProgress, Snapshot, Source
-from rorclient.store._sql.rows import values_row
 from rorclient.store.base import BulkLoad, ChangeKind, Store, SyncState
-from rorclient.store.capabilities import StagesRows
+from rorclient.store.capabilities import StagesRows, values_row
 from rorclient.sync._plan import Interrupted, StopFlag, to_frame
 
 __all__ = ["LoadOutcome", "load_snapshot", "take_snapshot"]
