@@ -243,7 +243,7 @@ def test_an_interrupt_swallowed_by_a_callback_still_stops_the_load(
     store = f"sqlite:///{tmp_path / 'i.db'}"
     run(capsys, "--store", store, "load", str(samples_dir / "lecture_response_body.xml"))
     before = export_lines(capsys, store)
-    real_read = _pull.read_csd
+    real_read = _pull.read_values  # what a load into a SQL store reads with
 
     def read_and_swallow_a_sigint(*args: Any, **kwargs: Any) -> Any:
         for number, entity in enumerate(real_read(*args, **kwargs)):
@@ -254,7 +254,7 @@ def test_an_interrupt_swallowed_by_a_callback_still_stops_the_load(
                     handler(signal.SIGINT, None)
             yield entity
 
-    monkeypatch.setattr(_pull, "read_csd", read_and_swallow_a_sigint)
+    monkeypatch.setattr(_pull, "read_values", read_and_swallow_a_sigint)
     code, _, err = run(capsys, "--store", store, "load", str(samples_dir / "lecture_response_full_body.xml"))
     assert code == 130 and "interrupted" in err
     assert export_lines(capsys, store) == before

@@ -17,6 +17,7 @@ import pytest
 
 from rorclient import _parallel_load
 from rorclient.csd import _index, read_csd, read_share
+from rorclient.csd.reader import EntityValues, read_values
 from rorclient.errors import ConfigError, DataError, RemoteError, RorError
 from rorclient.loader import load_files
 from rorclient.models import Entity
@@ -251,10 +252,10 @@ def test_a_broken_file_read_in_parallel_changes_nothing(tmp_path: Path) -> None:
         assert store.runs(limit=1)[0].status == "failed"
 
 
-def _die_in_share_one(source: Any, share: int, shares: int, **options: Any) -> Iterator[Entity]:
-    if share == 1:
+def _die_in_share_one(source: Any, *, share: tuple[int, int], **options: Any) -> Iterator[EntityValues]:
+    if share[0] == 1:
         os._exit(9)  # a reader killed mid-load (out of memory, kill -9)
-    yield from read_share(source, share, shares, **options)
+    yield from read_values(source, share=share, **options)
 
 
 @pytest.mark.usefixtures("small_files_in_parallel")
@@ -263,7 +264,7 @@ def test_a_dead_reader_fails_the_load_and_changes_nothing(
 ) -> None:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     _, before = _load(url, _extraction(tmp_path), readers=1)
-    monkeypatch.setattr(_parallel_load, "read_share", _die_in_share_one)
+    monkeypatch.setattr(_parallel_load, "read_values", _die_in_share_one)
     with open_store(url) as store:
         with pytest.raises(RorError, match=r"reader process 1 of .* died"):
             load_files(store, [_extraction(tmp_path, "next.xml", seed=5)], source="bench", readers=2)

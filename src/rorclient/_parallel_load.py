@@ -2,7 +2,8 @@
 
 Reading is the slow part of a load (lxml builds each element, Python turns it into models), and it
 runs on one core. Here ``n`` reader processes each parse the whole file but build only their share of
-the entities (:func:`rorclient.csd.reader.read_share`), turn them into staging rows and send the rows
+the entities (:func:`rorclient.csd.reader.read_values`, the plain values of ``read_share``), turn them
+into staging rows and send the rows
 through a pipe; the calling process writes them into the store's bulk load. A share still checks every
 reference of the document, so a broken file fails in parallel exactly as it fails alone: the first
 error a reader reports is raised, the other readers are stopped, and nothing reaches the live store.
@@ -27,9 +28,9 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from rorclient.csd.reader import read_share
+from rorclient.csd.reader import read_values
 from rorclient.errors import RorError
-from rorclient.store.capabilities import StagesRows, staged_row
+from rorclient.store.capabilities import StagesRows, values_row
 
 __all__ = [
     "MIN_PARALLEL_BYTES",
@@ -188,9 +189,10 @@ def _read_share(
         batch: list[tuple[Any, ...]] = []
         newest: dt.datetime | None = None
         latest: dt.datetime | None = None
-        for entity in read_share(path, share, shares, progress=count_bytes if share == 0 else None):
-            batch.append(staged_row(entity))
-            updated = entity.record.updated
+        progress = count_bytes if share == 0 else None
+        for kind, fields in read_values(path, share=(share, shares), progress=progress):
+            batch.append(values_row(kind, fields))  # the row of the model, without building it
+            updated = fields["record"]["updated"]
             when = moment(updated)
             if latest is None or when > latest:
                 newest, latest = updated, when

@@ -2,6 +2,14 @@
 
 The reader hands each complete entity element to :class:`ElementParser`, which walks the small subtree
 by hand (no XPath) and returns the model fields plus the ``entityID`` references the reader resolves.
+
+**One walk.** Every element type the models hold has a table (:func:`_build_tables`): for each child
+tag, the field it fills, how its value is read, and its repeat rule: *append* (the model holds a
+sequence), *first* (the model holds one: the first is read, a repeat is kept as unmodeled), *last*
+(each one is read, the last wins: contacts, patient types, ages, names), *nested* (the child's own
+children are walked into the same fields: ``extension``, link lists; *nested once* for the sub-objects
+whose second ``extension`` is kept as unmodeled). The table also says where unmodeled children go
+(``extras``, ``extension_extras``, or nowhere for contacts, patient types, ages and names).
 Elements the models do not hold are kept as :class:`~rorclient.models.ExtraElement`: children of the
 entity element go to ``extras``, children of its ``extension`` element(s) to ``extension_extras``, in
 document order. A second occurrence of an element the model holds only once (a second ``careMode``,
@@ -17,6 +25,14 @@ Not kept (the models have no place for them; documented in :mod:`rorclient.csd.r
 gender, date of birth, further names, name ``otherName``/``suffix``/``extension``), and the children of
 the link elements (``facility/organizations/organization/{service/*,extension}``,
 ``provider/organizations/organization/*``, ``provider/facilities/facility/*``).
+
+**Plain values.** Every value object is built as a plain ``dict`` holding the model's fields in the
+model's order, defaults included and the fields serialised only when non-empty left out while empty,
+so that it serialises exactly as pydantic serialises the model (the stored JSON and content hash) and
+validates into exactly the model (the reader validates whole entities once, on the model path only).
+Repeated values (codes, records, ages) are cached and shared: never mutate a value once built. On the
+model path (``ElementParser(models=True)``) those three are built as models once and reused, so that
+validating an entity does not build them again.
 """
 
 from __future__ import annotations
@@ -25,7 +41,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from lxml import etree
 from pydantic import BaseModel
@@ -90,23 +106,7 @@ from rorclient.csd._names import (
 )
 from rorclient.csd._values import parse_boolean, parse_date, parse_datetime, parse_decimal, parse_integer
 from rorclient.errors import DataError
-from rorclient.models import (
-    Activity,
-    Address,
-    AddressLine,
-    Age,
-    CodedValue,
-    Contact,
-    Equipment,
-    ExtraElement,
-    Geocode,
-    Identifier,
-    Location,
-    PatientsType,
-    PersonName,
-    RecordMeta,
-    Telecom,
-)
+from rorclient.models import Age, CodedValue, Contact, Geocode, Location, PersonName, RecordMeta, Telecom
 
 __all__ = [
     "DEFAULT_MAX_UNMODELED_LENGTH",
@@ -118,6 +118,8 @@ __all__ = [
     "ProviderPart",
     "Ref",
     "ServicePayload",
+    "Values",
+    "plain_template",
     "validator",
 ]
 
@@ -132,6 +134,9 @@ _V = TypeVar("_V")
 _CodedRow = tuple[str, str, str | None]
 _ExtraRow = tuple[str, str]
 _RecordRow = tuple[str, str, str | None, str | None, tuple[_ExtraRow, ...]]
+
+Values = dict[str, Any]
+"""The plain fields of a model (see the module docstring)."""
 
 ServicePayload = tuple[
     _CodedRow, tuple[_CodedRow, ...], _RecordRow, tuple[_ExtraRow, ...], tuple[_ExtraRow, ...]
@@ -153,29 +158,150 @@ def validator(model: type[_M]) -> Callable[[dict[str, Any]], _M]:
     return model.__pydantic_validator__.validate_python
 
 
-_new_activity = validator(Activity)
-_new_address = validator(Address)
-_new_address_line = validator(AddressLine)
-_new_contact = validator(Contact)
-_new_equipment = validator(Equipment)
-_new_geocode = validator(Geocode)
-_new_identifier = validator(Identifier)
-_new_location = validator(Location)
-_new_patients = validator(PatientsType)
+class _Required:
+    """Stands for a required field in a template until the reader fills it: neither orjson nor pydantic
+    accepts it, so that a field left unfilled fails loudly on both paths."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<required>"
+
+
+REQUIRED = _Required()
+
+
+def plain_template(model: type[BaseModel]) -> Values:
+    """The complete plain fields of ``model`` with their defaults, in the model's order, required fields
+    as :data:`REQUIRED`; fields serialised only when non-empty (``exclude_if``) are left out."""
+    template: Values = {}
+    for name, info in model.model_fields.items():
+        if info.exclude_if is not None:
+            continue
+        if info.is_required():
+            template[name] = REQUIRED
+        else:
+            default = info.get_default(call_default_factory=True)
+            template[name] = default.model_dump() if isinstance(default, BaseModel) else default
+    return template
+
+
+_DEFAULT_AGE_UNIT: Values = Age.model_fields["unit"].get_default().model_dump()
+_new_coded = validator(CodedValue)
 _new_record = validator(RecordMeta)
-_new_telecom = validator(Telecom)
+_new_age = validator(Age)
+_GEOCODE = plain_template(Geocode)
+_TELECOM = plain_template(Telecom)
+_CONTACT = plain_template(Contact)
+_LOCATION = plain_template(Location)
+_PERSON_NAME = plain_template(PersonName)
 
 
-# The children of a ``location`` the model holds, and the field each fills (the first occurrence).
-_LOCATION_FIELDS = {
-    NAME: "name",
-    DESCRIPTION: "description",
-    STATUS: "status",
-    ADDRESS: "address",
-    GEO_COORDINATES: "coordinates",
-    CITY_NUMBER: "city",
-    RECORD: "record",
-}
+# How the walk treats a child the table lists: the model holds a sequence of them (each one read), or one
+# (the first read, and any further one kept as unmodeled; or the last read, each one read), or the child
+# is read into the element's own values by a nested walk (each one, or the first one only).
+_APPEND, _FIRST, _LAST, _NESTED, _NESTED_ONCE = "append", "first", "last", "nested", "nested once"
+
+
+@dataclass(frozen=True, slots=True)
+class _Table:
+    """How to walk the children of one kind of element: ``entries`` maps a child's tag to the key it
+    fills in the element's values, the reader of its value (``read(self, child)``; a nested walk is called
+    ``read(self, child, values)``) and its repeat rule. A child the table does not list, or a repeat of a
+    ``_FIRST`` or ``_NESTED_ONCE`` one, is kept with ``unmodeled`` in the list at ``extras``, or
+    dropped when ``extras`` is ``None``."""
+
+    entries: dict[str, tuple[str, Callable[..., Any], str]]
+    extras: str | None = None
+    unmodeled: Callable[[Any, etree._Element], Any] = lambda parser, element: None
+
+
+# Readers of the walk: ``read(parser, child)``, or ``read(parser, child, values)`` for a nested walk.
+
+
+def _text(parser: ElementParser, element: etree._Element) -> str | None:
+    return element.text
+
+
+def _text_or_empty(parser: ElementParser, element: etree._Element) -> str:
+    return element.text or ""
+
+
+def _address_line(parser: ElementParser, element: etree._Element) -> Values:
+    return {"text": element.text or None, "parts": dict(element.attrib)}
+
+
+def _nested(table: _Table) -> Callable[[ElementParser, etree._Element, Values], None]:
+    """A nested walk: the children of the child are read into the element's own values."""
+
+    def walk(parser: ElementParser, element: etree._Element, values: Values) -> None:
+        parser._walk(table, element, values)
+
+    return walk
+
+
+def _link_list(tag: str, key: str) -> Callable[[ElementParser, etree._Element, Values], None]:
+    """The ``entityID`` references of the ``tag`` children of a link list (their children ignored)."""
+
+    def read(parser: ElementParser, element: etree._Element, values: Values) -> None:
+        refs = values.setdefault(key, [])
+        refs.extend((parser.entity_ref(link), link) for link in element if link.tag == tag)
+
+    return read
+
+
+def _drop_zone(parser: ElementParser, element: etree._Element, values: Values) -> None:
+    """Remember the ``dropZone`` and where it stands among the extension's unmodeled children: an
+    establishment reads it, a legal entity keeps it there (see :meth:`ElementParser.organization`)."""
+    values["drop_zone"] = (len(values.get("extension_extras", ())), element)
+
+
+def _tuples(values: Values, keys: tuple[str, ...]) -> None:
+    """The walk's lists as the models' tuples."""
+    for key in keys:
+        found = values.get(key)
+        if found is not None:
+            values[key] = tuple(found)
+
+
+def _complete(template: Values, found: Values, trailing: tuple[str, ...]) -> Values:
+    """``found`` in the order and with the defaults of ``template``, then the ``trailing`` fields
+    (serialised only when non-empty) that were found."""
+    values = template.copy()
+    trailing_found = {key: found.pop(key) for key in trailing if key in found}
+    values.update(found)
+    for key, value in trailing_found.items():
+        values[key] = tuple(value)
+    return values
+
+
+def _trailing(values: Values, found: Values, *keys: str) -> None:
+    for key in keys:
+        value = found.get(key)
+        if value:
+            values[key] = tuple(value)
+
+
+_ORGANIZATION_LISTS = (
+    "other_ids",
+    "types",
+    "other_names",
+    "addresses",
+    "contacts",
+    "extras",
+    "extension_extras",
+)
+_FACILITY_LISTS = (
+    "other_ids",
+    "types",
+    "other_names",
+    "addresses",
+    "contacts",
+    "activity_fields",
+    "extras",
+    "extension_extras",
+)
+_PROVIDER_LISTS = ("other_ids", "types", "extras", "extension_extras")
 
 
 @dataclass(slots=True)
@@ -183,14 +309,14 @@ class OrganizationPart:
     entity_id: str
     business_id: str
     parent: Ref | None
-    fields: dict[str, Any]
+    fields: Values
 
 
 @dataclass(slots=True)
 class FacilityPart:
     entity_id: str
     business_id: str
-    fields: dict[str, Any]
+    fields: Values
     organizations: list[Ref] = field(default_factory=list)
     services: list[Ref] = field(default_factory=list)
     equipment: list[Ref] = field(default_factory=list)
@@ -200,7 +326,7 @@ class FacilityPart:
 @dataclass(slots=True)
 class ProviderPart:
     business_id: str
-    fields: dict[str, Any]
+    fields: Values
     organizations: list[Ref] = field(default_factory=list)
     facilities: list[Ref] = field(default_factory=list)
 
@@ -208,25 +334,25 @@ class ProviderPart:
 @dataclass(slots=True)
 class DevicePart:
     entity_id: str
-    code: CodedValue
-    other_ids: tuple[Identifier, ...]
+    code_value: str  # the equipment code (TRE_R212)
+    code: Any  # plain values, or a CodedValue on the model path
+    other_ids: tuple[Values, ...]
     count: int | None
-    record: RecordMeta
-    extras: tuple[ExtraElement, ...]
-    extension_extras: tuple[ExtraElement, ...]
+    record: Any  # plain values, or a RecordMeta on the model path
+    extras: tuple[Values, ...]
+    extension_extras: tuple[Values, ...]
 
-    def equipment(self, unit_id: str) -> Equipment:
-        return _new_equipment(
-            {
-                "unit_id": unit_id,
-                "code": self.code,
-                "other_ids": self.other_ids,
-                "count": self.count,
-                "record": self.record,
-                "extras": self.extras,
-                "extension_extras": self.extension_extras,
-            }
-        )
+    def equipment(self, unit_id: str) -> Values:
+        """The fields of the :class:`~rorclient.models.Equipment` of this device in ``unit_id``."""
+        return {
+            "unit_id": unit_id,
+            "code": self.code,
+            "other_ids": self.other_ids,
+            "count": self.count,
+            "record": self.record,
+            "extras": self.extras,
+            "extension_extras": self.extension_extras,
+        }
 
 
 #: Default cap on the serialised size of one kept unmodeled element (characters): far above anything a
@@ -237,10 +363,33 @@ DEFAULT_MAX_UNMODELED_LENGTH = 1_000_000
 class ElementParser:
     """Reads entity elements; errors name the element path and line inside the current entity."""
 
+    # How the walk reads each element type: shared by every parser (see _build_tables below).
+    _address: ClassVar[_Table]
+    _geocode: ClassVar[_Table]
+    _telecom: ClassVar[_Table]
+    _contact: ClassVar[_Table]
+    _location: ClassVar[_Table]
+    _patients: ClassVar[_Table]
+    _age: ClassVar[_Table]
+    _name: ClassVar[_Table]
+    _organization: ClassVar[_Table]
+    _facility: ClassVar[_Table]
+    _provider: ClassVar[_Table]
+    _device: ClassVar[_Table]
+    _service: ClassVar[_Table]
+
     def __init__(
-        self, source: str, max_text_length: int, max_unmodeled_length: int = DEFAULT_MAX_UNMODELED_LENGTH
+        self,
+        source: str,
+        max_text_length: int,
+        max_unmodeled_length: int = DEFAULT_MAX_UNMODELED_LENGTH,
+        *,
+        models: bool = False,
     ) -> None:
         self.source = source
+        # On the model path, the shared value objects (codes, records, ages) are built as models once
+        # and reused: validating an entity then only checks their type instead of building them again.
+        self._models = models
         self.max_text_length = max_text_length
         self.max_unmodeled_length = max_unmodeled_length
         # At the default limit libxml2 already refuses longer texts and attribute values.
@@ -248,9 +397,15 @@ class ElementParser:
         self._entity: etree._Element | None = None
         self._entity_path = ""
         self._entity_position = 0
-        self._coded_cache: dict[_CodedRow, CodedValue] = {}
-        self._record_cache: dict[_RecordRow, RecordMeta] = {}
-        self._age_cache: dict[tuple[int, CodedValue | None], Age] = {}
+        self._coded_cache: dict[_CodedRow, Any] = {}
+        self._record_cache: dict[_RecordRow, Any] = {}
+        self._age_cache: dict[tuple[int, _CodedRow | None], Any] = {}
+
+    def close(self) -> None:
+        """Drop the caches: the parser is done."""
+        self._coded_cache.clear()
+        self._record_cache.clear()
+        self._age_cache.clear()
 
     # -- locations and errors ---------------------------------------------------------------------
 
@@ -344,7 +499,9 @@ class ElementParser:
             raise self.error("missing attribute code", element)
         return code, element.get("codingScheme") or "", element.text or None
 
-    def coded(self, element: etree._Element) -> CodedValue:
+    def coded(self, element: etree._Element) -> Any:
+        """A :class:`~rorclient.models.CodedValue`: plain values, or the model on the model path
+        (shared: do not mutate)."""
         code = element.get("code")
         if code is None:
             raise self.error("missing attribute code", element)
@@ -352,19 +509,22 @@ class ElementParser:
         value = self._coded_cache.get(row)
         return self.coded_from_row(row) if value is None else value
 
-    def coded_from_row(self, row: _CodedRow) -> CodedValue:
+    def coded_from_row(self, row: _CodedRow) -> Any:
         value = self._coded_cache.get(row)
         if value is None:
             if len(self._coded_cache) >= _CODED_CACHE_LIMIT:
                 self._coded_cache.clear()
-            value = self._coded_cache[row] = CodedValue(code=row[0], coding_scheme=row[1], display=row[2])
+            value = {"code": row[0], "coding_scheme": row[1], "display": row[2]}
+            if self._models:
+                value = _new_coded(value)
+            self._coded_cache[row] = value
         return value
 
-    def identifier(self, element: etree._Element) -> Identifier:
+    def identifier(self, element: etree._Element) -> Values:
         code = element.get("code")
         if code is None:
             raise self.error("missing attribute code", element)
-        return _new_identifier({"value": code, "authority": element.get("assigningAuthorityName") or ""})
+        return {"value": code, "authority": element.get("assigningAuthorityName") or ""}
 
     def record_row(self, element: etree._Element) -> _RecordRow:
         """The attributes and extensions of a ``record``, validated."""
@@ -373,7 +533,9 @@ class ElementParser:
             self._new_record(row, element)
         return row  # _new_record checked created and updated
 
-    def record(self, element: etree._Element) -> RecordMeta:
+    def record(self, element: etree._Element) -> Any:
+        """A :class:`~rorclient.models.RecordMeta`: plain values, or the model on the model path
+        (shared: do not mutate)."""
         row = self._record_key(element)
         value = self._record_cache.get(row)
         return self._new_record(row, element) if value is None else value
@@ -387,31 +549,30 @@ class ElementParser:
             tuple(self.unmodeled_row(child) for child in element) if len(element) else (),
         )
 
-    def record_from_row(self, row: _RecordRow) -> RecordMeta:
+    def record_from_row(self, row: _RecordRow) -> Any:
         """The RecordMeta of a row :meth:`record_row` validated."""
         value = self._record_cache.get(row)
         return self._new_record(row, None) if value is None else value
 
-    def _new_record(self, row: tuple[Any, ...], element: etree._Element | None) -> RecordMeta:
+    def _new_record(self, row: tuple[Any, ...], element: etree._Element | None) -> Any:
         created_text, updated_text, status, source_directory, extras = row
         created = self._datetime(created_text, element, "created")
         updated = (
             created if updated_text == created_text else self._datetime(updated_text, element, "updated")
         )
-        fields: dict[str, Any] = {
+        value: Values = {
             "created": created,
             "updated": updated,
+            "status": "Active" if status is None else status,
             "source_directory": source_directory,
         }
-        if status is not None:
-            fields["status"] = status
         if extras:
-            fields["extras"] = _extra_elements(extras)
-        value = _new_record(fields)
+            value["extras"] = _extra_elements(extras)
+        record = _new_record(value) if self._models else value
         if len(self._record_cache) >= _RECORD_CACHE_LIMIT:
             self._record_cache.clear()
-        self._record_cache[row] = value
-        return value
+        self._record_cache[row] = record
+        return record
 
     def _datetime(self, text: str | None, element: etree._Element | None, name: str) -> dt.datetime:
         if text is None:
@@ -447,195 +608,141 @@ class ElementParser:
             )
         return tag, xml
 
-    def unmodeled(self, element: etree._Element) -> ExtraElement:
+    def unmodeled(self, element: etree._Element) -> Values:
+        """An :class:`~rorclient.models.ExtraElement`."""
         tag, xml = self.unmodeled_row(element)
-        return ExtraElement(name=tag, xml=xml)
+        return {"name": tag, "xml": xml}
 
-    def address(self, element: etree._Element) -> Address:
-        lines: list[AddressLine] = []
-        values: dict[str, Any] = {"type": element.get("type"), "record": None}
-        extras: list[ExtraElement] = []
-        extension_extras: list[ExtraElement] = []
-        extension_seen = False
+    # -- the walk ---------------------------------------------------------------------------------
+
+    def _walk(self, table: _Table, element: etree._Element, values: Values) -> Values:
+        """Read the children of ``element`` into ``values`` as ``table`` says (see :class:`_Table`)."""
+        entry_of = table.entries.get
         for child in element:
-            if child.tag == ADDRESS_LINE:
-                lines.append(_new_address_line({"text": child.text or None, "parts": dict(child.attrib)}))
-            elif child.tag == EXTENSION and not extension_seen:
-                extension_seen = True
-                for sub in child:
-                    if sub.tag == RECORD and values["record"] is None:
-                        values["record"] = self.record(sub)
+            entry = entry_of(child.tag)  # type: ignore[arg-type]  # tags are str here
+            if entry is not None:
+                key, read, rule = entry
+                if rule is _FIRST:
+                    if key not in values:
+                        values[key] = read(self, child)
+                        continue
+                elif rule is _APPEND:
+                    if key in values:
+                        values[key].append(read(self, child))
                     else:
-                        extension_extras.append(self.unmodeled(sub))
-            else:
-                extras.append(self.unmodeled(child))
-        values["lines"] = tuple(lines)
+                        values[key] = [read(self, child)]
+                    continue
+                elif rule is _LAST:
+                    values[key] = read(self, child)
+                    continue
+                elif rule is _NESTED:
+                    read(self, child, values)
+                    continue
+                elif key not in values:  # _NESTED_ONCE: ``key`` marks the first one read
+                    values[key] = True
+                    read(self, child, values)
+                    continue
+            if table.extras is not None:  # unmodeled, or a repeat of what the model holds once
+                kept = values.get(table.extras)
+                if kept is None:
+                    values[table.extras] = [table.unmodeled(self, child)]
+                else:
+                    kept.append(table.unmodeled(self, child))
+        return values
+
+    def ref(self, element: etree._Element) -> Ref:
+        return self.entity_ref(element), element
+
+    def _facility_organizations(self, organizations: etree._Element, values: Values) -> None:
+        for organization in organizations:
+            if organization.tag != ORGANIZATION:
+                continue
+            values.setdefault("#organizations", []).append((self.entity_ref(organization), organization))
+            for service in organization:
+                if service.tag == SERVICE:
+                    values.setdefault("#services", []).append((self.entity_ref(service), service))
+
+    # -- value objects built by the walk ----------------------------------------------------------
+
+    def address(self, element: etree._Element) -> Values:
+        found = self._walk(self._address, element, {})
+        values: Values = {
+            "type": element.get("type"),
+            "lines": tuple(found.get("lines", ())),
+            "record": found.get("record"),
+        }
         language = element.get("language")
         if language is not None:
             values["language"] = language
-        if extras:
-            values["extras"] = tuple(extras)
-        if extension_extras:
-            values["extension_extras"] = tuple(extension_extras)
-        return _new_address(values)
+        _trailing(values, found, "extras", "extension_extras")
+        return values
 
-    def geocode(self, element: etree._Element) -> Geocode:
-        values: dict[str, Any] = {}
-        extras: list[ExtraElement] = []
-        for child in element:
-            tag = child.tag
-            if tag == LATITUDE and "latitude" not in values:
-                values["latitude"] = self.decimal(child)
-            elif tag == LONGITUDE and "longitude" not in values:
-                values["longitude"] = self.decimal(child)
-            elif tag == COORDINATE_SYSTEM and "coordinate_system" not in values:
-                values["coordinate_system"] = child.text or ""
-            elif tag == RECORD and "record" not in values:
-                values["record"] = self.record(child)
-            else:
-                extras.append(self.unmodeled(child))
+    def geocode(self, element: etree._Element) -> Values:
+        found = self._walk(self._geocode, element, {})
         for name in ("latitude", "longitude"):
-            if name not in values:
+            if name not in found:
                 raise self.error(f"missing {name}", element)
-        if extras:
-            values["extras"] = tuple(extras)
-        return _new_geocode(values)
+        return _complete(_GEOCODE, found, ("extras",))
 
-    def telecom(self, element: etree._Element) -> Telecom:
-        values: dict[str, Any] = {}
-        extras: list[ExtraElement] = []
-        extension_extras: list[ExtraElement] = []
-        extension_seen = False
-        for child in element:
-            tag = child.tag
-            if tag == CODED_TYPE and "channel" not in values:
-                values["channel"] = self.coded(child)
-            elif tag == EQUIPMENT and "value" not in values:
-                values["value"] = child.text
-            elif tag == PURPOSE and "purpose" not in values:
-                values["purpose"] = child.text
-            elif tag == EXTENSION and not extension_seen:
-                extension_seen = True
-                for sub in child:
-                    if sub.tag == CONFIDENTIALITY_LEVEL and "confidentiality" not in values:
-                        values["confidentiality"] = self.coded(sub)
-                    elif sub.tag == RECORD and "record" not in values:
-                        values["record"] = self.record(sub)
-                    else:
-                        extension_extras.append(self.unmodeled(sub))
-            else:
-                extras.append(self.unmodeled(child))
-        if "channel" not in values:
+    def telecom(self, element: etree._Element) -> Values:
+        found = self._walk(self._telecom, element, {})
+        if "channel" not in found:
             raise self.error("missing codedType (communication channel)", element)
-        if extras:
-            values["extras"] = tuple(extras)
-        if extension_extras:
-            values["extension_extras"] = tuple(extension_extras)
-        return _new_telecom(values)
+        found.pop("#extension", None)
+        return _complete(_TELECOM, found, ("extras", "extension_extras"))
 
-    def contact(self, element: etree._Element) -> Contact:
-        values: dict[str, Any] = {}
-        telecoms: list[Telecom] = []
-        for child in element:
-            tag = child.tag
-            if tag == CONTACT_POINT:
-                telecoms.append(self.telecom(child))
-            elif tag == NAME:
-                values["name"] = child.text
-            elif tag == FUNCTION:
-                values["function"] = self.coded(child)
-            elif tag == NATURE:
-                values["nature"] = self.coded(child)
-            elif tag == DESCRIPTION:
-                values["description"] = child.text
-            elif tag == CONFIDENTIALITY_LEVEL:
-                values["confidentiality"] = self.coded(child)
-            elif tag == RECORD:
-                values["record"] = self.record(child)
-        self._require(values, element, confidentiality="confidentialityLevel", record="record")
-        values["telecoms"] = tuple(telecoms)
-        return _new_contact(values)
+    def contact(self, element: etree._Element) -> Values:
+        found = self._walk(self._contact, element, {})
+        self._require(found, element, confidentiality="confidentialityLevel", record="record")
+        found["telecoms"] = tuple(found.get("telecoms", ()))
+        return _complete(_CONTACT, found, ())
 
-    def location(self, element: etree._Element) -> Location:
-        values: dict[str, Any] = {}
-        extras: list[ExtraElement] = []
-        for child in element:
-            tag = child.tag
-            key = _LOCATION_FIELDS.get(tag)  # type: ignore[arg-type]  # tags are str here
-            if key is None or key in values:
-                extras.append(self.unmodeled(child))
-            elif key == "name" or key == "description":
-                values[key] = child.text
-            elif key == "address":
-                values[key] = self.address(child)
-            elif key == "coordinates":
-                values[key] = self.geocode(child)
-            elif key == "record":
-                values[key] = self.record(child)
-            else:  # status, city
-                values[key] = self.coded(child)
-        self._require(values, element, city="cityNumber", record="record")
-        if extras:
-            values["extras"] = tuple(extras)
-        return _new_location(values)
+    def location(self, element: etree._Element) -> Values:
+        found = self._walk(self._location, element, {})
+        self._require(found, element, city="cityNumber", record="record")
+        return _complete(_LOCATION, found, ("extras",))
 
-    def patients(self, element: etree._Element) -> PatientsType:
-        values: dict[str, Any] = {}
-        supported: list[CodedValue] = []
-        for child in element:
-            tag = child.tag
-            if tag == SUPPORTED_PATIENT:
-                supported.append(self.coded(child))
-            elif tag == PATIENT_TYPE_AGE_MIN:
-                values["age_min"] = self.age(child)
-            elif tag == PATIENT_TYPE_AGE_MAX:
-                values["age_max"] = self.age(child)
-            elif tag == RECORD:
-                values["record"] = self.record(child)
+    def patients(self, element: etree._Element) -> Values:
+        found = self._walk(self._patients, element, {})
         self._require(
-            values, element, age_min="patientTypeAgeMin", age_max="patientTypeAgeMax", record="record"
+            found, element, age_min="patientTypeAgeMin", age_max="patientTypeAgeMax", record="record"
         )
-        values["supported"] = tuple(supported)
-        return _new_patients(values)
+        return {
+            "supported": tuple(found.get("supported", ())),
+            "age_min": found["age_min"],
+            "age_max": found["age_max"],
+            "record": found["record"],
+        }
 
-    def age(self, element: etree._Element) -> Age:
-        value: int | None = None
-        unit: CodedValue | None = None
-        for child in element:
-            if child.tag == VALUE:
-                value = self.integer(child)
-            elif child.tag == UNIT:
-                unit = self.coded(child)
+    def age(self, element: etree._Element) -> Any:
+        """An :class:`~rorclient.models.Age`: plain values, or the model on the model path (shared: do
+        not mutate)."""
+        found = self._walk(self._age, element, {})
+        value = found.get("value")
         if value is None:
             raise self.error("missing value", element)
-        key = (value, unit)
+        unit_row: _CodedRow | None = found.get("unit")
+        key = (value, unit_row)
         age = self._age_cache.get(key)
         if age is None:
             if len(self._age_cache) >= _CODED_CACHE_LIMIT:
                 self._age_cache.clear()
-            age = self._age_cache[key] = Age(value=value) if unit is None else Age(value=value, unit=unit)
+            unit = _DEFAULT_AGE_UNIT if unit_row is None else self.coded_from_row(unit_row)
+            age = {"value": value, "unit": unit}
+            if self._models:
+                age = _new_age(age)
+            self._age_cache[key] = age
         return age
 
-    def person_name(self, demographic: etree._Element) -> PersonName:
-        for name in demographic:
-            if name.tag != NAME:
-                continue
-            values: dict[str, Any] = {}
-            common: list[str] = []
-            for child in name:
-                tag = child.tag
-                if tag == COMMON_NAME:
-                    common.append(child.text or "")
-                elif tag == FORENAME:
-                    values["forename"] = child.text
-                elif tag == SURNAME:
-                    values["surname"] = child.text
-                elif tag == HONORIFIC:
-                    values["honorific"] = self.coded(child)
-            return PersonName(common_names=tuple(common), **values)
+    def person_name(self, demographic: etree._Element) -> Values:
+        for name in demographic:  # the first name only (see the module docstring)
+            if name.tag == NAME:
+                found = self._walk(self._name, name, {})
+                found["common_names"] = tuple(found.get("common_names", ()))
+                return _complete(_PERSON_NAME, found, ())
         raise self.error("missing name", demographic)
 
-    def _require(self, values: dict[str, Any], element: etree._Element, **names: str) -> None:
+    def _require(self, values: Values, element: etree._Element, **names: str) -> None:
         for key, xml_name in names.items():
             if key not in values:
                 raise self.error(f"missing {xml_name}", element)
@@ -644,176 +751,47 @@ class ElementParser:
 
     def organization(self, element: etree._Element) -> OrganizationPart:
         entity_id = self.entity_ref(element)
-        ids: list[Identifier] = []
-        types: list[CodedValue] = []
-        other_names: list[str] = []
-        addresses: list[Address] = []
-        contacts: list[Contact] = []
-        extras: list[ExtraElement] = []
-        ext_extras: list[ExtraElement] = []
-        fields: dict[str, Any] = {}
-        parent: Ref | None = None
-        for child in element:
-            tag = child.tag
-            if tag == OTHER_ID:
-                ids.append(self.identifier(child))
-            elif tag == CODED_TYPE:
-                types.append(self.coded(child))
-            elif tag == PRIMARY_NAME and "name" not in fields:
-                fields["name"] = child.text or ""
-            elif tag == OTHER_NAME:
-                other_names.append(child.text or "")
-            elif tag == ADDRESS:
-                addresses.append(self.address(child))
-            elif tag == PARENT and parent is None:
-                parent = (self.entity_ref(child), child)
-            elif tag == EXTENSION:
-                self._organization_extension(child, fields, contacts, ext_extras)
-            elif tag == RECORD and "record" not in fields:
-                fields["record"] = self.record(child)
-            else:
-                extras.append(self.unmodeled(child))
+        fields = self._walk(self._organization, element, {})
+        parent: Ref | None = fields.pop("#parent", None)
         self._require(fields, element, name="primaryName", record="record")
         drop_zone = fields.pop("drop_zone", None)
         if drop_zone is not None:
-            value, drop_element = drop_zone
+            position, drop_element = drop_zone
             if parent is None:  # a legal entity has no dropZone field: keep the element, in place
-                ext_extras.insert(value, self.unmodeled(drop_element))
+                fields.setdefault("extension_extras", []).insert(position, self.unmodeled(drop_element))
             else:
                 fields["drop_zone"] = self.boolean(drop_element)
-        fields.update(
-            id=self._structure_id(ids, element),
-            other_ids=tuple(ids),
-            types=tuple(types),
-            other_names=tuple(other_names),
-            addresses=tuple(addresses),
-            contacts=tuple(contacts),
-            extras=tuple(extras),
-            extension_extras=tuple(ext_extras),
-        )
+        fields["id"] = self._structure_id(fields.get("other_ids", ()), element)
+        _tuples(fields, _ORGANIZATION_LISTS)
         return OrganizationPart(entity_id, fields["id"], parent, fields)
 
-    def _organization_extension(
-        self,
-        extension: etree._Element,
-        fields: dict[str, Any],
-        contacts: list[Contact],
-        ext_extras: list[ExtraElement],
-    ) -> None:
-        for child in extension:
-            tag = child.tag
-            if tag == CONTACT:
-                contacts.append(self.contact(child))
-            elif tag == USE_NAME and "use_name" not in fields:
-                fields["use_name"] = child.text
-            elif tag == LOCATION and "location" not in fields:
-                fields["location"] = self.location(child)
-            elif tag == DROP_ZONE and "drop_zone" not in fields:
-                fields["drop_zone"] = (len(ext_extras), child)  # decided once we know EJ or EG
-            elif tag == CREATION_DATE and "creation_date" not in fields:
-                fields["creation_date"] = self.date(child)
-            elif tag == CLOSING_DATE and "closing_date" not in fields:
-                fields["closing_date"] = self.date(child)
-            elif tag == CLOSING_REASON and "closing_reason" not in fields:
-                fields["closing_reason"] = self.coded(child)
-            else:
-                ext_extras.append(self.unmodeled(child))
-
-    def _structure_id(self, ids: list[Identifier], element: etree._Element) -> str:
+    def _structure_id(self, ids: list[Values], element: etree._Element) -> str:
         for identifier in ids:
-            if identifier.authority == Oid.ID_NAT_STRUCT:
-                return identifier.value
+            if identifier["authority"] == Oid.ID_NAT_STRUCT:
+                return str(identifier["value"])
         if ids:
-            return ids[0].value
+            return str(ids[0]["value"])
         raise self.error("organization without otherID: no idNat_Struct", element)
 
     def facility(self, element: etree._Element) -> FacilityPart:
         entity_id = self.entity_ref(element)
-        ids: list[Identifier] = []
-        types: list[CodedValue] = []
-        other_names: list[str] = []
-        addresses: list[Address] = []
-        extras: list[ExtraElement] = []
-        ext_extras: list[ExtraElement] = []
-        fields: dict[str, Any] = {}
-        part = FacilityPart(entity_id, "", fields)
-        for child in element:
-            tag = child.tag
-            if tag == OTHER_ID:
-                ids.append(self.identifier(child))
-            elif tag == CODED_TYPE:
-                types.append(self.coded(child))
-            elif tag == PRIMARY_NAME and "name" not in fields:
-                fields["name"] = child.text or ""
-            elif tag == ORGANIZATIONS:
-                self._facility_organizations(child, part)
-            elif tag == EXTENSION:
-                self._facility_extension(child, part, ext_extras)
-            elif tag == RECORD and "record" not in fields:
-                fields["record"] = self.record(child)
-            elif tag == OTHER_NAME:
-                other_names.append(child.text or "")
-            elif tag == ADDRESS:
-                addresses.append(self.address(child))
-            elif tag == GEOCODE and "geocode" not in fields:
-                fields["geocode"] = self.geocode(child)
-            else:
-                extras.append(self.unmodeled(child))
+        fields = self._walk(self._facility, element, {})
         self._require(fields, element, name="primaryName", record="record")
-        if not ids:
+        if "other_ids" not in fields:
             raise self.error("facility without otherID: no identifiantOI", element)
         self._require(fields, element, care_mode="extension/careMode", patients="extension/patientsType")
-        part.business_id = ids[0].value
-        fields.update(
-            id=part.business_id,
-            other_ids=tuple(ids),
-            types=tuple(types),
-            other_names=tuple(other_names),
-            addresses=tuple(addresses),
-            contacts=tuple(fields.pop("contacts", ())),
-            activity_fields=tuple(fields.pop("activity_fields", ())),
-            extras=tuple(extras),
-            extension_extras=tuple(ext_extras),
+        part = FacilityPart(
+            entity_id,
+            fields["other_ids"][0]["value"],
+            fields,
+            fields.pop("#organizations", []),
+            fields.pop("#services", []),
+            fields.pop("#equipment", []),
+            fields.pop("#parent", None),
         )
+        fields["id"] = part.business_id
+        _tuples(fields, _FACILITY_LISTS)
         return part
-
-    def _facility_organizations(self, organizations: etree._Element, part: FacilityPart) -> None:
-        for organization in organizations:
-            if organization.tag != ORGANIZATION:
-                continue
-            part.organizations.append((self.entity_ref(organization), organization))
-            for service in organization:
-                if service.tag == SERVICE:
-                    part.services.append((self.entity_ref(service), service))
-
-    def _facility_extension(
-        self, extension: etree._Element, part: FacilityPart, ext_extras: list[ExtraElement]
-    ) -> None:
-        fields = part.fields
-        for child in extension:
-            tag = child.tag
-            if tag == TYPE_ACTIVITY:
-                fields.setdefault("activity_fields", []).append(self.coded(child))
-            elif tag == CARE_MODE and "care_mode" not in fields:
-                fields["care_mode"] = self.coded(child)
-            elif tag == PATIENTS_TYPE and "patients" not in fields:
-                fields["patients"] = self.patients(child)
-            elif tag == SENSITIVE_UNIT and "sensitive" not in fields:
-                fields["sensitive"] = self.boolean(child)
-            elif tag == EQUIPMENT:
-                part.equipment.append((self.entity_ref(child), child))
-            elif tag == PARENT_FACILITY and part.parent is None:
-                part.parent = (self.entity_ref(child), child)
-            elif tag == CONTACT:
-                fields.setdefault("contacts", []).append(self.contact(child))
-            elif tag == CREATION_DATE and "creation_date" not in fields:
-                fields["creation_date"] = self.date(child)
-            elif tag == FINAL_CLOSING_DATE and "final_closing_date" not in fields:
-                fields["final_closing_date"] = self.date(child)
-            elif tag == LOCATION and "location" not in fields:
-                fields["location"] = self.location(child)
-            else:
-                ext_extras.append(self.unmodeled(child))
 
     # -- references only: entities another reader process builds (see reader.read_share) ----------
 
@@ -879,116 +857,246 @@ class ElementParser:
 
     def service(self, element: etree._Element) -> tuple[str, ServicePayload]:
         entity_id = self.entity_ref(element)
-        code: _CodedRow | None = None
-        record: _RecordRow | None = None
-        families: list[_CodedRow] = []
-        extras: list[_ExtraRow] = []
-        ext_extras: list[_ExtraRow] = []
-        for child in element:
-            tag = child.tag
-            if tag == CODED_TYPE and code is None:
-                code = self.coded_row(child)
-            elif tag == RECORD and record is None:
-                record = self.record_row(child)
-            elif tag == EXTENSION:
-                for sub in child:
-                    if sub.tag == ACT_FAMILY:
-                        families.append(self.coded_row(sub))
-                    else:
-                        ext_extras.append(self.unmodeled_row(sub))
-            else:
-                extras.append(self.unmodeled_row(child))
+        found = self._walk(self._service, element, {})
+        code: _CodedRow | None = found.get("code")
         if code is None:
             raise self.error("missing codedType (operational activity)", element)
+        record: _RecordRow | None = found.get("record")
         if record is None:
             raise self.error("missing record", element)
-        return entity_id, (code, tuple(families), record, tuple(extras), tuple(ext_extras))
-
-    def activity(self, unit_id: str, payload: ServicePayload) -> Activity:
-        code, families, record, extras, ext_extras = payload
-        return _new_activity(
-            {
-                "unit_id": unit_id,
-                "code": self.coded_from_row(code),
-                "act_families": tuple(self.coded_from_row(row) for row in families),
-                "record": self.record_from_row(record),
-                "extras": _extra_elements(extras),
-                "extension_extras": _extra_elements(ext_extras),
-            }
+        return entity_id, (
+            code,
+            tuple(found.get("families", ())),
+            record,
+            tuple(found.get("extras", ())),
+            tuple(found.get("extension_extras", ())),
         )
+
+    def activity(self, unit_id: str, payload: ServicePayload) -> Values:
+        """The fields of the :class:`~rorclient.models.Activity` of a service in ``unit_id``."""
+        code, families, record, extras, ext_extras = payload
+        return {
+            "unit_id": unit_id,
+            "code": self.coded_from_row(code),
+            "act_families": tuple(self.coded_from_row(row) for row in families),
+            "record": self.record_from_row(record),
+            "extras": _extra_elements(extras),
+            "extension_extras": _extra_elements(ext_extras),
+        }
 
     def device(self, element: etree._Element) -> DevicePart:
         entity_id = self.entity_ref(element)
-        ids: list[Identifier] = []
-        code: CodedValue | None = None
-        count: int | None = None
-        record: RecordMeta | None = None
-        extras: list[ExtraElement] = []
-        ext_extras: list[ExtraElement] = []
-        for child in element:
-            tag = child.tag
-            if tag == OTHER_ID:
-                ids.append(self.identifier(child))
-            elif tag == CODED_TYPE and code is None:
-                code = self.coded(child)
-            elif tag == RECORD and record is None:
-                record = self.record(child)
-            elif tag == EXTENSION:
-                for sub in child:
-                    if sub.tag == NB_IN_SERVICE and count is None:
-                        count = self.integer(sub)
-                    else:
-                        ext_extras.append(self.unmodeled(sub))
-            else:
-                extras.append(self.unmodeled(child))
+        found = self._walk(self._device, element, {})
+        code: _CodedRow | None = found.get("code")
         if code is None:
             raise self.error("missing codedType (equipment)", element)
-        if record is None:
+        if "record" not in found:
             raise self.error("missing record", element)
-        return DevicePart(entity_id, code, tuple(ids), count, record, tuple(extras), tuple(ext_extras))
+        return DevicePart(
+            entity_id,
+            code[0],
+            self.coded_from_row(code),
+            tuple(found.get("other_ids", ())),
+            found.get("count"),
+            found["record"],
+            tuple(found.get("extras", ())),
+            tuple(found.get("extension_extras", ())),
+        )
 
     def provider(self, element: etree._Element) -> ProviderPart:
         self.entity_ref(element)
-        ids: list[Identifier] = []
-        types: list[CodedValue] = []
-        extras: list[ExtraElement] = []
-        ext_extras: list[ExtraElement] = []
-        fields: dict[str, Any] = {}
-        part = ProviderPart("", fields)
-        for child in element:
-            tag = child.tag
-            if tag == OTHER_ID:
-                ids.append(self.identifier(child))
-            elif tag == CODED_TYPE:
-                types.append(self.coded(child))
-            elif tag == DEMOGRAPHIC and "person" not in fields:
-                fields["person"] = self.person_name(child)
-            elif tag == ORGANIZATIONS:
-                part.organizations.extend(
-                    (self.entity_ref(org), org) for org in child if org.tag == ORGANIZATION
-                )
-            elif tag == FACILITIES:
-                part.facilities.extend(
-                    (self.entity_ref(facility), facility) for facility in child if facility.tag == FACILITY
-                )
-            elif tag == RECORD and "record" not in fields:
-                fields["record"] = self.record(child)
-            elif tag == EXTENSION:
-                ext_extras.extend(self.unmodeled(sub) for sub in child)
-            else:
-                extras.append(self.unmodeled(child))
+        fields = self._walk(self._provider, element, {})
         self._require(fields, element, person="demographic", record="record")
-        part.business_id = next((i.value for i in ids if i.value), "")
-        if not part.business_id:
+        business_id = next((i["value"] for i in fields.get("other_ids", ()) if i["value"]), "")
+        if not business_id:
             raise self.error("provider without otherID: no idNat_PS", element)
-        fields.update(
-            id=part.business_id,
-            other_ids=tuple(ids),
-            types=tuple(types),
-            extras=tuple(extras),
-            extension_extras=tuple(ext_extras),
+        part = ProviderPart(
+            business_id, fields, fields.pop("#organizations", []), fields.pop("#facilities", [])
         )
+        fields["id"] = business_id
+        _tuples(fields, _PROVIDER_LISTS)
         return part
+
+
+def _build_tables(parser: type[ElementParser]) -> None:
+    """The walk of every CSD element the reader models: child tag -> (key, reader, repeat rule)."""
+    nested = _NESTED
+    coded, record, text, unmodeled = parser.coded, parser.record, _text, parser.unmodeled
+    address_extension = _Table({RECORD: ("record", record, _FIRST)}, "extension_extras", unmodeled)
+    parser._address = _Table(
+        {
+            ADDRESS_LINE: ("lines", _address_line, _APPEND),
+            EXTENSION: ("#extension", _nested(address_extension), _NESTED_ONCE),
+        },
+        "extras",
+        unmodeled,
+    )
+    parser._geocode = _Table(
+        {
+            LATITUDE: ("latitude", parser.decimal, _FIRST),
+            LONGITUDE: ("longitude", parser.decimal, _FIRST),
+            COORDINATE_SYSTEM: ("coordinate_system", _text_or_empty, _FIRST),
+            RECORD: ("record", record, _FIRST),
+        },
+        "extras",
+        unmodeled,
+    )
+    telecom_extension = _Table(
+        {CONFIDENTIALITY_LEVEL: ("confidentiality", coded, _FIRST), RECORD: ("record", record, _FIRST)},
+        "extension_extras",
+        unmodeled,
+    )
+    parser._telecom = _Table(
+        {
+            CODED_TYPE: ("channel", coded, _FIRST),
+            EQUIPMENT: ("value", text, _FIRST),
+            PURPOSE: ("purpose", text, _FIRST),
+            EXTENSION: ("#extension", _nested(telecom_extension), _NESTED_ONCE),
+        },
+        "extras",
+        unmodeled,
+    )
+    parser._contact = _Table(  # unknown children dropped, repeats: the last one wins
+        {
+            CONTACT_POINT: ("telecoms", parser.telecom, _APPEND),
+            NAME: ("name", text, _LAST),
+            FUNCTION: ("function", coded, _LAST),
+            NATURE: ("nature", coded, _LAST),
+            DESCRIPTION: ("description", text, _LAST),
+            CONFIDENTIALITY_LEVEL: ("confidentiality", coded, _LAST),
+            RECORD: ("record", record, _LAST),
+        },
+    )
+    parser._location = _Table(
+        {
+            NAME: ("name", text, _FIRST),
+            DESCRIPTION: ("description", text, _FIRST),
+            STATUS: ("status", coded, _FIRST),
+            ADDRESS: ("address", parser.address, _FIRST),
+            GEO_COORDINATES: ("coordinates", parser.geocode, _FIRST),
+            CITY_NUMBER: ("city", coded, _FIRST),
+            RECORD: ("record", record, _FIRST),
+        },
+        "extras",
+        unmodeled,
+    )
+    parser._patients = _Table(
+        {
+            SUPPORTED_PATIENT: ("supported", coded, _APPEND),
+            PATIENT_TYPE_AGE_MIN: ("age_min", parser.age, _LAST),
+            PATIENT_TYPE_AGE_MAX: ("age_max", parser.age, _LAST),
+            RECORD: ("record", record, _LAST),
+        },
+    )
+    parser._age = _Table({VALUE: ("value", parser.integer, _LAST), UNIT: ("unit", parser.coded_row, _LAST)})
+    parser._name = _Table(
+        {
+            COMMON_NAME: ("common_names", _text_or_empty, _APPEND),
+            FORENAME: ("forename", text, _LAST),
+            SURNAME: ("surname", text, _LAST),
+            HONORIFIC: ("honorific", coded, _LAST),
+        },
+    )
+    organization_extension = _Table(
+        {
+            CONTACT: ("contacts", parser.contact, _APPEND),
+            USE_NAME: ("use_name", text, _FIRST),
+            LOCATION: ("location", parser.location, _FIRST),
+            DROP_ZONE: ("drop_zone", _drop_zone, _NESTED_ONCE),  # decided once we know EJ or EG
+            CREATION_DATE: ("creation_date", parser.date, _FIRST),
+            CLOSING_DATE: ("closing_date", parser.date, _FIRST),
+            CLOSING_REASON: ("closing_reason", coded, _FIRST),
+        },
+        "extension_extras",
+        unmodeled,
+    )
+    parser._organization = _Table(
+        {
+            OTHER_ID: ("other_ids", parser.identifier, _APPEND),
+            CODED_TYPE: ("types", coded, _APPEND),
+            PRIMARY_NAME: ("name", _text_or_empty, _FIRST),
+            OTHER_NAME: ("other_names", _text_or_empty, _APPEND),
+            ADDRESS: ("addresses", parser.address, _APPEND),
+            PARENT: ("#parent", parser.ref, _FIRST),
+            EXTENSION: ("", _nested(organization_extension), nested),
+            RECORD: ("record", record, _FIRST),
+        },
+        "extras",
+        unmodeled,
+    )
+    facility_extension = _Table(
+        {
+            TYPE_ACTIVITY: ("activity_fields", coded, _APPEND),
+            CARE_MODE: ("care_mode", coded, _FIRST),
+            PATIENTS_TYPE: ("patients", parser.patients, _FIRST),
+            SENSITIVE_UNIT: ("sensitive", parser.boolean, _FIRST),
+            EQUIPMENT: ("#equipment", parser.ref, _APPEND),
+            PARENT_FACILITY: ("#parent", parser.ref, _FIRST),
+            CONTACT: ("contacts", parser.contact, _APPEND),
+            CREATION_DATE: ("creation_date", parser.date, _FIRST),
+            FINAL_CLOSING_DATE: ("final_closing_date", parser.date, _FIRST),
+            LOCATION: ("location", parser.location, _FIRST),
+        },
+        "extension_extras",
+        unmodeled,
+    )
+    parser._facility = _Table(
+        {
+            OTHER_ID: ("other_ids", parser.identifier, _APPEND),
+            CODED_TYPE: ("types", coded, _APPEND),
+            PRIMARY_NAME: ("name", _text_or_empty, _FIRST),
+            ORGANIZATIONS: ("", parser._facility_organizations, nested),
+            EXTENSION: ("", _nested(facility_extension), nested),
+            RECORD: ("record", record, _FIRST),
+            OTHER_NAME: ("other_names", _text_or_empty, _APPEND),
+            ADDRESS: ("addresses", parser.address, _APPEND),
+            GEOCODE: ("geocode", parser.geocode, _FIRST),
+        },
+        "extras",
+        unmodeled,
+    )
+    parser._provider = _Table(
+        {
+            OTHER_ID: ("other_ids", parser.identifier, _APPEND),
+            CODED_TYPE: ("types", coded, _APPEND),
+            DEMOGRAPHIC: ("person", parser.person_name, _FIRST),
+            ORGANIZATIONS: ("", _link_list(ORGANIZATION, "#organizations"), nested),
+            FACILITIES: ("", _link_list(FACILITY, "#facilities"), nested),
+            RECORD: ("record", record, _FIRST),
+            EXTENSION: ("", _nested(_Table({}, "extension_extras", unmodeled)), nested),
+        },
+        "extras",
+        unmodeled,
+    )
+    device_extension = _Table(
+        {NB_IN_SERVICE: ("count", parser.integer, _FIRST)}, "extension_extras", unmodeled
+    )
+    parser._device = _Table(
+        {
+            OTHER_ID: ("other_ids", parser.identifier, _APPEND),
+            CODED_TYPE: ("code", parser.coded_row, _FIRST),
+            RECORD: ("record", record, _FIRST),
+            EXTENSION: ("", _nested(device_extension), nested),
+        },
+        "extras",
+        unmodeled,
+    )
+    # A service is kept as rows (plain tuples) until facilities reference it: see ServicePayload.
+    service_extension = _Table(
+        {ACT_FAMILY: ("families", parser.coded_row, _APPEND)}, "extension_extras", parser.unmodeled_row
+    )
+    parser._service = _Table(
+        {
+            CODED_TYPE: ("code", parser.coded_row, _FIRST),
+            RECORD: ("record", parser.record_row, _FIRST),
+            EXTENSION: ("", _nested(service_extension), nested),
+        },
+        "extras",
+        parser.unmodeled_row,
+    )
+
+
+_build_tables(ElementParser)
 
 
 def _canonical_xml(element: etree._Element) -> str:
@@ -1009,5 +1117,5 @@ def _copy_children(source: etree._Element, target: etree._Element) -> None:
         copy.tail = child.tail
 
 
-def _extra_elements(rows: tuple[_ExtraRow, ...]) -> tuple[ExtraElement, ...]:
-    return tuple(ExtraElement(name=name, xml=xml) for name, xml in rows)
+def _extra_elements(rows: tuple[_ExtraRow, ...]) -> tuple[Values, ...]:
+    return tuple({"name": name, "xml": xml} for name, xml in rows)

@@ -112,6 +112,8 @@ def parse_boolean(text: str) -> bool | None:
 
 def parse_integer(text: str) -> int | None:
     """An ``xs:integer`` (optional sign, decimal digits)."""
+    if text.isascii() and text.isdigit():  # the common form, without the pattern
+        return int(text)
     text = text.strip()
     return int(text) if _INTEGER.fullmatch(text) else None
 

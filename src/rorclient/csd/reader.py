@@ -8,6 +8,9 @@ of :mod:`rorclient.models`, in one pass, with flat memory::
 
     offer = read_offer(lecture_response_bytes)   # small documents: everything at once
 
+    for kind, fields in read_values("extraction.xml.gz"):   # a store's bulk load: no model built
+        rows.append(values_row(kind, fields))               # (rorclient.store._sql.rows)
+
 **Documents.** The root may be ``csd:CSD``, ``csd:careServicesResponse`` (its ``result/queryResult`` is
 read; an inline ``csd:error`` raises :class:`~rorclient.errors.RemoteError`) or a SOAP 1.2 envelope
 around either (a SOAP fault raises :class:`~rorclient.errors.RemoteError` with the code and message of
@@ -53,6 +56,11 @@ Sub-objects keep theirs in their own ``extras`` (``record/extension`` with its r
 not kept is listed in :mod:`rorclient.csd._elements` (``otherName/@xml:lang``, provider demographics
 beyond the first name, children of link elements).
 
+**Models or plain values.** The entities are built as plain values first (see
+:mod:`rorclient.csd._elements`); :func:`read_csd` validates each into its model, :func:`read_values`
+yields the values themselves, which serialise exactly as the models do (a store's bulk load encodes
+them without building the models).
+
 **Memory.** Each entity element is cleared once read and its predecessors deleted. The ``entityID``
 index (business ids, services waiting for their facilities, device links, entities waiting for their
 parent) lives in dictionaries for small documents and spills to anonymous temporary files past 100,000
@@ -78,6 +86,8 @@ from rorclient.csd._elements import (
     ElementParser,
     FacilityPart,
     Ref,
+    Values,
+    plain_template,
     validator,
 )
 from rorclient.csd._fault import fault_error
@@ -87,6 +97,8 @@ from rorclient.errors import DataError, RemoteError
 from rorclient.models import (
     Activity,
     Entity,
+    EntityKind,
+    Equipment,
     Establishment,
     LegalEntity,
     Offer,
@@ -99,9 +111,11 @@ __all__ = [
     "DEFAULT_MAX_UNMODELED_LENGTH",
     "EXTERNAL_PARENT",
     "CsdSource",
+    "EntityValues",
     "read_csd",
     "read_offer",
     "read_share",
+    "read_values",
 ]
 
 _log = logging.getLogger(__name__)
@@ -138,9 +152,24 @@ _EVENT_TAGS = (
 )
 _EVENT_TAG_SET = frozenset(_EVENT_TAGS)
 _READ_WHOLE = _ENTITY_TAGS | {n.SOAP_FAULT, n.ERROR}
-_VALIDATORS: dict[type[BaseModel], Any] = {
-    model: validator(model) for model in (LegalEntity, Establishment, Unit, Professional)
+_ENTITY_MODELS: tuple[type[BaseModel], ...] = (
+    LegalEntity,
+    Establishment,
+    Unit,
+    Activity,
+    Equipment,
+    Professional,
+)
+_VALIDATORS: dict[type[BaseModel], Any] = {model: validator(model) for model in _ENTITY_MODELS}
+_KIND_OF_MODEL: dict[type[BaseModel], EntityKind] = {
+    model: model.model_fields["kind"].get_default() for model in _ENTITY_MODELS
 }
+_TEMPLATES: dict[type[BaseModel], Values] = {model: plain_template(model) for model in _ENTITY_MODELS}
+
+EntityValues = tuple[EntityKind, dict[str, Any]]
+"""An entity as :func:`read_values` yields it: its kind and its plain fields (see
+:mod:`rorclient.csd._elements`): what the model of that kind validates into, and what pydantic would
+serialise the model as, in the same order."""
 _KNOWN_NAMESPACES = {
     "CSD": n.CSD_NS,
     "careServicesResponse": n.CSD_NS,
@@ -212,6 +241,32 @@ def read_share(
     ).entities()
 
 
+def read_values(
+    source: CsdSource,
+    *,
+    share: tuple[int, int] | None = None,
+    source_name: str | None = None,
+    max_text_length: int = DEFAULT_MAX_TEXT_LENGTH,
+    progress: Callable[[int], None] | None = None,
+    max_unmodeled_length: int = DEFAULT_MAX_UNMODELED_LENGTH,
+) -> Iterator[EntityValues]:
+    """What :func:`read_csd` (or, with ``share=(share, shares)``, :func:`read_share`) yields, as plain
+    values instead of models, for the bulk load of a store: the same document checks and errors, the
+    same entities in the same order, no model built.
+
+    Each entity is ``(kind, fields)``: validating ``fields`` with the model of ``kind`` gives the model
+    :func:`read_csd` yields, and serialising ``fields`` (JSON, keys in order, ``Decimal`` as its string)
+    gives that model's ``model_dump_json()`` byte for byte (see ``rorclient.store._sql.rows``).
+    The dictionaries share their repeated parts (codes, records): do not mutate them.
+    """
+    if share is not None and not 0 <= share[0] < share[1]:
+        raise ValueError(f"share {share[0]} is not one of {share[1]} shares")
+    _check_limits(max_text_length, max_unmodeled_length)
+    return _Reader(
+        source, source_name, max_text_length, progress, share, max_unmodeled_length, True
+    ).entities()
+
+
 def read_offer(
     source: CsdSource,
     *,
@@ -253,6 +308,7 @@ class _Reader:
         progress: Callable[[int], None] | None,
         share: tuple[int, int] | None = None,
         max_unmodeled_length: int = DEFAULT_MAX_UNMODELED_LENGTH,
+        plain: bool = False,
     ) -> None:
         self._source = source
         self._share = share
@@ -260,7 +316,7 @@ class _Reader:
         self._max_text_length = max_text_length
         self._progress = progress
         self._name = source_name or "<csd>"
-        self._parser = ElementParser(self._name, max_text_length, max_unmodeled_length)
+        self._parser = ElementParser(self._name, max_text_length, max_unmodeled_length, models=not plain)
         self._root: etree._Element | None = None
         self._index = EntityIndex(_index.DEFAULT_SPILL_THRESHOLD)
         self._directory: str | None = None
@@ -269,8 +325,9 @@ class _Reader:
         self._count = 0
         self._content_seen = False
         self.external_parents = False
+        self._plain = plain
 
-    def entities(self) -> Iterator[Entity]:
+    def entities(self) -> Iterator[Any]:
         with open_xml(self._source, source_name=self._source_name, progress=self._progress) as xml:
             self._name = self._parser.source = xml.name
             self._check_payload(xml)
@@ -283,6 +340,7 @@ class _Reader:
                 if self._index.spilled:
                     _log.debug("%s: entityID index spilled to a temporary SQLite file", self._name)
                 self._index.close()
+                self._parser.close()  # its caches go now, whatever keeps this generator alive
 
     # -- document structure -----------------------------------------------------------------------
 
@@ -308,7 +366,7 @@ class _Reader:
             source=self._name,
         )
 
-    def _events(self, xml: XmlInput) -> Iterator[Entity]:
+    def _events(self, xml: XmlInput) -> Iterator[Any]:
         events = etree.iterparse(
             _PruningInput(xml, self._prune),
             events=("start", "end"),
@@ -449,7 +507,7 @@ class _Reader:
 
     # -- entities ---------------------------------------------------------------------------------
 
-    def _entity(self, element: etree._Element, tag: str) -> Iterator[Entity]:
+    def _entity(self, element: etree._Element, tag: str) -> Iterator[Any]:
         self._parser.begin(element, self._entity_path, self._count)
         share = self._share
         owned = share is None or self._count % share[1] == share[0]
@@ -469,7 +527,7 @@ class _Reader:
         else:
             self._device_keys(element)
 
-    def _organization(self, element: etree._Element, owned: bool) -> Iterator[Entity]:
+    def _organization(self, element: etree._Element, owned: bool) -> Iterator[Any]:
         part = self._parser.organization(element) if owned else self._parser.organization_links(element)
         legal_entity_id = (
             None if part.parent is None else self._emitted_parent(NodeKind.ORGANIZATION, part.parent[0])
@@ -482,11 +540,11 @@ class _Reader:
             raise self._duplicate(conflict, "organization", part.business_id, element)
         if part.parent is None:
             if owned:
-                yield self._build(LegalEntity, part.fields, element)
+                yield self._make(LegalEntity, part.fields, element)
         elif legal_entity_id is not None:
             if owned:
                 fields = {**part.fields, "legal_entity_id": legal_entity_id}
-                yield self._build(Establishment, fields, element)
+                yield self._make(Establishment, fields, element)
         else:
             where = self._parser.where(part.parent[1], "entityID")
             item = (part.entity_id, part.fields, owned)
@@ -499,7 +557,7 @@ class _Reader:
         if not self._index.add_service(entity_id, payload, element.sourceline):
             raise self._parser.error(f"duplicate service entityID {entity_id!r}", element, "entityID")
 
-    def _facility(self, element: etree._Element) -> Iterator[Entity]:
+    def _facility(self, element: etree._Element) -> Iterator[Any]:
         part = self._parser.facility(element)
         unit_id = part.business_id
         fields = part.fields
@@ -515,16 +573,15 @@ class _Reader:
         self._link_equipment(part)
         if parent_unit_id is not None:
             fields["parent_unit_id"] = parent_unit_id
-        unit = self._build(Unit, fields, element)
         if part.parent is not None and parent_unit_id is None:
             where = self._parser.where(part.parent[1], "entityID")
-            self._index.defer(NodeKind.FACILITY, part.parent[0], (part.entity_id, unit, activities), where)
+            self._index.defer(NodeKind.FACILITY, part.parent[0], (part.entity_id, fields, activities), where)
             return
-        yield unit
+        yield self._make(Unit, fields, element)
         yield from activities
         yield from self._release(NodeKind.FACILITY, part.entity_id, unit_id)
 
-    def _facility_links(self, element: etree._Element) -> Iterator[Entity]:
+    def _facility_links(self, element: etree._Element) -> Iterator[Any]:
         """A facility another share builds: indexed, linked and waiting like one built here, so that
         this share's entities resolve and the same reference errors are found."""
         part = self._parser.facility_links(element)
@@ -556,8 +613,8 @@ class _Reader:
         assert establishment_id is not None
         return establishment_id
 
-    def _activities(self, part: FacilityPart) -> list[Activity]:
-        activities: list[Activity] = []
+    def _activities(self, part: FacilityPart) -> list[Any]:
+        activities: list[Any] = []
         service_of_code: dict[str, str] = {}
         for entity_id, ref in part.services:
             payload = self._index.service(entity_id)
@@ -572,7 +629,7 @@ class _Reader:
                     "entityID",
                 )
             if len(service_of_code) > len(activities):  # not the same service listed twice
-                activities.append(self._parser.activity(part.business_id, payload))
+                activities.append(self._make(Activity, self._parser.activity(part.business_id, payload), ref))
         return activities
 
     def _link_equipment(self, part: FacilityPart) -> None:
@@ -582,7 +639,7 @@ class _Reader:
                 linked.add(device_id)
                 self._index.link_device(device_id, part.business_id, self._parser.where(ref, "entityID"))
 
-    def _provider(self, element: etree._Element) -> Professional:
+    def _provider(self, element: etree._Element) -> Any:
         part = self._parser.provider(element)
         if not self._index.add_key(KeySpace.PROVIDER, part.business_id):
             raise self._parser.error(f"duplicate provider idNat_PS {part.business_id!r}", element)
@@ -591,7 +648,7 @@ class _Reader:
             self._resolve(NodeKind.ORGANIZATION, ref) for ref in part.organizations
         )
         fields["unit_ids"] = tuple(self._resolve(NodeKind.FACILITY, ref) for ref in part.facilities)
-        return self._build(Professional, fields, element)
+        return self._make(Professional, fields, element)
 
     def _provider_key(self, element: etree._Element) -> None:
         business_id = self._parser.provider_id(element)
@@ -608,18 +665,19 @@ class _Reader:
                     f"unit {unit_id!r} has two devices with equipment code {code!r}", element
                 )
 
-    def _device(self, part: DevicePart, element: etree._Element) -> Iterator[Entity]:
+    def _device(self, part: DevicePart, element: etree._Element) -> Iterator[Any]:
         if not self._index.add_key(KeySpace.DEVICE, part.entity_id):
             raise self._parser.error(f"duplicate device entityID {part.entity_id!r}", element, "entityID")
         unit_ids = self._index.take_device_links(part.entity_id)
         if not unit_ids:
             _log.debug("%s: device %s is linked to no unit: no equipment", self._name, part.entity_id)
+        code = part.code_value
         for unit_id in unit_ids:
-            if not self._index.add_key(KeySpace.EQUIPMENT, f"{unit_id}#{part.code.code}"):
+            if not self._index.add_key(KeySpace.EQUIPMENT, f"{unit_id}#{code}"):
                 raise self._parser.error(
-                    f"unit {unit_id!r} has two devices with equipment code {part.code.code!r}", element
+                    f"unit {unit_id!r} has two devices with equipment code {code!r}", element
                 )
-            yield part.equipment(unit_id)
+            yield self._make(Equipment, part.equipment(unit_id), element)
 
     # -- references -------------------------------------------------------------------------------
 
@@ -634,7 +692,7 @@ class _Reader:
             raise self._dangling(n.local_name(str(ref[1].tag)), ref[0], ref[1])
         return node[0]
 
-    def _release(self, kind: NodeKind, entity_id: str, business_id: str) -> Iterator[Entity]:
+    def _release(self, kind: NodeKind, entity_id: str, business_id: str) -> Iterator[Any]:
         """Emit, depth first, every entity that waited for ``entity_id`` (and what waited for them)."""
         stack = [(entity_id, business_id)]
         while stack:
@@ -648,19 +706,19 @@ class _Reader:
                     child_id = fields["id"]
                     if owned:
                         fields = {**fields, "legal_entity_id": parent_business_id}
-                        yield self._build(Establishment, fields, None)
+                        yield self._make(Establishment, fields, None)
                 else:
                     child_entity_id, unit, activities = item
                     if isinstance(unit, str):  # built by another share: only its business id is here
                         child_id = unit
                     else:
-                        child_id = unit.id
-                        yield unit.model_copy(update={"parent_unit_id": parent_business_id})
+                        child_id = unit["id"]
+                        yield self._make(Unit, {**unit, "parent_unit_id": parent_business_id}, None)
                         yield from activities
                 self._index.set_emitted(kind, child_entity_id)
                 stack.append((child_entity_id, child_id))
 
-    def _release_external_parents(self) -> Iterator[Entity]:
+    def _release_external_parents(self) -> Iterator[Any]:
         """Emit the units waiting for a ``parentFacility`` the document does not hold, marked external."""
         missing = dict.fromkeys(
             parent_id
@@ -703,7 +761,16 @@ class _Reader:
         kind = "idNat_Struct" if what == "organization" else "identifiantOI"
         return self._parser.error(f"duplicate {what} {kind} {business_id!r}", element)
 
-    def _build(self, model: type[_M], fields: dict[str, Any], element: etree._Element | None) -> _M:
+    def _make(self, model: type[BaseModel], fields: Values, element: etree._Element | None) -> Any:
+        """What the reader yields for an entity: its model, or its plain values (:func:`read_values`)."""
+        return self._values(model, fields, element) if self._plain else self._build(model, fields, element)
+
+    def _values(self, model: type[BaseModel], fields: Values, element: etree._Element | None) -> EntityValues:
+        complete = _TEMPLATES[model].copy()
+        complete.update(fields)
+        return _KIND_OF_MODEL[model], complete
+
+    def _build(self, model: type[_M], fields: Values, element: etree._Element | None) -> _M:
         try:
             return _VALIDATORS[model](fields)  # type: ignore[no-any-return]
         except ValidationError as exc:

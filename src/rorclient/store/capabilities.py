@@ -17,8 +17,10 @@ capability                who has it                               what rorclien
                           PostgreSQL                               process instead of several
 ========================  =======================================  ===================================
 
-The rows a :class:`StagesRows` bulk load takes are made by :func:`staged_row` (one tuple per entity,
-the same columns for both SQL stores); reader processes call it, the loading process passes the rows on.
+The rows a :class:`StagesRows` bulk load takes are tuples, one per entity, the same columns for both
+SQL stores: :func:`staged_row` makes one from a model, :func:`values_row` from the plain values the CSD
+reader yields (:func:`rorclient.csd.reader.read_values`), the same bytes without building the model.
+Reader processes make them, the loading process passes them on.
 
 A third-party store needs none of them; the conformance suite exercises each one a store declares.
 """
@@ -30,9 +32,9 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from rorclient.store._sql.rows import staged_row
+from rorclient.store._sql.rows import staged_row, values_row
 
-__all__ = ["LocalDatabase", "LocksWriters", "StagesRows", "staged_row"]
+__all__ = ["LocalDatabase", "LocksWriters", "StagesRows", "staged_row", "values_row"]
 
 
 @runtime_checkable

@@ -15,12 +15,12 @@ from pathlib import Path
 
 from rorclient import _parallel_load
 from rorclient._private_files import private_directory
-from rorclient.csd.reader import read_csd
+from rorclient.csd.reader import read_csd, read_values
 from rorclient.errors import DataError, RemoteError
 from rorclient.models import Entity
 from rorclient.sources.base import DownloadProgress, Snapshot, Source
 from rorclient.store.base import BulkLoad, ChangeKind, Store, SyncState
-from rorclient.store.capabilities import StagesRows
+from rorclient.store.capabilities import StagesRows, values_row
 from rorclient.sync._plan import Interrupted, StopFlag, to_frame
 
 __all__ = ["LoadOutcome", "load_snapshot", "take_snapshot"]
@@ -137,6 +137,10 @@ def _stage_file(bulk: BulkLoad, file: Path, wanted: int, zone: dt.tzinfo | None,
             file, bulk, processes, on_rows=tally.rows, moment=lambda updated: to_frame(updated, zone)
         )
         tally.merge(None if result.newest is None else to_frame(result.newest, zone))
+    elif isinstance(bulk, StagesRows):  # rorclient's SQL stores: rows made without building models
+        for kind, fields in read_values(file, progress=tally.bytes_read):
+            bulk.add_staged_rows((values_row(kind, fields),))
+            _count_entity(fields["record"]["updated"], zone, tally)
     else:
         for entity in read_csd(file, progress=tally.bytes_read):
             _stage_entity(bulk, entity, zone, tally)
@@ -145,8 +149,12 @@ def _stage_file(bulk: BulkLoad, file: Path, wanted: int, zone: dt.tzinfo | None,
 
 def _stage_entity(bulk: BulkLoad, entity: Entity, zone: dt.tzinfo | None, tally: _Tally) -> None:
     bulk.add(entity)
+    _count_entity(entity.record.updated, zone, tally)
+
+
+def _count_entity(updated: dt.datetime, zone: dt.tzinfo | None, tally: _Tally) -> None:
     tally.entities += 1
-    tally.merge(to_frame(entity.record.updated, zone))
+    tally.merge(to_frame(updated, zone))
     if tally.entities % _STOP_CHECK_EVERY == 0:
         tally.check_stop()
         tally.report()

@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from typing import Any, ClassVar
 
+import orjson
 from pydantic import ValidationError
 
 from rorclient.errors import StoreError
-from rorclient.geography import region_of
-from rorclient.models import ENTITY_ADAPTER, Entity, EntityKind
+from rorclient.geography import region_of, region_of_id
+from rorclient.models import CLOSED_LOCATION_STATUSES, ENTITY_ADAPTER, Entity, EntityKind
 from rorclient.store.base import KIND_ORDER, StoredEntity, constructed_stored_entity, name_key
 
 _VALUE_OF_KIND = {kind: kind.value for kind in EntityKind}  # a dict lookup beats Enum.value
@@ -121,6 +123,107 @@ def staged_row(entity: Entity) -> tuple[Any, ...]:
         hashlib.sha256(raw).hexdigest()[:32],
         data,
     )
+
+
+_ORGANIZATION_KINDS = (EntityKind.LEGAL_ENTITY, EntityKind.ESTABLISHMENT)
+_CODED_KINDS = (EntityKind.ACTIVITY, EntityKind.EQUIPMENT)
+_JSON_OPTIONS = orjson.OPT_UTC_Z  # pydantic writes UTC as "Z"
+
+
+def _decimal_json(value: object) -> str:
+    if type(value) is Decimal:
+        return str(value)  # as pydantic writes a Decimal
+    raise TypeError(f"{type(value).__name__} is not a value the reader builds")
+
+
+def values_row(kind: EntityKind, fields: Mapping[str, Any]) -> tuple[Any, ...]:
+    """:func:`staged_row` of the entity whose plain values :func:`rorclient.csd.reader.read_values`
+    yields, without building the model: the same columns and the same bytes (the JSON is what pydantic
+    writes for the model: keys in field order, UTC as ``Z``, a ``Decimal`` as its string; so the content
+    hash is the one every other write path computes). A value JSON cannot hold as pydantic does (an
+    integer beyond 64 bits) takes the model's path."""
+    try:
+        raw = orjson.dumps(fields, default=_decimal_json, option=_JSON_OPTIONS)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return staged_row(ENTITY_ADAPTER.validate_python(fields))
+    establishment: str | None = None
+    unit_ref: str | None = None
+    code: str | None = None
+    closed = False
+    if kind is EntityKind.UNIT:
+        id_ = fields["id"]
+        establishment = fields["establishment_id"]
+        parent = fields["parent_unit_id"] or establishment
+        region = region_of_id(kind, id_)
+        name = fields["name"]
+        closed = fields["final_closing_date"] is not None or _closed_location(fields["location"])
+    elif kind in _CODED_KINDS:
+        coded = fields["code"]
+        code = coded["code"]
+        parent = unit_ref = fields["unit_id"]
+        id_ = f"{parent}#{code}"
+        region = region_of_id(kind, id_)
+        name = coded["display"] or code
+    elif kind in _ORGANIZATION_KINDS:
+        id_ = fields["id"]
+        if kind is EntityKind.ESTABLISHMENT:
+            establishment = id_
+            parent = fields["legal_entity_id"]
+        else:
+            parent = None
+        region = region_of_id(kind, id_)
+        name = fields["name"]
+        closed = fields["closing_date"] is not None or _closed_location(fields["location"])
+    else:  # a professional
+        id_ = fields["id"]
+        establishments = fields["establishment_ids"]
+        units = fields["unit_ids"]
+        if establishments:
+            establishment = establishments[0]
+        elif units:
+            unit_ref = units[0]
+        parent = units[0] if units else establishment
+        region = region_of_id(EntityKind.UNIT, units[0]) if units else None
+        person = fields["person"]
+        parts = [part for part in (person["forename"], person["surname"]) if part]
+        name = " ".join(parts) if parts else " ".join(person["common_names"])
+    return (
+        _VALUE_OF_KIND[kind],
+        id_,
+        KIND_ORDER[kind],
+        parent,
+        establishment,
+        unit_ref,
+        region,
+        name,
+        _name_key(name),
+        code,
+        fields["record"]["updated"].isoformat(),
+        int(closed),
+        hashlib.sha256(raw).hexdigest()[:32],
+        raw.decode(),
+    )
+
+
+_NAME_KEYS: dict[str, str] = {}
+_NAME_KEYS_LIMIT = 4_096
+
+
+def _name_key(name: str) -> str:
+    """:func:`name_key`, remembered: names repeat (activity and equipment labels above all)."""
+    key = _NAME_KEYS.get(name)
+    if key is None:
+        if len(_NAME_KEYS) >= _NAME_KEYS_LIMIT:
+            _NAME_KEYS.clear()
+        key = _NAME_KEYS[name] = name_key(name)
+    return key
+
+
+def _closed_location(location: Mapping[str, Any] | None) -> bool:
+    if location is None:
+        return False
+    status = location["status"]
+    return status is not None and status["code"] in CLOSED_LOCATION_STATUSES
 
 
 def moment_of(value: dt.datetime | str | None) -> dt.datetime | None:
