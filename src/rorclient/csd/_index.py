@@ -30,7 +30,9 @@ __all__ = ["DEFAULT_SPILL_THRESHOLD", "Conflict", "EntityIndex", "KeySpace", "No
 
 #: Number of entries kept in dictionaries before the index spills to disk (~40 MB of dictionaries).
 DEFAULT_SPILL_THRESHOLD = 100_000
-_CACHE_KIB = 16 * 1024
+# The spilled index's page cache. Its lookups mostly hit the recent-nodes cache or the OS page cache, so
+# 4 MiB reads as fast as 16 MiB (measured) and keeps two readers of a national load 24 MB lighter.
+_CACHE_KIB = 4 * 1024
 _RECENT_NODES = 16_384
 
 
