@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from rorclient._sync_options import RetryOptions
 from rorclient.config._fhir import fhir_options
-from rorclient.config._settings import SourceSettings
+from rorclient.config._settings import SourceSettings, client_credentials
 from rorclient.errors import ConfigError
 from rorclient.sources import CsdWebServiceSource, FhirSource, FileSource, Source
 from rorclient.sources.base import CertificateProbe
@@ -60,16 +60,8 @@ def ror_client(
     options = options.model_copy(
         update={key: value for key, value in from_settings.items() if key not in given}
     )
-    if credentials is None and source.client_cert is not None:
-        from rorclient.tls import Credentials
-
-        credentials = Credentials.load(
-            source.client_cert,
-            source.client_key,
-            password_env=source.password_env,
-            password_file=source.password_file,
-            ca_bundle=source.ca_bundle,
-        )
+    if credentials is None:
+        credentials = client_credentials(source)
     return RorClient(
         source.soap_url,
         extraction_url=source.extraction_url,

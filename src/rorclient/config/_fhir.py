@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr, ValidationError
 
-from rorclient.config._settings import SourceSettings
+from rorclient.config._settings import SourceSettings, client_credentials
 from rorclient.errors import ConfigError
 from rorclient.tls import Credentials
 
@@ -40,14 +40,8 @@ def fhir_options(
                 "(client_secret_env) is not set or empty"
             )
         secret = SecretStr(value)
-    if credentials is None and source.client_cert is not None:
-        credentials = Credentials.load(
-            source.client_cert,
-            source.client_key,
-            password_env=source.password_env,
-            password_file=source.password_file,
-            ca_bundle=source.ca_bundle,
-        )
+    if credentials is None:
+        credentials = client_credentials(source)
     fields: dict[str, Any] = {
         "base_url": source.base_url,
         "token_url": source.token_url,

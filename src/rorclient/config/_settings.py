@@ -19,6 +19,7 @@ from rorclient.store.registry import default_store_url
 if TYPE_CHECKING:
     from rorclient._sync_options import RetryOptions
     from rorclient.sources import Source
+    from rorclient.tls import Credentials
 
 __all__ = ["Settings", "SourceSettings", "StoreSettings", "default_config_path"]
 
@@ -223,3 +224,18 @@ def _describe(exc: ValidationError) -> str:
             message = "Extra inputs are not permitted: unknown key"
         parts.append(f"{location}: {message}" if location else message)
     return "; ".join(parts)
+
+
+def client_credentials(source: SourceSettings) -> Credentials | None:
+    """The client certificate a ``[[sources]]`` entry names (``client_cert``), loaded; None without one."""
+    if source.client_cert is None:
+        return None
+    from rorclient.tls import Credentials
+
+    return Credentials.load(
+        source.client_cert,
+        source.client_key,
+        password_env=source.password_env,
+        password_file=source.password_file,
+        ca_bundle=source.ca_bundle,
+    )
